@@ -1,0 +1,85 @@
+"""`scratchlm <stage>` / `python -m scratchlm <stage>`: one subcommand per pipeline stage, plus
+`check`, `preset` and `sync`. Each stage validates params.yaml before any work; a user-facing
+failure prints one line and exits 1."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .errors import ScratchError
+
+# subcommand (= module) -> (help, option -> the params keys whose names it must match)
+STAGES = {
+    "data": ("Get a dataset into data/raw/<name>", {"dataset": ("data", "datasets")}),
+    "tokenizer": ("Train the tokenizer into models/tokenizer", {}),
+    "tokenize": ("Tokenize a task's dataset into data/tokenized/<task>", {"task": ("tasks",)}),
+    "pack": ("Cut the pretraining corpus into LM blocks in data/blocks/<corpus>", {}),
+    "pretrain": ("Pretrain a language model into models/pretrain/<model>", {"model": ("pretrain", "models")}),
+    "finetune": ("Fine-tune <model> on <task> with <method>",
+                 {"task": ("tasks",), "model": ("pretrain", "models"), "method": ("finetune", "methods")}),
+    "evaluate": ("Score a fine-tuned run on the test split",
+                 {"task": ("tasks",), "model": ("pretrain", "models"), "method": ("finetune", "methods")}),
+    "report": ("Write results/report.md", {}),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, options) in STAGES.items():
+        p = sub.add_parser(name, help=help_text)
+        for option in options:
+            p.add_argument(f"--{option}", required=True)
+    sub.add_parser("check", help="Validate params.yaml and exit")
+    p = sub.add_parser("preset", help="Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)")
+    p.add_argument("name")
+    sub.add_parser("sync", help="After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock")
+    return parser
+
+
+def _check_names(params: dict, options: dict, args: argparse.Namespace) -> dict:
+    chosen = {}
+    for option, keys in options.items():
+        value, declared = getattr(args, option), params
+        for key in keys:
+            declared = declared[key]
+        if value not in declared:
+            raise ScratchError(f"{args.params}: {'.'.join(keys)} has no {value!r} (declared: {', '.join(declared)})")
+        chosen[option] = value
+    return chosen
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "preset":
+        from .presets import apply
+        return apply(args.name, args.params)
+    if args.command == "sync":
+        from .workflow import sync
+        return sync()
+    from . import params as params_mod
+
+    params = params_mod.load(args.params)
+    if args.command == "check":
+        print(f"{args.params}: valid")
+        return
+    chosen = _check_names(params, STAGES[args.command][1], args)
+    importlib.import_module(f".{args.command}", __package__).run(params, **chosen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        run(argv)
+    except ScratchError as e:
+        print(f"scratchlm: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("scratchlm: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,40 @@
+"""Stage `pack`: tokenize the pretraining corpus and cut it into language-modelling blocks
+(data/blocks/<corpus>): every text closed by [SEP], all concatenated, cut into `block_size`
+tokens; the ragged tail is dropped. Texts run across block boundaries, as in run_clm.py."""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+
+from .io import atomic_path
+
+
+def blocks_dir(corpus: str) -> Path:
+    return Path("data/blocks") / corpus
+
+
+def _blocks(tok, block_size: int):
+    def fn(batch):
+        ids = list(chain.from_iterable(tok(batch["text"])["input_ids"]))
+        n = len(ids) // block_size * block_size
+        return {"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]}
+    return fn
+
+
+def pack(dd, tok, block_size: int):
+    return dd.map(_blocks(tok, block_size), batched=True, batch_size=1000,
+                  remove_columns=dd["train"].column_names, desc="pack")
+
+
+def run(params: dict) -> None:
+    from datasets import load_from_disk
+
+    from .data import raw_dir
+    from .tokenizer import load
+
+    corpus = params["pretrain"]["corpus"]
+    out = pack(load_from_disk(str(raw_dir(corpus))), load(), params["pack"]["block_size"])
+    with atomic_path(blocks_dir(corpus), is_dir=True) as tmp:
+        out.save_to_disk(str(tmp))
+    print(f"pack: {corpus}: " + ", ".join(f"{s} {len(out[s])} blocks" for s in out))

@@ -1,0 +1,140 @@
+"""params.yaml: load, validate against the JSON Schema (defaults filled), cross-check names.
+
+Every stage calls `load()` before any work, so a bad value stops at once with one line
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ScratchError
+
+PARAMS_FILE = Path("params.yaml")
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `3e-4` as a float (YAML 1.2 does; PyYAML's 1.1 resolver does not)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_Loader)
+    except FileNotFoundError:
+        raise ScratchError(f"{path}: file not found; run from the repository root") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ScratchError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+
+
+def _with_defaults(validator_class):
+    """Fill `default` values of properties while validating (the jsonschema FAQ recipe)."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _schema() -> dict:
+    return read_yaml(SCHEMA_FILE)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError, source: str) -> str:
+    key = _key(error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1]
+        return f"{source}: {_key([*error.absolute_path, missing])} is missing (required)"
+    if kind == "additionalProperties":
+        allowed = ", ".join(error.schema.get("properties", {})) or "none"
+        return f"{source}: {key}: {error.message} (allowed keys: {allowed})"
+    if kind == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{source}: {key} = {error.instance!r} is not allowed (allowed: {allowed})"
+    if kind == "pattern" or (kind == "$ref" and "pattern" in str(error.message)):
+        return f"{source}: {key} = {error.instance!r} must match {error.validator_value} (lower-case identifier)"
+    return f"{source}: {key} = {json.dumps(error.instance)}: {error.message}"
+
+
+def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
+    """Validate a params dict in place, filling defaults; raise ScratchError with one line."""
+    if not isinstance(params, dict):
+        raise ScratchError(f"{source}: must be a mapping of sections (data, tokenizer, ...)")
+    validator = _DefaultingValidator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        raise ScratchError(_describe(error, source))
+    _check_references(params, source)
+    return params
+
+
+# which synthetic generator makes data of the shape a task type needs
+TASK_GENERATOR = {"sequence-classification": "sentiment"}
+
+
+def _check_references(p: dict, source: str) -> None:
+    datasets = p["data"]["datasets"]
+
+    def need(key: str, name: str, generator: str | None = None) -> None:
+        if name not in datasets:
+            raise ScratchError(
+                f"{source}: {key} = {name!r} names no dataset (declared: {', '.join(datasets)})"
+            )
+        if generator and datasets[name]["generator"] != generator:
+            raise ScratchError(
+                f"{source}: {key} = {name!r} is a {datasets[name]['generator']} dataset; "
+                f"it must be a {generator} dataset"
+            )
+
+    need("tokenizer.corpus", p["tokenizer"]["corpus"])
+    need("pretrain.corpus", p["pretrain"]["corpus"], "corpus")
+    for task, spec in p["tasks"].items():
+        need(f"tasks.{task}.dataset", spec["dataset"], TASK_GENERATOR[spec["type"]])
+
+
+def load(path: Path | str = PARAMS_FILE) -> dict:
+    path = Path(path)
+    return validate(read_yaml(path), str(path))
+
+
+def digest(params: dict) -> str:
+    """A short stable hash of the validated params, shown in the report."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]

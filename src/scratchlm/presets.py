@@ -1,0 +1,51 @@
+"""`scratchlm preset NAME`: merge workflow/presets/NAME.yaml into params.yaml, keeping its comments.
+
+Presets edit params.yaml itself rather than being passed as a Snakemake `--configfile`, so
+Snakemake and DVC (dvc.lock, `dvc exp run`) see the same values. `git checkout params.yaml`
+returns to the committed default.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+
+from .errors import ScratchError
+from .io import write_text
+from .params import SCHEMA_FILE, read_yaml, validate
+
+PRESETS_DIR = SCHEMA_FILE.parents[1] / "presets"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def merge(target, overlay) -> None:
+    """Deep-merge `overlay` into `target` in place (mappings merge, everything else replaces)."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def apply(name: str, params_file: str = "params.yaml") -> None:
+    from ruamel.yaml import YAML
+
+    preset = PRESETS_DIR / f"{name}.yaml"
+    if not preset.exists():
+        raise ScratchError(f"preset {name!r} not found in {PRESETS_DIR} (available: {', '.join(available())})")
+    overlay = read_yaml(preset) or {}
+    yaml = YAML()  # round-trip: comments and key order of params.yaml survive
+    path = Path(params_file)
+    doc = yaml.load(path.read_text(encoding="utf-8"))
+    merge(doc, overlay)
+    plain = read_yaml(path)
+    merge(plain, copy.deepcopy(overlay))
+    validate(plain, f"{params_file} with preset {name}")
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    write_text(path, buf.getvalue())
+    print(f"preset: merged {preset.name} into {params_file}")

@@ -1,0 +1,98 @@
+"""Stage `pretrain`: train one language model from scratch on the packed corpus blocks.
+
+Recurrent models learn causal LM on fixed blocks; the hidden state starts at zero in every block
+(no carry-over between blocks): blocks are shuffled for SGD, so the previous block in a batch is
+not the text's predecessor, and truncated BPTT with carried state would need ordered streams.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+from .io import atomic_path, write_json, write_text
+
+
+def model_dir(model: str) -> Path:
+    return Path("models/pretrain") / model
+
+
+def results_dir(model: str) -> Path:
+    return Path("results/pretrain") / model
+
+
+def unigram_perplexity(train_blocks, valid_blocks, vocab_size: int) -> float:
+    """Perplexity of an add-one unigram model: the floor a language model must clearly beat."""
+    counts = Counter(t for block in train_blocks for t in block)
+    total = sum(counts.values()) + vocab_size
+    tokens = [t for block in valid_blocks for t in block[1:]]
+    nll = -sum(math.log((counts[t] + 1) / total) for t in tokens) / max(1, len(tokens))
+    return math.exp(nll)
+
+
+def samples(model, tok, prompts: list[str], seed: int, max_new_tokens: int = 40) -> str:
+    """A few sampled continuations, to show in the report what the LM learned."""
+    import torch
+
+    torch.manual_seed(seed)
+    model.eval()
+    lines = []
+    for prompt in prompts:
+        ids = tok(prompt, return_tensors="pt")["input_ids"][:, :-1].to(model.device)  # drop the closing [SEP]
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=True, top_k=20,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id)
+        lines.append(f"- **{prompt}** → {tok.decode(out[0, ids.size(1):], skip_special_tokens=True)}")
+    return "\n".join(lines) + "\n"
+
+
+PROMPTS = ["I watched The", "Overall, it was", "The plot was", "Shares of"]
+
+
+def run(params: dict, model: str) -> None:
+    from datasets import load_from_disk
+    from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
+
+    from . import training
+    from .models import RecurrentForCausalLM, build_config
+    from .pack import blocks_dir
+    from .tokenizer import load
+
+    spec, cfg, seed = params["pretrain"]["models"][model], params["pretrain"]["training"], params["seed"]
+    device = training.pick_device(params["device"])
+    set_seed(seed)
+    tok = load()
+    blocks = load_from_disk(str(blocks_dir(params["pretrain"]["corpus"])))
+    lm = RecurrentForCausalLM(build_config(spec, tok))
+
+    run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": [spec, cfg, seed, params["pretrain"]["corpus"]],
+                                                             "data": blocks["train"]._fingerprint})
+    trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
+                      train_dataset=blocks["train"], eval_dataset=blocks["validation"],
+                      data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
+                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True))
+    start = time.perf_counter()
+    train_metrics = training.train(trainer, run_dir)
+    seconds = time.perf_counter() - start
+    val = trainer.evaluate()
+
+    block_size = len(blocks["train"][0]["input_ids"])
+    metrics = {
+        "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
+        "unigram_perplexity": round(unigram_perplexity(blocks["train"]["input_ids"],
+                                                       blocks["validation"]["input_ids"], len(tok)), 3),
+        "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
+        "tokens_per_second": round(train_metrics.get("train_samples_per_second", 0.0) * block_size, 1),
+        "device": device, **training.count_parameters(lm),
+    }
+    with atomic_path(model_dir(model), is_dir=True) as tmp:
+        trainer.save_model(str(tmp))
+        tok.save_pretrained(str(tmp))
+    out = results_dir(model)
+    with atomic_path(out / "plots", is_dir=True) as tmp:
+        training.copy_curves(run_dir / "live", tmp)
+    write_text(out / "samples.md", samples(lm, tok, PROMPTS, seed))
+    write_json(out / "metrics.json", metrics)
+    print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
+          f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")

@@ -1,0 +1,71 @@
+"""Stage `tokenize`: batched `datasets.map` of one task's dataset with the trained tokenizer into
+data/tokenized/<task>, by task type:
+
+- sequence-classification: input_ids truncated to `max_length`, and the labels (their ClassLabel
+  names kept); padding is left to the collator (dynamic, per batch), not done here.
+- token-classification: words split by `is_split_into_words`, the word's tag on its first
+  sub-token and -100 on the rest and on [CLS]/[SEP] (run_ner.py's alignment).
+
+Per task rather than per dataset: what to tokenize and how to align labels is the task's
+business, and two tasks may read one dataset differently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .io import atomic_path
+
+IGNORE = -100
+
+
+def tokenized_dir(task: str) -> Path:
+    return Path("data/tokenized") / task
+
+
+def _classification(tok, max_length: int):
+    def fn(batch):
+        enc = tok(batch["text"], truncation=True, max_length=max_length)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch["label"]}
+    return fn
+
+
+def align_labels(word_ids: list[int | None], word_tags: list[int]) -> list[int]:
+    """The word's tag on its first sub-token; -100 on continuation pieces and special tokens."""
+    labels, previous = [], None
+    for w in word_ids:
+        labels.append(IGNORE if w is None or w == previous else word_tags[w])
+        previous = w
+    return labels
+
+
+def _token_classification(tok, max_length: int):
+    def fn(batch):
+        enc = tok(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+        labels = [align_labels(enc.word_ids(i), tags) for i, tags in enumerate(batch["ner_tags"])]
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+    return fn
+
+
+def tokenize(dd, tok, task_type: str, max_length: int):
+    if task_type == "sequence-classification":
+        fn, label_feature = _classification(tok, max_length), dd["train"].features["label"]
+    else:
+        fn, label_feature = _token_classification(tok, max_length), None
+    out = dd.map(fn, batched=True, batch_size=1000, remove_columns=dd["train"].column_names,
+                 desc=f"tokenize ({task_type})")
+    return out.cast_column("labels", label_feature) if label_feature is not None else out
+
+
+def run(params: dict, task: str) -> None:
+    from datasets import load_from_disk
+
+    from .data import raw_dir
+    from .tokenizer import load
+
+    spec = params["tasks"][task]
+    out = tokenize(load_from_disk(str(raw_dir(spec["dataset"]))), load(), spec["type"],
+                   params["tokenize"]["max_length"])
+    with atomic_path(tokenized_dir(task), is_dir=True) as tmp:
+        out.save_to_disk(str(tmp))
+    print(f"tokenize: {task}: " + ", ".join(f"{s} {len(out[s])} rows" for s in out))

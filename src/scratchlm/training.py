@@ -1,0 +1,111 @@
+"""What pretraining and fine-tuning share: device choice, seeds, `TrainingArguments` from a
+`training` params section, checkpoints that survive a kill, and DVCLive curves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .errors import ScratchError
+
+CHECKPOINTS = Path("checkpoints")
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ScratchError("params.yaml: device = 'cuda' but no CUDA device is visible; set device: auto or cpu")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def _precision(device: str) -> dict:
+    import torch
+
+    if device != "cuda":
+        return {}
+    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+
+
+def checkpoint_dir(run: str, fingerprint: dict) -> Path:
+    """Trainer's checkpoint folder for a run; wiped when the run's inputs changed since it was written,
+    so `resume` only ever continues the same computation."""
+    path = CHECKPOINTS / run
+    stamp = path / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True)
+    if path.exists() and (not stamp.exists() or stamp.read_text() != text):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
+    return path
+
+
+def last_checkpoint(path: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(path)) if path.exists() else None
+
+
+def arguments(cfg: dict, output_dir: Path, seed: int, device: str, metric: str, greater_is_better: bool,
+              **overrides):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg["epochs"], max_steps=cfg["max_steps"],
+        per_device_train_batch_size=cfg["batch_size"], per_device_eval_batch_size=cfg["batch_size"],
+        learning_rate=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_steps=cfg["warmup_ratio"],
+        lr_scheduler_type=cfg["scheduler"], max_grad_norm=cfg["grad_clip"],
+        eval_strategy="steps", eval_steps=cfg["eval_steps"], save_strategy="steps", save_steps=cfg["eval_steps"],
+        logging_steps=max(1, cfg["eval_steps"] // 4), save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model=metric, greater_is_better=greater_is_better,
+        seed=seed, data_seed=seed, use_cpu=device == "cpu", report_to=[], dataloader_num_workers=0,
+        **_precision(device), **overrides)
+
+
+def callbacks(cfg: dict, live_dir: Path, resume: bool) -> list:
+    from dvclive import Live
+    from transformers import EarlyStoppingCallback
+    from transformers.integrations import DVCLiveCallback
+
+    # dvcyaml/save_dvc_exp off: the curves are declared in our dvc.yaml, and DVC runs the experiments
+    live = Live(dir=str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
+    found = [DVCLiveCallback(live=live)]
+    if cfg["early_stopping_patience"] > 0:
+        found.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
+    return found
+
+
+def train(trainer, run_dir: Path) -> dict:
+    """Train, resuming from the newest checkpoint of an interrupted run of the same inputs."""
+    resume = last_checkpoint(run_dir)
+    if resume:
+        print(f"resuming from {resume}")
+    result = trainer.train(resume_from_checkpoint=resume)
+    return result.metrics
+
+
+# DVCLive logs every number Trainer reports; these are the curves worth plotting
+CURVES = ("loss", "learning_rate", "grad_norm", "eval/*")
+NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second")
+
+
+def copy_curves(live_dir: Path, dest: Path) -> None:
+    """The DVCLive step-wise curves (plots/metrics/**.tsv) go into `dest`, a DVC plots output."""
+    src = live_dir / "plots" / "metrics"
+    for pattern in CURVES:
+        for tsv in src.glob(f"{pattern}.tsv"):
+            if tsv.stem not in NOT_CURVES:
+                target = dest / tsv.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tsv, target)
+
+
+def count_parameters(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters": total, "trainable_parameters": trainable,
+            "trainable_fraction": round(trainable / total, 6) if total else 0.0}

@@ -1,0 +1,86 @@
+"""Shared fixtures: the repository, the tiny params, and a throw-away copy of the repository."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def default_params() -> dict:
+    from scratchlm import params
+
+    return params.load(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> dict:
+    """params.yaml with the tiny preset merged in, validated (defaults filled)."""
+    from scratchlm import params, presets
+
+    raw = params.read_yaml(ROOT / "params.yaml")
+    presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / "tiny.yaml"))
+    return params.validate(raw)
+
+
+@pytest.fixture
+def params_copy(tiny_params) -> dict:
+    return copy.deepcopy(tiny_params)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Stages read and write paths relative to the working directory: run them in a temp one."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def copy_repo(dest: Path) -> Path:
+    """The files git would commit (tracked and untracked-but-not-ignored), as a fresh git repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    run(["git", "init", "-q"], dest)
+    git_commit(dest, "copy of the repository")
+    return dest
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("GIT_AUTHOR_NAME", "scratchlm tests")
+    e.setdefault("GIT_AUTHOR_EMAIL", "tests@scratchlm.invalid")
+    e.setdefault("GIT_COMMITTER_NAME", "scratchlm tests")
+    e.setdefault("GIT_COMMITTER_EMAIL", "tests@scratchlm.invalid")
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def git_commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "--allow-empty", "-m", message], repo)
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    return copy_repo(tmp_path / "repo")

@@ -1,0 +1,67 @@
+"""Snakefile and dvc.yaml declare the same stages, commands, outputs and dependencies, so the
+two front ends cannot drift apart."""
+
+import re
+
+import pytest
+
+from conftest import run
+from scratchlm.workflow import dvc_stage
+
+
+def snakemake_jobs(repo) -> dict:
+    """command -> (DVC stage name, outputs, inputs), from the job blocks of a forced dry run."""
+    text = run(["snakemake", "--dry-run", "--forceall", "--printshellcmds"], repo).stdout
+    jobs: dict = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
+        shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
+        if rule == "all" or not shell:
+            continue
+        cmd = re.sub(r"^OMP_NUM_THREADS=\S+ ", "", shell.group(1).strip())
+        cmd = re.sub(r" > \S+ 2>&1$", "", cmd)
+        wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
+        jobs[cmd] = (dvc_stage(rule, wildcards), set(fields["output"].split(", ")),
+                     set(fields.get("input", "").split(", ")) - {""})
+    return jobs
+
+
+def dvc_stages(repo) -> dict:
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return {s.cmd: (s.name, {o.def_path for o in s.outs},
+                        {d.def_path for d in s.deps if not isinstance(d, ParamsDependency)})
+                for s in r.index.stages}
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    from conftest import copy_repo
+
+    repo = copy_repo(tmp_path_factory.mktemp("frontends"))
+    return snakemake_jobs(repo), dvc_stages(repo)
+
+
+def test_same_stage_names_and_commands(both):
+    sm, dvc = both
+    assert {c: v[0] for c, v in sm.items()} == {c: v[0] for c, v in dvc.items()}
+
+
+def test_same_outputs(both):
+    sm, dvc = both
+    for cmd, (name, outs, _) in sm.items():
+        assert outs == dvc[cmd][1], name
+
+
+def test_same_dependencies(both):
+    """Snakemake lists files where DVC may list the folder that holds them (report's inputs)."""
+    sm, dvc = both
+    for cmd, (name, _, ins) in sm.items():
+        deps = dvc[cmd][2]
+        covered = {i for i in ins if any(i == d or i.startswith(d.rstrip("/") + "/") for d in deps)}
+        assert covered == ins, f"{name}: Snakemake inputs missing from dvc.yaml deps: {ins - covered}"
+        used = {d for d in deps if any(i == d or i.startswith(d.rstrip("/") + "/") for i in ins)}
+        assert used == deps, f"{name}: dvc.yaml deps missing from Snakemake inputs: {deps - used}"

@@ -1,0 +1,76 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from scratchlm import params
+from scratchlm.errors import ScratchError
+
+
+def test_default_params_are_valid_and_complete(default_params):
+    assert default_params["finetune"]["methods"] == ["full", "scratch"]
+    assert default_params["pretrain"]["models"]["gru"]["cell"] == "gru"
+
+
+def test_defaults_are_filled(tiny_params):
+    raw = copy.deepcopy(tiny_params)
+    del raw["evaluate"]
+    del raw["pretrain"]["models"]["gru"]["num_layers"]
+    filled = params.validate(raw)
+    assert filled["evaluate"] == {"batch_size": 64}
+    assert filled["pretrain"]["models"]["gru"]["num_layers"] == 1
+
+
+def error_for(p: dict) -> str:
+    with pytest.raises(ScratchError) as e:
+        params.validate(p)
+    message = str(e.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda p: p["finetune"]["training"].__setitem__("lr", -1), ["finetune.training.lr", "-1", "minimum"]),
+    (lambda p: p.__setitem__("device", "tpu"), ["device", "'tpu'", "auto, cpu, cuda"]),
+    (lambda p: p["finetune"].__setitem__("methods", ["full", "lora"]), ["finetune.methods.1", "'lora'", "full, frozen, scratch"]),
+    (lambda p: p["finetune"]["training"].__setitem__("lrr", 1), ["finetune.training", "'lrr'", "allowed keys", "lr"]),
+    (lambda p: p.pop("tasks"), ["tasks is missing"]),
+    (lambda p: p["pretrain"]["models"].__setitem__("Big-GRU", {"arch": "recurrent"}), ["Big-GRU", "lower-case"]),
+    (lambda p: p["tasks"]["sentiment"].__setitem__("dataset", "imdb"), ["tasks.sentiment.dataset", "'imdb'", "declared"]),
+    (lambda p: p["pretrain"].__setitem__("corpus", "sentiment"), ["pretrain.corpus", "corpus dataset"]),
+    (lambda p: p["pretrain"]["training"].__setitem__("batch_size", "big"), ["pretrain.training.batch_size", "big"]),
+])
+def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
+    mutate(params_copy)
+    message = error_for(params_copy)
+    for part in expected:
+        assert part in message, message
+
+
+def test_exponent_floats_read_as_numbers(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("lr: 3e-4\nother: 1.5E+2\nname: e5\n")
+    assert params.read_yaml(f) == {"lr": 3e-4, "other": 150.0, "name": "e5"}
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("seed: 1\ndata: [unclosed\n")
+    with pytest.raises(ScratchError, match=r"params.yaml: line \d+ is not valid YAML"):
+        params.load(f)
+
+
+def test_cli_reports_bad_params_in_one_line_without_traceback(tmp_path):
+    bad = (ROOT / "params.yaml").read_text().replace("device: auto", "device: gpu")
+    (tmp_path / "params.yaml").write_text(bad)
+    proc = subprocess.run([sys.executable, "-m", "scratchlm", "check"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "device = 'gpu' is not allowed (allowed: auto, cpu, cuda)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_digest_is_stable(tiny_params):
+    assert params.digest(tiny_params) == params.digest(copy.deepcopy(tiny_params))

@@ -1,0 +1,73 @@
+import hashlib
+import subprocess
+import sys
+
+import pytest
+from datasets import ClassLabel
+
+from scratchlm import data, pack, tokenize, tokenizer
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_params):
+    return data.build("corpus", tiny_params["data"]["datasets"]["corpus"], 42)
+
+
+@pytest.fixture(scope="module")
+def tok(corpus):
+    return tokenizer.train(corpus["train"], 400, 2)
+
+
+def test_tokenizer_wraps_text_and_decodes_back(tok):
+    enc = tok("Overall, it was not at all good.")
+    assert enc["input_ids"][0] == tok.cls_token_id and enc["input_ids"][-1] == tok.sep_token_id
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "Overall, it was not at all good."
+
+
+def test_word_ids_map_subwords_to_words(tok):
+    words = ["Velquistaron", "joined", "Korvath", "Industries", "."]
+    enc = tok(words, is_split_into_words=True)
+    ids = enc.word_ids()
+    assert ids[0] is None and ids[-1] is None
+    assert [w for w in ids if w is not None] == sorted(w for w in ids if w is not None)
+    assert set(w for w in ids if w is not None) == set(range(len(words)))
+
+
+def test_align_labels_first_subtoken_only():
+    assert tokenize.align_labels([None, 0, 0, 1, 2, 2, 2, None], [3, 0, 5]) == [-100, 3, -100, 0, 5, -100, -100, -100]
+
+
+def test_classification_keeps_label_names_and_truncates(tok, tiny_params):
+    dd = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
+    out = tokenize.tokenize(dd, tok, "sequence-classification", max_length=32)
+    assert isinstance(out["train"].features["labels"], ClassLabel)
+    assert list(out["train"]["labels"]) == list(dd["train"]["label"])
+    assert max(len(x) for x in out["train"]["input_ids"]) == 32
+    assert set(out["train"].column_names) == {"input_ids", "attention_mask", "labels"}
+
+
+def test_pack_cuts_equal_blocks(tok, corpus):
+    blocks = pack.pack(corpus, tok, 16)
+    lengths = {len(b) for b in blocks["train"]["input_ids"]}
+    assert lengths == {16}
+    total = sum(len(x) for x in tok(list(corpus["train"]["text"]))["input_ids"])
+    assert len(blocks["train"]) == total // 16
+
+
+TRAIN_AND_HASH = """
+import hashlib, sys, tempfile
+from scratchlm import data, tokenizer
+from scratchlm.params import load
+corpus = data.build("corpus", {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10}, 5)
+tok = tokenizer.train(corpus["train"], 300, 2)
+d = tempfile.mkdtemp()
+tok.save_pretrained(d)
+print(hashlib.sha256(open(d + "/tokenizer.json", "rb").read()).hexdigest())
+"""
+
+
+def test_tokenizer_is_byte_identical_across_processes():
+    """Every later hash depends on the tokenizer: two processes must write the same file."""
+    hashes = {subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], capture_output=True, text=True,
+                             check=True).stdout.strip() for _ in range(2)}
+    assert len(hashes) == 1 and len(next(iter(hashes))) == 64

@@ -1,0 +1,63 @@
+# Shared set-up: validate params.yaml, refuse overrides, DVC bookkeeping after each run.
+import os
+import shutil
+import sys
+
+from snakemake.common.configfile import load_configfile
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # works without `pip install -e .` too
+from scratchlm import params as scratchlm_params
+from scratchlm.errors import ScratchError
+from scratchlm.workflow import dvc_stage, runs
+
+try:
+    P = scratchlm_params.load("params.yaml")
+except ScratchError as e:
+    raise WorkflowError(str(e))
+
+# Stage commands read params.yaml, and dvc.lock records params.yaml: an override given only to
+# Snakemake would produce outputs that neither describes, so it is refused.
+if config != load_configfile("params.yaml"):
+    raise WorkflowError(
+        "--config/--configfile overrides are refused: stage commands read params.yaml. "
+        "Edit params.yaml, apply a preset with `scratchlm preset NAME`, or try a value with "
+        "`dvc exp run -S key=value`."
+    )
+
+# Each job runs `python -m scratchlm` from the interpreter running Snakemake (the venv).
+shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+
+# Training rules claim one unit of the `gpu` resource when a GPU is configured, so
+# `--resources gpu=N` caps concurrent GPU jobs; on CPU they claim none.
+GPU = 1 if P["device"] == "cuda" or (P["device"] == "auto" and shutil.which("nvidia-smi")) else 0
+TRAIN_THREADS = 4  # capped by --cores; torch reads OMP_NUM_THREADS={threads}
+
+wildcard_constraints:
+    dataset=r"[a-z][a-z0-9_]*",
+    model=r"[a-z][a-z0-9_]*",
+    task=r"[a-z][a-z0-9_]*",
+    method=r"[a-z][a-z0-9_]*",
+
+
+SRC = "src/scratchlm/"
+COMMON_SRC = [SRC + "cli.py", SRC + "params.py", SRC + "io.py"]
+TRAIN_SRC = [SRC + "training.py", SRC + "models/__init__.py", SRC + "models/recurrent.py"]
+
+
+def dvc_commit(log):
+    """Record the outputs of exactly the jobs that ran in dvc.lock (without --no-relink DVC
+    would rewrite them, and the new mtimes would make Snakemake rerun)."""
+    if workflow.touch or workflow.dryrun:
+        return
+    stages = sorted({dvc_stage(j.rule.name, dict(j.wildcards)) for j in workflow.dag.finished_jobs
+                     if j.rule.name != "all"})
+    if stages:
+        shell(f"{sys.executable} -m dvc commit --force --no-relink --quiet " + " ".join(stages))
+
+
+onsuccess:
+    dvc_commit(log)
+
+
+onerror:
+    dvc_commit(log)

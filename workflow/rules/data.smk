@@ -1,0 +1,67 @@
+rule data:
+    input:
+        COMMON_SRC,
+        SRC + "data.py",
+        SRC + "synthetic.py",
+    output:
+        directory("data/raw/{dataset}"),
+        "results/data/{dataset}.json",
+    params:
+        seed=P["seed"],
+        spec=lambda w: P["data"]["datasets"][w.dataset],
+    log:
+        "logs/data/{dataset}.log",
+    threads: 1
+    shell:
+        "python -m scratchlm data --dataset {wildcards.dataset} > {log} 2>&1"
+
+
+rule tokenizer:
+    input:
+        COMMON_SRC,
+        SRC + "tokenizer.py",
+        "data/raw/" + P["tokenizer"]["corpus"],
+    output:
+        directory("models/tokenizer"),
+    params:
+        spec=P["tokenizer"],
+    log:
+        "logs/tokenizer.log",
+    threads: 1
+    shell:
+        "python -m scratchlm tokenizer > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        COMMON_SRC,
+        SRC + "tokenize.py",
+        lambda w: "data/raw/" + P["tasks"][w.task]["dataset"],
+        "models/tokenizer",
+    output:
+        directory("data/tokenized/{task}"),
+    params:
+        task=lambda w: P["tasks"][w.task],
+        spec=P["tokenize"],
+    log:
+        "logs/tokenize/{task}.log",
+    threads: 1
+    shell:
+        "python -m scratchlm tokenize --task {wildcards.task} > {log} 2>&1"
+
+
+rule pack:
+    input:
+        COMMON_SRC,
+        SRC + "pack.py",
+        "data/raw/" + P["pretrain"]["corpus"],
+        "models/tokenizer",
+    output:
+        directory("data/blocks/" + P["pretrain"]["corpus"]),
+    params:
+        spec=P["pack"],
+    log:
+        "logs/pack.log",
+    threads: 1
+    shell:
+        "python -m scratchlm pack > {log} 2>&1"

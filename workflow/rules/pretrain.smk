@@ -1,0 +1,24 @@
+rule pretrain:
+    input:
+        COMMON_SRC,
+        TRAIN_SRC,
+        SRC + "pretrain.py",
+        "models/tokenizer",
+        "data/blocks/" + P["pretrain"]["corpus"],
+    output:
+        directory("models/pretrain/{model}"),
+        "results/pretrain/{model}/metrics.json",
+        directory("results/pretrain/{model}/plots"),
+        "results/pretrain/{model}/samples.md",
+    params:
+        seed=P["seed"],
+        device=P["device"],
+        spec=lambda w: P["pretrain"]["models"][w.model],
+        training=P["pretrain"]["training"],
+    log:
+        "logs/pretrain/{model}.log",
+    threads: TRAIN_THREADS
+    resources:
+        gpu=GPU,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m scratchlm pretrain --model {wildcards.model} > {log} 2>&1"

@@ -1,0 +1,17 @@
+rule report:
+    input:
+        COMMON_SRC,
+        SRC + "report.py",
+        expand("results/data/{dataset}.json", dataset=P["data"]["datasets"]),
+        expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md"]),
+        [f"results/{kind}/{t}/{m}/{meth}.{ext}" for t, m, meth in runs(P)
+         for kind, ext in (("metrics", "json"), ("predictions", "jsonl"))],
+    output:
+        "results/report.md",
+    params:
+        report=P["report"],
+    log:
+        "logs/report.log",
+    threads: 1
+    shell:
+        "python -m scratchlm report > {log} 2>&1"
