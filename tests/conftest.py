@@ -55,6 +55,9 @@ def copy_repo(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     run(["git", "init", "-q"], dest)
+    # DVC experiments commit through their own git library, which reads the repo's config
+    run(["git", "config", "user.name", "scratchlm tests"], dest)
+    run(["git", "config", "user.email", "tests@scratchlm.invalid"], dest)
     git_commit(dest, "copy of the repository")
     return dest
 
@@ -62,10 +65,6 @@ def copy_repo(dest: Path) -> Path:
 def env() -> dict:
     e = dict(os.environ)
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
-    e.setdefault("GIT_AUTHOR_NAME", "scratchlm tests")
-    e.setdefault("GIT_AUTHOR_EMAIL", "tests@scratchlm.invalid")
-    e.setdefault("GIT_COMMITTER_NAME", "scratchlm tests")
-    e.setdefault("GIT_COMMITTER_EMAIL", "tests@scratchlm.invalid")
     return e
 
 

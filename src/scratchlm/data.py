@@ -44,11 +44,11 @@ def _rows(generator: str, spec: dict, seed: int, name: str, split: str):
     n, s = spec[split], _split_seed(seed, name, split)
     if generator == "sentiment":
         noise = spec["label_noise"] if split == "train" else 0.0  # evaluate against true labels
-        return list(synthetic.sentiment_examples(s, n, noise))
+        return list(synthetic.sentiment_examples(s, n, noise, spec["coherence"]))
     if generator == "ner":
         pools = synthetic.entity_pools(_split_seed(seed, name, "names"), max(50, spec["train"] // 4))
         return list(synthetic.ner_examples(s, n, pools, split))
-    return list(synthetic.corpus_examples(s, n))
+    return list(synthetic.corpus_examples(s, n, spec["coherence"]))
 
 
 def build(name: str, spec: dict, seed: int):

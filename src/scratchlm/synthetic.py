@@ -2,11 +2,15 @@
 counting words.
 
 Sentiment: the label is carried by one *verdict* clause ("Overall, it was not at all good.",
-"The plot was dull, but in the end it was gripping."), put anywhere in a review full of
-distractor clauses about aspects whose polarity is random. Negation flips the verdict's
-adjective and contrast hands the decision to the clause after *but*, so the verdict's words
-are as often positive as negative in either class: a bag of words sits near chance, a model
-that reads the sequence does not.
+"The plot was dull, but in the end it was gripping."), put anywhere in a review among clauses
+about aspects. Every phrase is negated half of the time, with the adjective of the opposite
+polarity, and contrast hands the decision to the clause after *but*: so each adjective is as
+often in a positive as in a negative review, a bag of words sits near chance, and a model that
+reads the sequence does not. Aspect clauses agree with the verdict with probability
+`coherence`, as the sentences of a real review mostly do: that is what gives a language model
+pretrained on unlabeled reviews a reason to track the sentiment of a text, the thing
+fine-tuning then builds on (with independent aspects the LM learns to forget polarity at
+every full stop, and pretraining hurts).
 
 NER: sentences from templates whose slots are PER/ORG/LOC/MISC names of one to four tokens,
 made from syllables. Validation/test names are drawn apart from training names, and a pool of
@@ -81,10 +85,11 @@ def _verdict(rng: random.Random, aspects: list[str], positive: bool) -> str:
     return verdict + "."
 
 
-def _distractor(rng: random.Random, aspects: list[str]) -> str:
+def _aspect_sentence(rng: random.Random, aspects: list[str], positive: bool, coherence: float) -> str:
     if rng.random() < 0.3:
         return rng.choice(FILLERS)
-    return _aspect_clause(rng, aspects, rng.random() < 0.5).capitalize() + "."
+    agrees = rng.random() < coherence
+    return _aspect_clause(rng, aspects, positive == agrees).capitalize() + "."
 
 
 def _review_length(rng: random.Random) -> int:
@@ -97,21 +102,21 @@ def _review_length(rng: random.Random) -> int:
     return rng.randint(10, 40)
 
 
-def sentiment_review(rng: random.Random, positive: bool) -> str:
+def sentiment_review(rng: random.Random, positive: bool, coherence: float = 0.75) -> str:
     film = rng.random() < 0.6
     aspects = FILM_ASPECTS if film else PRODUCT_ASPECTS
     subject = f"The {_word(rng)} {_word(rng)}" if film else f"The {_word(rng)} {rng.randint(2, 99)}"
     opening = f"I {'watched' if film else 'tried'} {subject}."
-    sentences = [_distractor(rng, aspects) for _ in range(_review_length(rng))]
+    sentences = [_aspect_sentence(rng, aspects, positive, coherence) for _ in range(_review_length(rng))]
     sentences.insert(rng.randint(0, len(sentences)), _verdict(rng, aspects, positive))
     return " ".join([opening, *sentences])
 
 
-def sentiment_examples(seed: int, n: int, label_noise: float = 0.0) -> Iterator[dict]:
+def sentiment_examples(seed: int, n: int, label_noise: float = 0.0, coherence: float = 0.75) -> Iterator[dict]:
     rng = random.Random(seed)
     for i in range(n):
-        label = i % 2  # exact balance; order shuffled below by the caller's split seed
-        text = sentiment_review(rng, bool(label))
+        label = i % 2  # exact balance; the caller shuffles
+        text = sentiment_review(rng, bool(label), coherence)
         if label_noise and rng.random() < label_noise:
             label = 1 - label
         yield {"text": text, "label": label}
@@ -209,13 +214,13 @@ def ner_examples(seed: int, n: int, pools: dict, split: str) -> Iterator[dict]:
 
 # ---------------------------------------------------------------- unlabeled corpus
 
-def corpus_examples(seed: int, n: int) -> Iterator[dict]:
+def corpus_examples(seed: int, n: int, coherence: float = 0.75) -> Iterator[dict]:
     """Unlabeled text from the same generators (like IMDB's unsup split): reviews and news lines."""
     rng = random.Random(seed)
     pools = entity_pools(seed + 1, 200)
     for _ in range(n):
         if rng.random() < 0.7:
-            text = sentiment_review(rng, rng.random() < 0.5)
+            text = sentiment_review(rng, rng.random() < 0.5, coherence)
         else:
             lines = [_fill(rng, rng.choice(NER_TEMPLATES), pools["train"], pools["ambiguous"]["forms"])[0]
                      for _ in range(rng.randint(1, 4))]

@@ -66,14 +66,37 @@ def arguments(cfg: dict, output_dir: Path, seed: int, device: str, metric: str, 
         **_precision(device), **overrides)
 
 
-def callbacks(cfg: dict, live_dir: Path, resume: bool) -> list:
+def _live_curves(live_dir: Path, resume: bool):
+    """Trainer's logs to DVCLive, one row per optimizer step. (transformers' DVCLiveCallback
+    counts log calls as steps, so train and eval rows of one step land at different x.)"""
     from dvclive import Live
-    from transformers import EarlyStoppingCallback
-    from transformers.integrations import DVCLiveCallback
+    from dvclive.utils import standardize_metric_name
+    from transformers import TrainerCallback
 
     # dvcyaml/save_dvc_exp off: the curves are declared in our dvc.yaml, and DVC runs the experiments
     live = Live(dir=str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
-    found = [DVCLiveCallback(live=live)]
+
+    class LiveCurves(TrainerCallback):
+        ended = False  # the final evaluate() of the restored best model is not a curve point
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and not self.ended:
+                live.step = state.global_step
+                for key, value in (logs or {}).items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.ended = True
+            live.end()
+
+    return LiveCurves()
+
+
+def callbacks(cfg: dict, live_dir: Path, resume: bool) -> list:
+    from transformers import EarlyStoppingCallback
+
+    found = [_live_curves(live_dir, resume)]
     if cfg["early_stopping_patience"] > 0:
         found.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
     return found

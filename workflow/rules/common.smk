@@ -39,9 +39,12 @@ wildcard_constraints:
     method=r"[a-z][a-z0-9_]*",
 
 
-SRC = "src/scratchlm/"
-COMMON_SRC = [SRC + "cli.py", SRC + "params.py", SRC + "io.py"]
-TRAIN_SRC = [SRC + "training.py", SRC + "models/__init__.py", SRC + "models/recurrent.py"]
+def src(*modules):
+    """The package's source files a rule depends on (each stage's own module, plus what it imports)."""
+    return [f"src/scratchlm/{m}" for m in ("cli.py", "params.py", "io.py", *modules)]
+
+
+TRAIN_SRC = ("training.py", "models/__init__.py", "models/recurrent.py")
 
 
 def dvc_commit(log):

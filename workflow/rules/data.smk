@@ -1,8 +1,6 @@
 rule data:
     input:
-        COMMON_SRC,
-        SRC + "data.py",
-        SRC + "synthetic.py",
+        src("data.py", "synthetic.py"),
     output:
         directory("data/raw/{dataset}"),
         "results/data/{dataset}.json",
@@ -18,9 +16,8 @@ rule data:
 
 rule tokenizer:
     input:
-        COMMON_SRC,
-        SRC + "tokenizer.py",
-        "data/raw/" + P["tokenizer"]["corpus"],
+        src("tokenizer.py"),
+        f"data/raw/{P['tokenizer']['corpus']}",
     output:
         directory("models/tokenizer"),
     params:
@@ -34,9 +31,8 @@ rule tokenizer:
 
 rule tokenize:
     input:
-        COMMON_SRC,
-        SRC + "tokenize.py",
-        lambda w: "data/raw/" + P["tasks"][w.task]["dataset"],
+        src("tokenize.py"),
+        lambda w: f"data/raw/{P['tasks'][w.task]['dataset']}",
         "models/tokenizer",
     output:
         directory("data/tokenized/{task}"),
@@ -52,12 +48,11 @@ rule tokenize:
 
 rule pack:
     input:
-        COMMON_SRC,
-        SRC + "pack.py",
-        "data/raw/" + P["pretrain"]["corpus"],
+        src("pack.py"),
+        f"data/raw/{P['pretrain']['corpus']}",
         "models/tokenizer",
     output:
-        directory("data/blocks/" + P["pretrain"]["corpus"]),
+        directory(f"data/blocks/{P['pretrain']['corpus']}"),
     params:
         spec=P["pack"],
     log:

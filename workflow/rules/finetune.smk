@@ -1,8 +1,6 @@
 rule finetune:
     input:
-        COMMON_SRC,
-        TRAIN_SRC,
-        SRC + "finetune.py",
+        src(*TRAIN_SRC, "finetune.py"),
         "models/tokenizer",
         "models/pretrain/{model}",
         "data/tokenized/{task}",
@@ -28,8 +26,7 @@ rule finetune:
 
 rule evaluate:
     input:
-        COMMON_SRC,
-        SRC + "evaluate.py",
+        src("evaluate.py"),
         "models/finetune/{task}/{model}/{method}",
         "results/finetune/{task}/{model}/{method}/metrics.json",
         "data/tokenized/{task}",

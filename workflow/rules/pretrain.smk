@@ -1,10 +1,8 @@
 rule pretrain:
     input:
-        COMMON_SRC,
-        TRAIN_SRC,
-        SRC + "pretrain.py",
+        src(*TRAIN_SRC, "pretrain.py"),
         "models/tokenizer",
-        "data/blocks/" + P["pretrain"]["corpus"],
+        f"data/blocks/{P['pretrain']['corpus']}",
     output:
         directory("models/pretrain/{model}"),
         "results/pretrain/{model}/metrics.json",

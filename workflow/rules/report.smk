@@ -1,7 +1,6 @@
 rule report:
     input:
-        COMMON_SRC,
-        SRC + "report.py",
+        src("report.py"),
         expand("results/data/{dataset}.json", dataset=P["data"]["datasets"]),
         expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md"]),
         [f"results/{kind}/{t}/{m}/{meth}.{ext}" for t, m, meth in runs(P)
