@@ -8,6 +8,7 @@ The model is selected on the validation split only; the test split is left to `e
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -102,10 +103,14 @@ def run(params: dict, task: str, model: str, method: str) -> None:
 
 
 def _model_stamp(path: Path) -> str:
-    """Identity of the pretrained weights a run starts from (size and mtime of the safetensors)."""
+    """Identity of the pretrained weights a run starts from (a content hash: a DVC checkout
+    changes mtimes, not content)."""
     f = path / "model.safetensors"
     if not f.exists():
         raise ScratchError(f"{f}: pretrained model missing; run the pretrain stage first "
                            f"(snakemake --cores all, or dvc repro)")
-    st = f.stat()
-    return f"{st.st_size}-{st.st_mtime_ns}"
+    digest = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

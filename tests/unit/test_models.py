@@ -43,6 +43,15 @@ def test_pooling_reads_only_real_tokens():
     assert pool(hidden, mask, "last").squeeze(-1).tolist() == [3.0, 4.0]
     assert pool(hidden, mask, "mean").squeeze(-1).tolist() == [2.0, 4.0]
     assert pool(hidden, mask, "max").squeeze(-1).tolist() == [3.0, 4.0]
+    assert pool(hidden, mask, "concat").tolist() == [[3.0, 3.0, 2.0], [4.0, 4.0, 4.0]]
+
+
+def test_concat_pooling_widens_the_classifier(config):
+    config.pooling = "concat"
+    model = RecurrentForSequenceClassification(config)
+    assert model.classifier.in_features == 3 * config.hidden_size
+    ids, mask = batch()
+    assert model(ids, mask).logits.shape == (2, 3)
 
 
 def test_lm_head_is_tied_to_embeddings(config):

@@ -1,4 +1,3 @@
-import hashlib
 import subprocess
 import sys
 
@@ -55,10 +54,10 @@ def test_pack_cuts_equal_blocks(tok, corpus):
 
 
 TRAIN_AND_HASH = """
-import hashlib, sys, tempfile
+import hashlib, tempfile
 from scratchlm import data, tokenizer
-from scratchlm.params import load
-corpus = data.build("corpus", {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10}, 5)
+spec = {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10, "coherence": 0.75}
+corpus = data.build("corpus", spec, 5)
 tok = tokenizer.train(corpus["train"], 300, 2)
 d = tempfile.mkdtemp()
 tok.save_pretrained(d)

@@ -16,7 +16,7 @@ from transformers.modeling_outputs import (BaseModelOutput, CausalLMOutput, Sequ
                                            TokenClassifierOutput)
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "concat")
 
 
 class RecurrentConfig(PretrainedConfig):
@@ -118,7 +118,11 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) -> torch.Tensor:
-    """Sequence vector from (B, T, H) states; padding is on the right."""
+    """Sequence vector from (B, T, H) states; padding is on the right. `concat` is ULMFiT's
+    [last; max; mean] (3H): max and mean give every position a direct gradient path, which a
+    pretrained recurrent state, tuned for next-token prediction, needs."""
+    if how == "concat":
+        return torch.cat([pool(hidden, attention_mask, h) for h in ("last", "max", "mean")], dim=-1)
     if attention_mask is None:
         attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -135,7 +139,8 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RecurrentModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        width = config.hidden_size * (3 if config.pooling == "concat" else 1)
+        self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
