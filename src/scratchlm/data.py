@@ -1,19 +1,31 @@
-"""Stage `data`: get one declared dataset into the on-disk form every later stage reads:
-a `datasets.DatasetDict` (train/validation/test) with typed features under data/raw/<name>,
-plus its statistics in results/data/<name>.json."""
+"""Stage `data`: get one declared dataset — synthetic, from the hub, or from the user's files —
+into the on-disk form every later stage reads: a `datasets.DatasetDict` (train/validation/test)
+under data/raw/<name> with canonical, typed columns by kind:
+
+- classification: `text` (string), `label` (ClassLabel)
+- ner:            `tokens` (Sequence(string)), `ner_tags` (Sequence(ClassLabel), strict IOB2)
+- corpus:         `text` (string)
+
+plus its statistics in results/data/<name>.json.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from . import synthetic
+from . import iob, synthetic
+from .errors import ScratchError
 from .io import atomic_path, write_json
+from .params import dataset_kind
 
 SPLITS = ("train", "validation", "test")
+EXTERNAL = Path("data/external")
 
 
 def raw_dir(name: str) -> Path:
@@ -29,38 +41,213 @@ def _split_seed(seed: int, name: str, split: str) -> int:
     return zlib.crc32(f"{seed}/{name}/{split}".encode())
 
 
-def _features(generator: str):
+def features(kind: str, label_names: list[str]):
     from datasets import ClassLabel, Features, Sequence, Value
 
-    if generator == "sentiment":
-        return Features({"text": Value("string"), "label": ClassLabel(names=synthetic.SENTIMENT_LABELS)})
-    if generator == "ner":
-        return Features({"tokens": Sequence(Value("string")),
-                         "ner_tags": Sequence(ClassLabel(names=synthetic.NER_TAGS))})
+    if kind == "classification":
+        return Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
+    if kind == "ner":
+        return Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=label_names))})
     return Features({"text": Value("string")})
 
 
-def _rows(generator: str, spec: dict, seed: int, name: str, split: str):
+# ---------------------------------------------------------------- synthetic
+
+def _synthetic_rows(spec: dict, seed: int, name: str, split: str) -> list[dict]:
     n, s = spec[split], _split_seed(seed, name, split)
-    if generator == "sentiment":
+    if spec["generator"] == "sentiment":
         noise = spec["label_noise"] if split == "train" else 0.0  # evaluate against true labels
         return list(synthetic.sentiment_examples(s, n, noise, spec["coherence"]))
-    if generator == "ner":
+    if spec["generator"] == "ner":
         pools = synthetic.entity_pools(_split_seed(seed, name, "names"), max(50, spec["train"] // 4))
         return list(synthetic.ner_examples(s, n, pools, split))
     return list(synthetic.corpus_examples(s, n, spec["coherence"]))
 
 
-def build(name: str, spec: dict, seed: int):
+def _synthetic(name: str, spec: dict, seed: int):
     from datasets import Dataset, DatasetDict
 
-    features = _features(spec["generator"])
+    kind = dataset_kind(spec)
+    names = {"classification": synthetic.SENTIMENT_LABELS, "ner": synthetic.NER_TAGS}.get(kind, [])
+    return DatasetDict({
+        split: Dataset.from_list(_synthetic_rows(spec, seed, name, split), features=features(kind, names))
+        .shuffle(seed=_split_seed(seed, name, split))
+        for split in SPLITS}), {}
+
+
+# ---------------------------------------------------------------- hub and local: canonical rows
+
+class _Canon:
+    """Turns source rows into canonical columns, checking each row and naming it on failure."""
+
+    def __init__(self, name: str, spec: dict, source_names: dict):
+        self.key, self.spec, self.kind = f"data.datasets.{name}", spec, dataset_kind(spec)
+        self.columns = spec["columns"]
+        self.source_names = source_names
+        self.repairs = self.skipped_empty = 0
+
+    def _get(self, row: dict, column: str, where: str):
+        if column not in row:
+            raise ScratchError(f"{where}: no column {column!r} (has: {', '.join(map(str, row))}); "
+                               f"map it in {self.key}.columns")
+        return row[column]
+
+    def rows(self, records: Iterable[tuple[str, dict]]) -> list[dict]:
+        out = []
+        for where, row in records:
+            if self.kind == "ner":
+                out.append(self._ner(row, where))
+                continue
+            text = self._get(row, self.columns["text"], where)
+            text = "" if text is None else str(text).strip()
+            if not text:
+                if self.kind == "corpus":  # blank lines are part of corpora like WikiText
+                    self.skipped_empty += 1
+                    continue
+                raise ScratchError(f"{where}: empty text in column {self.columns['text']!r}")
+            if self.kind == "corpus":
+                out.append({"text": text})
+            else:
+                out.append({"text": text, "label": (where, self._get(row, self.columns["label"], where))})
+        return out
+
+    def _ner(self, row: dict, where: str) -> dict:
+        tokens, tags = self._get(row, self.columns["tokens"], where), self._get(row, self.columns["tags"], where)
+        if not isinstance(tokens, list) or not isinstance(tags, list):
+            raise ScratchError(f"{where}: tokens and tags must be lists")
+        if len(tokens) != len(tags):
+            raise ScratchError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
+        if not tokens:
+            raise ScratchError(f"{where}: empty sentence")
+        names = self.source_names.get(self.columns["tags"])
+        tags = [names[t] if names and isinstance(t, int) else str(t) for t in tags]
+        bad = [t for t in tags if not iob.check(t)]
+        if bad:
+            raise ScratchError(f"{where}: tag {bad[0]!r} is not O, B-TYPE or I-TYPE")
+        tags, changed = iob.to_iob2(tags)
+        if self.spec["scheme"] == "iob2":
+            self.repairs += changed  # an IOB2 source should need none: count what was repaired
+        return {"tokens": [str(t) for t in tokens], "ner_tags": tags}
+
+    def label_names(self, splits: dict[str, list[dict]]) -> list[str]:
+        given = self.spec["label_names"]
+        if self.kind == "corpus":
+            return []
+        if self.kind == "ner":
+            seen = iob.ordered_names(t for rows in splits.values() for r in rows for t in r["ner_tags"])
+            source = self.source_names.get(self.columns["tags"])
+            names = given or (source if source and set(seen) <= set(source) else seen)
+            missing = sorted(set(seen) - set(names))
+            if missing:
+                raise ScratchError(f"{self.key}.label_names: tag {missing[0]!r} found in the data is not listed")
+            return list(names)
+        found = {str(r["label"][1]).strip() for rows in splits.values() for r in rows}
+        return given or self.source_names.get(self.columns["label"]) or sorted(found)
+
+    def encode_labels(self, rows: list[dict], names: list[str]) -> list[dict]:
+        """Label values -> class ids: a name from `names`, or an integer id into it."""
+        if self.kind != "classification":
+            return rows
+        index = {n: i for i, n in enumerate(names)}
+        source = self.source_names.get(self.columns["label"])
+        for row in rows:
+            where, value = row["label"]
+            if isinstance(value, int) and source:
+                if not 0 <= value < len(source):
+                    raise ScratchError(f"{where}: label {value} is not a class id (an unlabelled split? "
+                                       f"map {self.key}.splits to a labelled one)")
+                value = source[value]
+            text = str(value).strip()
+            if text in index:
+                row["label"] = index[text]
+            elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+                row["label"] = int(text)
+            else:
+                raise ScratchError(f"{where}: unknown label {text!r} (classes: {', '.join(names)}; "
+                                   f"set {self.key}.label_names)")
+        return rows
+
+
+def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
+    from .readers import detect_format, read
+
     splits = {}
     for split in SPLITS:
-        ds = Dataset.from_list(_rows(spec["generator"], spec, seed, name, split), features=features)
-        splits[split] = ds.shuffle(seed=_split_seed(seed, name, split) % 2**32)
-    return DatasetDict(splits)
+        path = spec["files"].get(split)
+        if path is None:
+            splits[split] = None
+            continue
+        records = read(Path(path), spec["format"], spec["quoting"], spec["tag_column"])
+        fmt = detect_format(Path(path)) if spec["format"] == "auto" else spec["format"]
+        if fmt == "conll":  # CoNLL columns have no names: give them the ones `columns` expects
+            cols = spec["columns"]
+            records = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"]}) for w, r in records)
+        splits[split] = records
+    return splits, {}
 
+
+def _carve(dd: dict, spec: dict, seed: int) -> dict:
+    """Missing validation/test splits come out of train (fractions of the whole train split), by a
+    seeded shuffle: the same rows every time."""
+    missing = [split for split in ("validation", "test") if dd.get(split) is None]
+    if not missing:
+        return dd
+    train = dd["train"].shuffle(seed=seed)
+    start = 0
+    for split in missing:
+        n = max(1, round(spec[f"{split}_fraction"] * len(train)))
+        dd[split] = train.select(range(start, start + n))
+        start += n
+    dd["train"] = train.select(range(start, len(train)))
+    return dd
+
+
+def _read(name: str, spec: dict, seed: int):
+    from datasets import Dataset, DatasetDict
+
+    if spec["source"] == "hub":
+        from .hub import records
+        raw, source_names = records(name, spec)
+    else:
+        raw, source_names = _local_records(name, spec)
+    canon = _Canon(name, spec, source_names)
+    rows = {split: canon.rows(it) for split, it in raw.items() if it is not None}
+    names = canon.label_names(rows)
+    feats = features(canon.kind, names)
+    if canon.kind == "ner":
+        rows = {s: [{"tokens": r["tokens"], "ner_tags": [names.index(t) for t in r["ner_tags"]]} for r in rs]
+                for s, rs in rows.items()}
+    dd = {split: Dataset.from_list(canon.encode_labels(rs, names), features=feats) for split, rs in rows.items()}
+    for split, ds in dd.items():
+        if len(ds) == 0:
+            raise ScratchError(f"data.datasets.{name}: the {split} split is empty")
+    dd = _carve(dd, spec, seed)
+    for split, n in spec["sample"].items():
+        if len(dd[split]) > n:
+            dd[split] = dd[split].shuffle(seed=_split_seed(seed, name, split)).select(range(n))
+    info = {"iob_repairs": canon.repairs, "skipped_empty_texts": canon.skipped_empty}
+    if spec["source"] == "local":
+        info["files"] = {split: {"path": path, "sha256": _sha256(Path(path))}
+                         for split, path in spec["files"].items() if path}
+    else:
+        info["hub"] = {k: spec[k] for k in ("path", "name", "revision")}
+    return DatasetDict({split: dd[split] for split in SPLITS}), info
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build(name: str, spec: dict, seed: int):
+    """(DatasetDict, provenance info) for one dataset spec of params."""
+    return _synthetic(name, spec, seed) if spec["source"] == "synthetic" else _read(name, spec, seed)
+
+
+# ---------------------------------------------------------------- statistics
 
 def _lengths(ds) -> list[int]:
     if "tokens" in ds.column_names:
@@ -68,30 +255,22 @@ def _lengths(ds) -> list[int]:
     return [len(t.split()) for t in ds["text"]]
 
 
-def _entities(ds) -> Counter:
+def _entities(ds) -> list[tuple[str, str]]:
+    """(type, surface form) of every entity."""
     names = ds.features["ner_tags"].feature.names
-    counts: Counter = Counter()
-    for tags in ds["ner_tags"]:
-        counts.update(names[t][2:] for t in tags if names[t].startswith("B-"))
-    return counts
+    found = []
+    for tokens, tags in zip(ds["tokens"], ds["ner_tags"]):
+        found += [(kind, " ".join(tokens[a:b])) for kind, a, b in iob.spans([names[t] for t in tags])]
+    return found
 
 
 def _surface_forms(ds) -> set[str]:
-    if "tokens" in ds.column_names:
-        names = ds.features["ner_tags"].feature.names
-        forms = set()
-        for tokens, tags in zip(ds["tokens"], ds["ner_tags"]):
-            for i, t in enumerate(tags):
-                if names[t].startswith("B-"):
-                    j = i + 1
-                    while j < len(tags) and names[tags[j]].startswith("I-"):
-                        j += 1
-                    forms.add(" ".join(tokens[i:j]))
-        return forms
+    if "ner_tags" in ds.column_names:
+        return {form for _, form in _entities(ds)}
     return set(ds["text"])
 
 
-def statistics(dd) -> dict:
+def statistics(dd, info: dict | None = None) -> dict:
     out: dict = {"splits": {s: len(dd[s]) for s in dd}}
     for split, ds in dd.items():
         lengths = np.array(_lengths(ds)) if len(ds) else np.zeros(1)
@@ -101,18 +280,20 @@ def statistics(dd) -> dict:
             names = ds.features["label"].names
             entry["labels"] = {names[k]: v for k, v in sorted(Counter(ds["label"]).items())}
         if "ner_tags" in ds.column_names:
-            entry["entities"] = dict(sorted(_entities(ds).items()))
+            entry["entities"] = dict(sorted(Counter(kind for kind, _ in _entities(ds)).items()))
         out[split] = entry
     train, test = _surface_forms(dd["train"]), _surface_forms(dd["test"])
     # share of test texts (or, for NER, entity surface forms) also present in train
     out["test_overlap_with_train"] = round(len(train & test) / max(1, len(test)), 4)
-    return out
+    return {**out, **(info or {})}
 
 
 def run(params: dict, dataset: str) -> None:
-    spec = params["data"]["datasets"][dataset]
-    dd = build(dataset, spec, params["seed"])
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # saving a few MB is not long work; the bars only clutter the log
+    dd, info = build(dataset, params["data"]["datasets"][dataset], params["seed"])
     with atomic_path(raw_dir(dataset), is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
-    write_json(stats_file(dataset), statistics(dd))
+    write_json(stats_file(dataset), statistics(dd, info))
     print(f"data: {dataset}: " + ", ".join(f"{s} {len(dd[s])}" for s in dd))

@@ -52,21 +52,31 @@ def read_yaml(path: Path) -> Any:
         raise ScratchError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
 
 
-def _with_defaults(validator_class):
-    """Fill `default` values of properties while validating (the jsonschema FAQ recipe)."""
+def _resolve(root: dict, sub: dict) -> dict:
+    """Follow local `$ref`s ("#/$defs/...") until a schema that states its own default."""
+    while "default" not in sub and "$ref" in sub:
+        node = root
+        for part in sub["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        sub = node
+    return sub
+
+
+def _defaulting_validator(root: dict):
+    """A validator of `root` that fills `default` values of properties while validating (the
+    jsonschema FAQ recipe, plus following $ref to where a default is stated)."""
+    validator_class = jsonschema.Draft202012Validator
     validate_props = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for key, sub in properties.items():
+                sub = _resolve(root, sub)
                 if "default" in sub and key not in instance:
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_DefaultingValidator = _with_defaults(jsonschema.Draft202012Validator)
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})(root)
 
 
 def _schema() -> dict:
@@ -89,8 +99,8 @@ def _describe(error: jsonschema.ValidationError, source: str) -> str:
     if kind == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return f"{source}: {key} = {error.instance!r} is not allowed (allowed: {allowed})"
-    if kind == "pattern" or (kind == "$ref" and "pattern" in str(error.message)):
-        return f"{source}: {key} = {error.instance!r} must match {error.validator_value} (lower-case identifier)"
+    if kind == "pattern":
+        return f"{source}: {key} = {error.instance!r} must be {error.schema.get('description', 'like ' + error.validator_value)}"
     return f"{source}: {key} = {json.dumps(error.instance)}: {error.message}"
 
 
@@ -98,7 +108,7 @@ def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
     """Validate a params dict in place, filling defaults; raise ScratchError with one line."""
     if not isinstance(params, dict):
         raise ScratchError(f"{source}: must be a mapping of sections (data, tokenizer, ...)")
-    validator = _DefaultingValidator(_schema())
+    validator = _defaulting_validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
         raise ScratchError(_describe(error, source))
@@ -106,28 +116,31 @@ def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
     return params
 
 
-# which synthetic generator makes data of the shape a task type needs
-TASK_GENERATOR = {"sequence-classification": "sentiment"}
+SYNTHETIC_KIND = {"sentiment": "classification", "ner": "ner", "corpus": "corpus"}
+# the dataset kinds each consumer can read
+TASK_KINDS = {"sequence-classification": ("classification",)}
+TEXT_KINDS = ("corpus", "classification")
+
+
+def dataset_kind(spec: dict) -> str:
+    """classification | ner | corpus."""
+    return SYNTHETIC_KIND[spec["generator"]] if spec["source"] == "synthetic" else spec["kind"]
 
 
 def _check_references(p: dict, source: str) -> None:
     datasets = p["data"]["datasets"]
 
-    def need(key: str, name: str, generator: str | None = None) -> None:
+    def need(key: str, name: str, kinds: tuple[str, ...]) -> None:
         if name not in datasets:
-            raise ScratchError(
-                f"{source}: {key} = {name!r} names no dataset (declared: {', '.join(datasets)})"
-            )
-        if generator and datasets[name]["generator"] != generator:
-            raise ScratchError(
-                f"{source}: {key} = {name!r} is a {datasets[name]['generator']} dataset; "
-                f"it must be a {generator} dataset"
-            )
+            raise ScratchError(f"{source}: {key} = {name!r} names no dataset (declared: {', '.join(datasets)})")
+        kind = dataset_kind(datasets[name])
+        if kind not in kinds:
+            raise ScratchError(f"{source}: {key} = {name!r} is a {kind} dataset; it must be {' or '.join(kinds)}")
 
-    need("tokenizer.corpus", p["tokenizer"]["corpus"])
-    need("pretrain.corpus", p["pretrain"]["corpus"], "corpus")
+    need("tokenizer.corpus", p["tokenizer"]["corpus"], ("corpus", "classification", "ner"))
+    need("pretrain.corpus", p["pretrain"]["corpus"], TEXT_KINDS)
     for task, spec in p["tasks"].items():
-        need(f"tasks.{task}.dataset", spec["dataset"], TASK_GENERATOR[spec["type"]])
+        need(f"tasks.{task}.dataset", spec["dataset"], TASK_KINDS[spec["type"]])
 
 
 def load(path: Path | str = PARAMS_FILE) -> dict:

@@ -39,7 +39,7 @@ def error_for(p: dict) -> str:
     (lambda p: p.pop("tasks"), ["tasks is missing"]),
     (lambda p: p["pretrain"]["models"].__setitem__("Big-GRU", {"arch": "recurrent"}), ["Big-GRU", "lower-case"]),
     (lambda p: p["tasks"]["sentiment"].__setitem__("dataset", "imdb"), ["tasks.sentiment.dataset", "'imdb'", "declared"]),
-    (lambda p: p["pretrain"].__setitem__("corpus", "sentiment"), ["pretrain.corpus", "corpus dataset"]),
+    (lambda p: p["pretrain"].__setitem__("corpus", "ner"), ["pretrain.corpus", "is a ner dataset", "corpus or classification"]),
     (lambda p: p["pretrain"]["training"].__setitem__("batch_size", "big"), ["pretrain.training.batch_size", "big"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):

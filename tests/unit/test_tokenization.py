@@ -9,7 +9,7 @@ from scratchlm import data, pack, tokenize, tokenizer
 
 @pytest.fixture(scope="module")
 def corpus(tiny_params):
-    return data.build("corpus", tiny_params["data"]["datasets"]["corpus"], 42)
+    return data.build("corpus", tiny_params["data"]["datasets"]["corpus"], 42)[0]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_align_labels_first_subtoken_only():
 
 
 def test_classification_keeps_label_names_and_truncates(tok, tiny_params):
-    dd = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
+    dd, _ = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
     out = tokenize.tokenize(dd, tok, "sequence-classification", max_length=32)
     assert isinstance(out["train"].features["labels"], ClassLabel)
     assert list(out["train"]["labels"]) == list(dd["train"]["label"])
@@ -57,7 +57,7 @@ TRAIN_AND_HASH = """
 import hashlib, tempfile
 from scratchlm import data, tokenizer
 spec = {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10, "coherence": 0.75}
-corpus = data.build("corpus", spec, 5)
+corpus = data.build("corpus", spec, 5)[0]
 tok = tokenizer.train(corpus["train"], 300, 2)
 d = tempfile.mkdtemp()
 tok.save_pretrained(d)

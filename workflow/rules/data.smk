@@ -1,6 +1,13 @@
+def local_files(w):
+    """A local dataset's own files: Snakemake sees an edit in place, which the folder's mtime hides."""
+    return [f for f in P["data"]["datasets"][w.dataset].get("files", {}).values() if f]
+
+
 rule data:
     input:
-        src("data.py", "synthetic.py"),
+        src("data.py", "synthetic.py", "readers.py", "hub.py", "iob.py"),
+        "data/external",
+        local_files,
     output:
         directory("data/raw/{dataset}"),
         "results/data/{dataset}.json",
