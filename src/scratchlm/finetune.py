@@ -39,20 +39,25 @@ def _compute_metrics(eval_pred) -> dict:
 
 
 def build_model(method: str, pretrained: Path, label_names: list[str], pooling: str, seed: int):
+    """The task model for a method. `frozen` trains exactly the weights the checkpoint did not
+    provide (the head: a recurrent model's classifier; BERT's pooler and classifier)."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from . import models  # noqa: F401  (registers the Auto classes)
 
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-              "label2id": {n: i for i, n in enumerate(label_names)}, "pooling": pooling}
+              "label2id": {n: i for i, n in enumerate(label_names)}}
+    if AutoConfig.from_pretrained(pretrained).model_type == models.RecurrentConfig.model_type:
+        labels["pooling"] = pooling  # BERT pools through its [CLS] pooler
     if method == "scratch":
         torch.manual_seed(seed)
         return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(pretrained, **labels))
-    model = AutoModelForSequenceClassification.from_pretrained(pretrained, **labels)
+    model, info = AutoModelForSequenceClassification.from_pretrained(pretrained, output_loading_info=True, **labels)
     if method == "frozen":
-        for p in model.base_model.parameters():
-            p.requires_grad = False
+        new = set(info["missing_keys"])
+        for name, p in model.named_parameters():
+            p.requires_grad = name in new
     return model
 
 

@@ -7,6 +7,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -79,6 +80,7 @@ def _defaulting_validator(root: dict):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})(root)
 
 
+@functools.cache
 def _schema() -> dict:
     return read_yaml(SCHEMA_FILE)
 
@@ -127,7 +129,23 @@ def dataset_kind(spec: dict) -> str:
     return SYNTHETIC_KIND[spec["generator"]] if spec["source"] == "synthetic" else spec["kind"]
 
 
+def pretraining(p: dict, model: str) -> dict:
+    """pretrain.training with the model's own overrides merged in."""
+    return {**p["pretrain"]["training"], **p["pretrain"]["models"][model].get("training", {})}
+
+
+def _check_overrides(p: dict, source: str) -> None:
+    training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
+    for name in p["pretrain"]["models"]:
+        errors = training.iter_errors(pretraining(p, name))
+        error = jsonschema.exceptions.best_match(errors)
+        if error is not None:
+            error.path.extendleft(reversed(["pretrain", "models", name, "training"]))
+            raise ScratchError(_describe(error, source))
+
+
 def _check_references(p: dict, source: str) -> None:
+    _check_overrides(p, source)
     datasets = p["data"]["datasets"]
 
     def need(key: str, name: str, kinds: tuple[str, ...]) -> None:
@@ -137,6 +155,16 @@ def _check_references(p: dict, source: str) -> None:
         if kind not in kinds:
             raise ScratchError(f"{source}: {key} = {name!r} is a {kind} dataset; it must be {' or '.join(kinds)}")
 
+    for name, spec in p["pretrain"]["models"].items():
+        key = f"{source}: pretrain.models.{name}"
+        if spec["arch"] != "bert":
+            continue
+        if spec["hidden_size"] % spec["num_heads"]:
+            raise ScratchError(f"{key}.num_heads = {spec['num_heads']} must divide hidden_size = {spec['hidden_size']}")
+        longest = max(p["tokenize"]["max_length"], p["pack"]["block_size"])
+        if spec["max_position"] < longest:
+            raise ScratchError(f"{key}.max_position = {spec['max_position']} is shorter than the longest input "
+                               f"({longest}: tokenize.max_length / pack.block_size)")
     need("tokenizer.corpus", p["tokenizer"]["corpus"], ("corpus", "classification", "ner"))
     need("pretrain.corpus", p["pretrain"]["corpus"], TEXT_KINDS)
     for task, spec in p["tasks"].items():

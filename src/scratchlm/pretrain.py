@@ -3,6 +3,8 @@
 Recurrent models learn causal LM on fixed blocks; the hidden state starts at zero in every block
 (no carry-over between blocks): blocks are shuffled for SGD, so the previous block in a batch is
 not the text's predecessor, and truncated BPTT with carried state would need ordered streams.
+The BERT-style encoder learns masked LM (BERT's 15%, 80/10/10); its validation blocks are
+masked once with a fixed seed, so every evaluation scores the same positions.
 """
 
 from __future__ import annotations
@@ -47,7 +49,53 @@ def samples(model, tok, prompts: list[str], seed: int, max_new_tokens: int = 40)
     return "\n".join(lines) + "\n"
 
 
+def fill_masks(model, tok, prompts: list[str], top: int = 5) -> str:
+    """The encoder's top guesses for a masked word, to show what masked LM learned."""
+    import torch
+
+    model.eval()
+    lines = []
+    for prompt in prompts:
+        enc = tok(prompt, return_tensors="pt").to(model.device)
+        where = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
+        with torch.no_grad():
+            best = model(**enc).logits[0, where].topk(top).indices.tolist()
+        lines.append(f"- **{prompt}** → " + ", ".join(tok.decode([i]).strip() for i in best))
+    return "\n".join(lines) + "\n"
+
+
 PROMPTS = ["I watched The", "Overall, it was", "The plot was", "Shares of"]
+MASKED = ["Overall, it was [MASK].", "The plot was not [MASK] at all.", "Shares of [MASK] fell 3 percent.",
+          "Police in [MASK] said he was arrested."]
+
+
+class MaskedOnce:
+    """MLM collator that leaves already-masked rows (with `labels`) as they are: the validation
+    set is masked once, so its loss is comparable across evaluations."""
+
+    def __init__(self, tok, probability: float):
+        from transformers import DataCollatorForLanguageModeling
+
+        self.mask = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=probability)
+
+    def __call__(self, rows):
+        import torch
+
+        if "labels" in rows[0]:
+            return {k: torch.tensor([r[k] for r in rows]) for k in ("input_ids", "labels")}
+        return self.mask(rows)
+
+
+def mask_validation(ds, tok, probability: float, seed: int):
+    from transformers import DataCollatorForLanguageModeling
+
+    collate = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=probability, seed=seed)
+
+    def fn(batch):
+        out = collate([{"input_ids": ids} for ids in batch["input_ids"]])
+        return {"input_ids": out["input_ids"].tolist(), "labels": out["labels"].tolist()}
+
+    return ds.map(fn, batched=True, desc="mask validation")
 
 
 def run(params: dict, model: str) -> None:
@@ -55,22 +103,29 @@ def run(params: dict, model: str) -> None:
     from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
 
     from . import training
-    from .models import RecurrentForCausalLM, build_config
+    from .models import is_causal, pretraining_model
     from .pack import blocks_dir
     from .tokenizer import load
 
-    spec, cfg, seed = params["pretrain"]["models"][model], params["pretrain"]["training"], params["seed"]
+    from .params import pretraining
+
+    spec, cfg, seed = params["pretrain"]["models"][model], pretraining(params, model), params["seed"]
     device = training.pick_device(params["device"])
     set_seed(seed)
     tok = load()
     blocks = load_from_disk(str(blocks_dir(params["pretrain"]["corpus"])))
-    lm = RecurrentForCausalLM(build_config(spec, tok))
+    lm = pretraining_model(spec, tok)
+    causal = is_causal(spec)
+    if causal:
+        collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), blocks["validation"]
+    else:
+        collator = MaskedOnce(tok, spec["mlm_probability"])
+        validation = mask_validation(blocks["validation"], tok, spec["mlm_probability"], seed)
 
     run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": [spec, cfg, seed, params["pretrain"]["corpus"]],
                                                              "data": blocks["train"]._fingerprint})
     trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
-                      train_dataset=blocks["train"], eval_dataset=blocks["validation"],
-                      data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
+                      train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
                       callbacks=training.callbacks(cfg, run_dir / "live", resume=True))
     start = time.perf_counter()
     train_metrics = training.train(trainer, run_dir)
@@ -79,6 +134,7 @@ def run(params: dict, model: str) -> None:
 
     block_size = len(blocks["train"][0]["input_ids"])
     metrics = {
+        "objective": "causal" if causal else "masked",
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
         "unigram_perplexity": round(unigram_perplexity(blocks["train"]["input_ids"],
                                                        blocks["validation"]["input_ids"], len(tok)), 3),
@@ -92,7 +148,7 @@ def run(params: dict, model: str) -> None:
     out = results_dir(model)
     with atomic_path(out / "plots", is_dir=True) as tmp:
         training.copy_curves(run_dir / "live", tmp)
-    write_text(out / "samples.md", samples(lm, tok, PROMPTS, seed))
+    write_text(out / "samples.md", samples(lm, tok, PROMPTS, seed) if causal else fill_masks(lm, tok, MASKED))
     write_json(out / "metrics.json", metrics)
     print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
           f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")

@@ -5,13 +5,15 @@ from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModel
 
 from scratchlm.models import (RecurrentConfig, RecurrentForCausalLM, RecurrentForSequenceClassification,
                               RecurrentForTokenClassification, RecurrentModel)
-from scratchlm.models.recurrent import pool
+from scratchlm.models.recurrent import pool, reverse_padded
 
 
-@pytest.fixture(params=["gru", "lstm", "rnn"])
+@pytest.fixture(params=[("gru", False), ("lstm", False), ("rnn", False), ("gru", True), ("lstm", True)],
+                ids=["gru", "lstm", "rnn", "bigru", "bilstm"])
 def config(request):
-    return RecurrentConfig(vocab_size=50, cell=request.param, embedding_size=12, hidden_size=16, num_layers=2,
-                           dropout=0.0, num_labels=3)
+    cell, bidirectional = request.param
+    return RecurrentConfig(vocab_size=50, cell=cell, embedding_size=12, hidden_size=16, num_layers=2,
+                           dropout=0.0, num_labels=3, bidirectional=bidirectional)
 
 
 def batch():
@@ -21,7 +23,7 @@ def batch():
 
 def test_heads_have_the_right_shapes(config):
     ids, mask = batch()
-    assert RecurrentModel(config)(ids, mask).last_hidden_state.shape == (2, 4, 16)
+    assert RecurrentModel(config)(ids, mask).last_hidden_state.shape == (2, 4, config.output_size)
     lm = RecurrentForCausalLM(config)(ids, mask, labels=ids)
     assert lm.logits.shape == (2, 4, 50) and lm.loss.ndim == 0
     seq = RecurrentForSequenceClassification(config)(ids, mask, labels=torch.tensor([0, 2]))
@@ -49,7 +51,7 @@ def test_pooling_reads_only_real_tokens():
 def test_concat_pooling_widens_the_classifier(config):
     config.pooling = "concat"
     model = RecurrentForSequenceClassification(config)
-    assert model.classifier.in_features == 3 * config.hidden_size
+    assert model.classifier.in_features == 3 * config.output_size
     ids, mask = batch()
     assert model(ids, mask).logits.shape == (2, 3)
 
@@ -82,3 +84,54 @@ def test_generate_continues_a_prompt(config):
 def test_bad_cell_is_refused():
     with pytest.raises(ValueError, match="cell must be one of"):
         RecurrentConfig(cell="transformer")
+
+
+def test_reverse_padded_reverses_within_each_length_and_is_an_involution():
+    x = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]])
+    mask = (x != 0).long()
+    assert reverse_padded(x, mask).tolist() == [[4, 3, 2, 1], [6, 5, 0, 0]]
+    assert torch.equal(reverse_padded(reverse_padded(x, mask), mask), x)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_only_a_bidirectional_model_sees_the_right_context(bidirectional):
+    config = RecurrentConfig(vocab_size=50, embedding_size=8, hidden_size=8, dropout=0.0, num_labels=3,
+                             bidirectional=bidirectional)
+    model = RecurrentForTokenClassification(config).eval()
+    a, b = torch.tensor([[5, 6, 7, 8]]), torch.tensor([[5, 6, 7, 9]])
+    first = model(a).logits[0, 0], model(b).logits[0, 0]
+    assert torch.allclose(*first) != bidirectional
+
+
+def test_backward_lm_does_not_see_the_token_it_predicts():
+    """Changing token t must not change the backward loss terms that predict token t: with the
+    model's own output we check the backward state at position t+1 ignores token t."""
+    config = RecurrentConfig(vocab_size=50, embedding_size=8, hidden_size=8, dropout=0.0, bidirectional=True)
+    base = RecurrentModel(config).eval()
+    a, b = torch.tensor([[5, 6, 7, 8, 9]]), torch.tensor([[5, 6, 30, 8, 9]])
+    backward_a = base(a).last_hidden_state[0, :, 8:]
+    backward_b = base(b).last_hidden_state[0, :, 8:]
+    assert torch.allclose(backward_a[3:], backward_b[3:])  # positions right of the change: unaffected
+    assert not torch.allclose(backward_a[2], backward_b[2])
+
+
+def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
+    from scratchlm.finetune import build_model
+    from scratchlm.models import pretraining_model
+
+    class Tok:
+        pad_token_id = 0
+
+        def __len__(self):
+            return 60
+
+    spec = {"arch": "bert", "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32,
+            "dropout": 0.0, "max_position": 64, "mlm_probability": 0.15}
+    mlm = pretraining_model(spec, Tok())
+    ids = torch.tensor([[2, 10, 11, 3]])
+    assert mlm(ids, labels=ids).logits.shape == (1, 4, 60)
+    mlm.save_pretrained(tmp_path)
+    frozen = build_model("frozen", tmp_path, ["a", "b"], "concat", seed=0)
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
+    assert frozen(ids).logits.shape == (1, 2)

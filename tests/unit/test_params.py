@@ -41,6 +41,11 @@ def error_for(p: dict) -> str:
     (lambda p: p["tasks"]["sentiment"].__setitem__("dataset", "imdb"), ["tasks.sentiment.dataset", "'imdb'", "declared"]),
     (lambda p: p["pretrain"].__setitem__("corpus", "ner"), ["pretrain.corpus", "is a ner dataset", "corpus or classification"]),
     (lambda p: p["pretrain"]["training"].__setitem__("batch_size", "big"), ["pretrain.training.batch_size", "big"]),
+    (lambda p: p["pretrain"]["models"]["bert"].__setitem__("training", {"lr": -1}),
+     ["pretrain.models.bert.training.lr", "-1"]),
+    (lambda p: p["pretrain"]["models"]["gru"].__setitem__("training", {"lrr": 1}),
+     ["pretrain.models.gru.training", "'lrr'", "allowed"]),
+    (lambda p: p["pretrain"]["models"]["bert"].__setitem__("num_heads", 3), ["num_heads = 3 must divide hidden_size"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
     mutate(params_copy)

@@ -1,4 +1,5 @@
-"""Model families, registered with the `transformers` Auto classes on import."""
+"""Model families, registered with the `transformers` Auto classes on import: our recurrent
+language models, and `transformers`' own BERT for the encoder."""
 
 from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification)
@@ -13,13 +14,35 @@ AutoModelForSequenceClassification.register(RecurrentConfig, RecurrentForSequenc
 AutoModelForTokenClassification.register(RecurrentConfig, RecurrentForTokenClassification)
 
 
-def build_config(spec: dict, tokenizer, **extra) -> RecurrentConfig:
+def build_config(spec: dict, tokenizer):
     """The model config from a `pretrain.models.<name>` entry of params and the tokenizer."""
+    if spec["arch"] == "bert":
+        from transformers import BertConfig
+
+        return BertConfig(vocab_size=len(tokenizer), hidden_size=spec["hidden_size"],
+                          num_hidden_layers=spec["num_layers"], num_attention_heads=spec["num_heads"],
+                          intermediate_size=spec["intermediate_size"], hidden_dropout_prob=spec["dropout"],
+                          attention_probs_dropout_prob=spec["dropout"],
+                          max_position_embeddings=spec["max_position"], pad_token_id=tokenizer.pad_token_id)
     return RecurrentConfig(vocab_size=len(tokenizer), cell=spec["cell"], embedding_size=spec["embedding_size"],
                            hidden_size=spec["hidden_size"], num_layers=spec["num_layers"],
                            dropout=spec["dropout"], tie_word_embeddings=spec["tie_embeddings"],
-                           pad_token_id=tokenizer.pad_token_id, **extra)
+                           bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id)
+
+
+def pretraining_model(spec: dict, tokenizer):
+    """A fresh model with its pretraining head: causal LM (recurrent) or masked LM (BERT)."""
+    config = build_config(spec, tokenizer)
+    if spec["arch"] == "bert":
+        from transformers import BertForMaskedLM
+
+        return BertForMaskedLM(config)
+    return RecurrentForCausalLM(config)
+
+
+def is_causal(spec: dict) -> bool:
+    return spec["arch"] == "recurrent"
 
 
 __all__ = ["RecurrentConfig", "RecurrentModel", "RecurrentForCausalLM", "RecurrentForSequenceClassification",
-           "RecurrentForTokenClassification", "build_config"]
+           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal"]

@@ -5,6 +5,11 @@ safetensors, train with `Trainer` and load through the Auto classes.
 The base model is embedding -> dropout -> stacked nn.GRU/LSTM/RNN over right-padded batches.
 It is causal, so padding after a sequence's last token cannot change that token's state, and
 "last" pooling reads the state at the last real token without packing the batch.
+
+`bidirectional` is ELMo's, not nn.GRU's: a forward and a separate backward language model over
+shared embeddings, each trained to predict the next token in its own direction (a backward
+state never sees the token it predicts), their states concatenated for the task heads, so token
+classification sees both sides of a word.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ class RecurrentConfig(PretrainedConfig):
 
     def __init__(self, vocab_size: int = 8000, cell: str = "gru", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.1,
-                 pooling: str = "last", tie_word_embeddings: bool = True, pad_token_id: int = 0,
-                 initializer_range: float = 0.02, **kwargs):
+                 bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
+                 pad_token_id: int = 0, initializer_range: float = 0.02, **kwargs):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if pooling not in POOLINGS:
@@ -36,9 +41,15 @@ class RecurrentConfig(PretrainedConfig):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
+        self.bidirectional = bidirectional
         self.pooling = pooling
         self.initializer_range = initializer_range
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
+
+    @property
+    def output_size(self) -> int:
+        """Width of the base model's states: both directions side by side when bidirectional."""
+        return self.hidden_size * (2 if self.bidirectional else 1)
 
 
 class RecurrentPreTrainedModel(PreTrainedModel):
@@ -58,14 +69,34 @@ class RecurrentPreTrainedModel(PreTrainedModel):
             module.reset_parameters()  # PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)), the usual RNN init
 
 
+def reverse_padded(x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each right-padded sequence within its own length (padding stays at the end).
+    Applying it twice gives back `x`."""
+    B, T = x.shape[:2]
+    positions = torch.arange(T, device=x.device).expand(B, T)
+    if attention_mask is None:
+        index = T - 1 - positions
+    else:
+        lengths = attention_mask.sum(1, keepdim=True)
+        index = torch.where(positions < lengths, lengths - 1 - positions, positions)
+    if x.dim() == 3:
+        index = index.unsqueeze(-1).expand_as(x)
+    return x.gather(1, index)
+
+
 class RecurrentModel(RecurrentPreTrainedModel):
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.dropout = nn.Dropout(config.dropout)
-        self.rnn = CELLS[config.cell](config.embedding_size, config.hidden_size, num_layers=config.num_layers,
-                                      batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.rnn = self._rnn(config)
+        self.rnn_backward = self._rnn(config) if config.bidirectional else None
         self.post_init()
+
+    @staticmethod
+    def _rnn(config: RecurrentConfig) -> nn.Module:
+        return CELLS[config.cell](config.embedding_size, config.hidden_size, num_layers=config.num_layers,
+                                  batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
 
     def get_input_embeddings(self):
         return self.embeddings
@@ -75,7 +106,12 @@ class RecurrentModel(RecurrentPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 **kwargs) -> BaseModelOutput:
-        hidden, _ = self.rnn(self.dropout(self.embeddings(input_ids)))
+        """States (B, T, output_size); bidirectional: [forward; backward] per position."""
+        embedded = self.dropout(self.embeddings(input_ids))
+        hidden, _ = self.rnn(embedded)
+        if self.rnn_backward is not None:
+            backward, _ = self.rnn_backward(reverse_padded(embedded, attention_mask))
+            hidden = torch.cat([hidden, reverse_padded(backward, attention_mask)], dim=-1)
         return BaseModelOutput(last_hidden_state=self.dropout(hidden))
 
 
@@ -99,13 +135,18 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs) -> CausalLMOutput:
+        """Logits are the forward LM's (what `generate()` samples from); with a backward LM the
+        loss is the mean of both directions' next-token losses."""
         hidden = self.model(input_ids, attention_mask).last_hidden_state
-        logits = self.lm_head(self.proj(hidden))
+        forward = hidden[..., :self.config.hidden_size]
+        logits = self.lm_head(self.proj(forward))
         loss = None
         if labels is not None:
-            # position t predicts token t+1
-            loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(),
-                                               labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = _next_token_loss(logits, labels)
+            if self.config.bidirectional:
+                backward = reverse_padded(hidden[..., self.config.hidden_size:], attention_mask)
+                reversed_logits = self.lm_head(self.proj(backward))
+                loss = (loss + _next_token_loss(reversed_logits, reverse_padded(labels, attention_mask))) / 2
         return CausalLMOutput(loss=loss, logits=logits)
 
     @classmethod
@@ -117,18 +158,29 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) -> torch.Tensor:
+def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Position t predicts token t+1."""
+    return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(),
+                                       labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
+         backward_from: int | None = None) -> torch.Tensor:
     """Sequence vector from (B, T, H) states; padding is on the right. `concat` is ULMFiT's
     [last; max; mean] (3H): max and mean give every position a direct gradient path, which a
     pretrained recurrent state, tuned for next-token prediction, needs."""
     if how == "concat":
-        return torch.cat([pool(hidden, attention_mask, h) for h in ("last", "max", "mean")], dim=-1)
+        return torch.cat([pool(hidden, attention_mask, h, backward_from) for h in ("last", "max", "mean")], dim=-1)
     if attention_mask is None:
         attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     if how == "last":
         last = attention_mask.sum(1).clamp(min=1) - 1
-        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+        rows = torch.arange(hidden.size(0), device=hidden.device)
+        if backward_from is None:
+            return hidden[rows, last]
+        # a backward LM has read the whole text when it reaches position 0
+        return torch.cat([hidden[rows, last, :backward_from], hidden[:, 0, backward_from:]], dim=-1)
     if how == "mean":
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
     return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(1).values
@@ -139,14 +191,15 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RecurrentModel(config)
-        width = config.hidden_size * (3 if config.pooling == "concat" else 1)
+        width = config.output_size * (3 if config.pooling == "concat" else 1)
         self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs) -> SequenceClassifierOutput:
         hidden = self.model(input_ids, attention_mask).last_hidden_state
-        logits = self.classifier(pool(hidden, attention_mask, self.config.pooling))
+        backward_from = self.config.hidden_size if self.config.bidirectional else None
+        logits = self.classifier(pool(hidden, attention_mask, self.config.pooling, backward_from))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
@@ -156,7 +209,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RecurrentModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.output_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
