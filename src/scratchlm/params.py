@@ -159,6 +159,12 @@ def _check_references(p: dict, source: str) -> None:
         key = f"{source}: pretrain.models.{name}"
         if spec["arch"] != "bert":
             continue
+        if spec["checkpoint"]:
+            if p["tokenizer"]["checkpoint"] != spec["checkpoint"]:
+                raise ScratchError(f"{key}.checkpoint = {spec['checkpoint']!r} needs its own vocabulary: set "
+                                   f"tokenizer.checkpoint to it (every model then shares that tokenizer), "
+                                   f"or remove checkpoint to pretrain from scratch")
+            continue
         if spec["hidden_size"] % spec["num_heads"]:
             raise ScratchError(f"{key}.num_heads = {spec['num_heads']} must divide hidden_size = {spec['hidden_size']}")
         longest = max(p["tokenize"]["max_length"], p["pack"]["block_size"])

@@ -114,7 +114,7 @@ def run(params: dict, model: str) -> None:
     set_seed(seed)
     tok = load()
     blocks = load_from_disk(str(blocks_dir(params["pretrain"]["corpus"])))
-    lm = pretraining_model(spec, tok)
+    lm = pretraining_model(spec, tok, f"pretrain.models.{model}")
     causal = is_causal(spec)
     if causal:
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), blocks["validation"]
@@ -128,7 +128,8 @@ def run(params: dict, model: str) -> None:
                       train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
                       callbacks=training.callbacks(cfg, run_dir / "live", resume=True))
     start = time.perf_counter()
-    train_metrics = training.train(trainer, run_dir)
+    # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
+    train_metrics = {} if spec.get("checkpoint") else training.train(trainer, run_dir)
     seconds = time.perf_counter() - start
     val = trainer.evaluate()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import ScratchError
 from .io import atomic_path
 
 TOKENIZER_DIR = Path("models/tokenizer")
@@ -51,14 +52,31 @@ def load(path: Path = TOKENIZER_DIR):
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 
+def from_checkpoint(name: str, revision: str, key: str):
+    """A hub (or local directory) checkpoint's tokenizer, or one line saying why not."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, revision=revision)
+    except Exception as e:  # offline, unknown id, missing files: all end the same way
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ScratchError(f"{key} = {name!r}: cannot load it ({type(e).__name__}: {reason}). Offline? Point it "
+                           f"at a local copy (a directory from save_pretrained), or set it to null") from None
+
+
 def run(params: dict) -> None:
     from datasets import load_from_disk
 
     from .data import raw_dir
 
     cfg = params["tokenizer"]
-    ds = load_from_disk(str(raw_dir(cfg["corpus"])))["train"]
-    tok = train(ds, cfg["vocab_size"], cfg["min_frequency"])
+    if cfg["checkpoint"]:
+        tok = from_checkpoint(cfg["checkpoint"], cfg["revision"], "tokenizer.checkpoint")
+        source = f"taken from {cfg['checkpoint']}"
+    else:
+        ds = load_from_disk(str(raw_dir(cfg["corpus"])))["train"]
+        tok = train(ds, cfg["vocab_size"], cfg["min_frequency"])
+        source = f"trained on {len(ds)} texts of '{cfg['corpus']}'"
     with atomic_path(TOKENIZER_DIR, is_dir=True) as tmp:
         tok.save_pretrained(str(tmp))
-    print(f"tokenizer: vocabulary of {len(tok)} trained on {len(ds)} texts of '{cfg['corpus']}'")
+    print(f"tokenizer: vocabulary of {len(tok)} {source}")

@@ -30,8 +30,21 @@ def build_config(spec: dict, tokenizer):
                            bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id)
 
 
-def pretraining_model(spec: dict, tokenizer):
-    """A fresh model with its pretraining head: causal LM (recurrent) or masked LM (BERT)."""
+def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
+    """The model with its pretraining head: causal LM (recurrent) or masked LM (BERT), fresh, or
+    loaded from the spec's `checkpoint`."""
+    if spec.get("checkpoint"):
+        from transformers import AutoModelForMaskedLM
+
+        try:
+            return AutoModelForMaskedLM.from_pretrained(spec["checkpoint"], revision=spec["revision"])
+        except Exception as e:  # offline, unknown id, missing files: all end the same way
+            from ..errors import ScratchError
+
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ScratchError(f"{key}.checkpoint = {spec['checkpoint']!r}: cannot load it ({type(e).__name__}: "
+                               f"{reason}). Offline? Point it at a local copy (a directory from "
+                               f"save_pretrained), or set it to null to pretrain from scratch") from None
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
         from transformers import BertForMaskedLM
