@@ -70,7 +70,9 @@ def run(params: dict, task: str, model: str, method: str) -> None:
     from .tokenize import tokenized_dir
     from .tokenizer import load
 
-    spec, cfg, seed = params["tasks"][task], params["finetune"]["training"], params["seed"]
+    from .params import finetuning
+
+    spec, cfg, seed = params["tasks"][task], finetuning(params, model), params["seed"]
     device = training.pick_device(params["device"])
     set_seed(seed)
     tok = load()

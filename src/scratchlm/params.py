@@ -134,14 +134,24 @@ def pretraining(p: dict, model: str) -> dict:
     return {**p["pretrain"]["training"], **p["pretrain"]["models"][model].get("training", {})}
 
 
+def finetuning(p: dict, model: str) -> dict:
+    """finetune.training with finetune.overrides.<model> merged in."""
+    return {**p["finetune"]["training"], **p["finetune"]["overrides"].get(model, {})}
+
+
 def _check_overrides(p: dict, source: str) -> None:
+    models = p["pretrain"]["models"]
+    for name in p["finetune"]["overrides"]:
+        if name not in models:
+            raise ScratchError(f"{source}: finetune.overrides.{name} names no model (declared: {', '.join(models)})")
     training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
-    for name in p["pretrain"]["models"]:
-        errors = training.iter_errors(pretraining(p, name))
-        error = jsonschema.exceptions.best_match(errors)
-        if error is not None:
-            error.path.extendleft(reversed(["pretrain", "models", name, "training"]))
-            raise ScratchError(_describe(error, source))
+    for name in models:
+        for merged, where in ((pretraining(p, name), ["pretrain", "models", name, "training"]),
+                              (finetuning(p, name), ["finetune", "overrides", name])):
+            error = jsonschema.exceptions.best_match(training.iter_errors(merged))
+            if error is not None:
+                error.path.extendleft(reversed(where))
+                raise ScratchError(_describe(error, source))
 
 
 def _check_references(p: dict, source: str) -> None:

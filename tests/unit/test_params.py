@@ -46,6 +46,9 @@ def error_for(p: dict) -> str:
     (lambda p: p["pretrain"]["models"]["gru"].__setitem__("training", {"lrr": 1}),
      ["pretrain.models.gru.training", "'lrr'", "allowed"]),
     (lambda p: p["pretrain"]["models"]["bert"].__setitem__("num_heads", 3), ["num_heads = 3 must divide hidden_size"]),
+    (lambda p: p["finetune"]["overrides"].__setitem__("gpt", {"lr": 0.1}), ["finetune.overrides.gpt names no model"]),
+    (lambda p: p["finetune"]["overrides"].__setitem__("gru", {"batch_size": 0}),
+     ["finetune.overrides.gru.batch_size", "0"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
     mutate(params_copy)

@@ -14,6 +14,7 @@ rule finetune:
         task=lambda w: P["tasks"][w.task],
         pooling=P["finetune"]["pooling"],
         training=P["finetune"]["training"],
+        overrides=P["finetune"]["overrides"],
     log:
         "logs/finetune/{task}/{model}/{method}.log",
     threads: TRAIN_THREADS
