@@ -25,7 +25,6 @@ from .io import atomic_path, write_json
 from .params import dataset_kind
 
 SPLITS = ("train", "validation", "test")
-EXTERNAL = Path("data/external")
 
 
 def raw_dir(name: str) -> Path:

@@ -106,6 +106,7 @@ def run(params: dict, task: str, model: str, method: str) -> None:
         f"val_{metric}": round(val[f"eval_{metric}"], 4), "val_loss": round(val["eval_loss"], 4),
         "steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "device": device,
         **training.count_parameters(net)})
+    training.finish(run_dir)
     print(f"finetune: {run_name}: validation {metric} {val[f'eval_{metric}']:.4f}")
 
 

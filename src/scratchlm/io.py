@@ -45,8 +45,13 @@ def atomic_path(path: Path | str, is_dir: bool = False) -> Iterator[Path]:
 
 
 def write_json(path: Path | str, obj) -> None:
+    """Indented; a list of records (a plot's rows) one record per line."""
+    if isinstance(obj, list):
+        text = "[\n" + ",\n".join(json.dumps(row) for row in obj) + "\n]\n"
+    else:
+        text = json.dumps(obj, indent=2) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -151,5 +151,6 @@ def run(params: dict, model: str) -> None:
         training.copy_curves(run_dir / "live", tmp)
     write_text(out / "samples.md", samples(lm, tok, PROMPTS, seed) if causal else fill_masks(lm, tok, MASKED))
     write_json(out / "metrics.json", metrics)
+    training.finish(run_dir)
     print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
           f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")

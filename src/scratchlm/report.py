@@ -59,7 +59,8 @@ def language_models(params: dict) -> str:
         samples.append(f"**{model}**\n\n" + (pretrain_results(model) / "samples.md").read_text(encoding="utf-8"))
     table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters", "tokens/s",
                     "train s"], rows)
-    return table + "\n\nSampled continuations (top-k 20):\n\n" + "\n".join(samples)
+    return (table + "\n\nWhat each learned — causal LMs: sampled continuations (top-k 20); encoders: top guesses "
+            "for the masked word:\n\n" + "\n".join(samples))
 
 
 def datasets_section(params: dict) -> str:

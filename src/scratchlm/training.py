@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -30,17 +31,34 @@ def _precision(device: str) -> dict:
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
+def code_digest() -> str:
+    """Hash of the package's source and the training libraries' versions: a checkpoint written by
+    other code is not the same computation."""
+    import torch
+    import transformers
+
+    digest = hashlib.sha256(f"{torch.__version__} {transformers.__version__}".encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def checkpoint_dir(run: str, fingerprint: dict) -> Path:
-    """Trainer's checkpoint folder for a run; wiped when the run's inputs changed since it was written,
-    so `resume` only ever continues the same computation."""
+    """Trainer's checkpoint folder for a run; wiped when the run's inputs or code changed since it
+    was written, so `resume` only ever continues the same computation. `finish` removes it."""
     path = CHECKPOINTS / run
     stamp = path / "fingerprint.json"
-    text = json.dumps(fingerprint, sort_keys=True)
+    text = json.dumps({**fingerprint, "code": code_digest()}, sort_keys=True)
     if path.exists() and (not stamp.exists() or stamp.read_text() != text):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     stamp.write_text(text)
     return path
+
+
+def finish(run_dir: Path) -> None:
+    """A finished run's checkpoints are scratch: remove them (they exist to resume a killed run)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def last_checkpoint(path: Path) -> str | None:

@@ -29,3 +29,12 @@ def test_atomic_file_and_json(tmp_path):
             tmp.write_text("{broken")
             raise ValueError
     assert read_json(path) == {"x": 1}
+
+
+def test_record_lists_are_one_per_line(tmp_path):
+    rows = [{"actual": "a", "predicted": "b"}, {"actual": "b", "predicted": "b"}]
+    write_json(tmp_path / "rows.json", rows)
+    assert read_json(tmp_path / "rows.json") == rows
+    assert len((tmp_path / "rows.json").read_text().splitlines()) == 4
+    write_json(tmp_path / "empty.json", [])
+    assert read_json(tmp_path / "empty.json") == []

@@ -55,3 +55,15 @@ def test_runs_and_dvc_stage_names():
         "finetune@sentiment-gru-full"
     assert dvc_stage("data", {"dataset": "ner"}) == "data@ner"
     assert dvc_stage("report", {}) == "report"
+
+
+def test_checkpoints_are_kept_only_for_the_same_inputs(workdir):
+    from scratchlm import training
+
+    run = training.checkpoint_dir("pretrain/x", {"params": 1})
+    (run / "checkpoint-5").mkdir()
+    assert training.last_checkpoint(training.checkpoint_dir("pretrain/x", {"params": 1})).endswith("checkpoint-5")
+    training.checkpoint_dir("pretrain/x", {"params": 2})
+    assert training.last_checkpoint(run) is None
+    training.finish(run)
+    assert not run.exists()

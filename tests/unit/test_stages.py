@@ -49,6 +49,7 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
     assert (out / "samples.md").read_text().count("- **") == len(pretrain.PROMPTS)
     assert (pipeline / "models/pretrain/gru/model.safetensors").exists()
     assert (pipeline / "models/pretrain/gru/tokenizer.json").exists()
+    assert not (pipeline / "checkpoints/pretrain/gru").exists()  # a finished run leaves no checkpoints
 
 
 def test_finetune_and_evaluate_write_consistent_metrics(pipeline):
