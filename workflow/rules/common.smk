@@ -10,18 +10,20 @@ from scratchlm import params as scratchlm_params
 from scratchlm.errors import ScratchError
 from scratchlm.workflow import dvc_stage, runs
 
+# A user error ends the run with one line (sys.exit), as the stage commands do; a WorkflowError
+# would add Snakemake's traceback lines.
 try:
     P = scratchlm_params.load("params.yaml")
 except ScratchError as e:
-    raise WorkflowError(str(e))
+    sys.exit(f"scratchlm: error: {e}")
 
 # Stage commands read params.yaml, and dvc.lock records params.yaml: an override given only to
 # Snakemake would produce outputs that neither describes, so it is refused.
 if config != load_configfile("params.yaml"):
-    raise WorkflowError(
-        "--config/--configfile overrides are refused: stage commands read params.yaml. "
-        "Edit params.yaml, apply a preset with `scratchlm preset NAME`, or try a value with "
-        "`dvc exp run -S key=value`."
+    sys.exit(
+        "scratchlm: error: --config/--configfile overrides are refused: stage commands read "
+        "params.yaml. Edit params.yaml, apply a preset with `scratchlm preset NAME`, or try a "
+        "value with `dvc exp run -S key=value`."
     )
 
 # Each job runs `python -m scratchlm` from the interpreter running Snakemake (the venv).
