@@ -68,6 +68,12 @@ def run(argv: list[str] | None = None) -> None:
         print(f"{args.params}: valid")
         return
     chosen = _check_names(params, STAGES[args.command][1], args)
+    if args.command != "report":
+        from datasets import disable_caching
+
+        # `map` on a loaded dataset would otherwise write cache-*.arrow files into the stage's
+        # input folder, another stage's DVC output, changing its hash after the fact
+        disable_caching()
     importlib.import_module(f".{args.command}", __package__).run(params, **chosen)
 
 

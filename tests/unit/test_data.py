@@ -192,3 +192,29 @@ def test_hub_offline_fails_in_one_line_saying_what_to_do(tmp_path):
     assert proc.stderr.count("\n") == 1
     assert "data.datasets.imdb: cannot load 'stanfordnlp/imdb'" in proc.stderr
     assert "source: local" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _file_hashes(folder) -> dict:
+    import hashlib
+    from pathlib import Path
+
+    return {str(f.relative_to(folder)): hashlib.md5(f.read_bytes()).hexdigest()
+            for f in sorted(Path(folder).rglob("*")) if f.is_file()}
+
+
+def test_data_output_is_byte_stable_and_later_stages_leave_it_alone(workdir, tiny_params):
+    """DVC hashes data/raw/<name>: a rerun must give the same bytes, and tokenizing must not
+    drop datasets' cache-*.arrow files into it (the stage commands run through the CLI)."""
+    import yaml
+
+    from scratchlm import cli
+
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    assert cli.main(["data", "--dataset", "sentiment"]) == 0
+    first = _file_hashes("data/raw/sentiment")
+    assert cli.main(["data", "--dataset", "sentiment"]) == 0
+    assert _file_hashes("data/raw/sentiment") == first
+    assert cli.main(["data", "--dataset", "corpus"]) == 0
+    assert cli.main(["tokenizer"]) == 0
+    assert cli.main(["tokenize", "--task", "sentiment"]) == 0
+    assert _file_hashes("data/raw/sentiment") == first
