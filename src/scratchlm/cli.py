@@ -18,12 +18,13 @@ STAGES = {
     "tokenize": ("Tokenize a task's dataset into data/tokenized/<task>", {"task": ("tasks",)}),
     "pack": ("Cut the pretraining corpus into LM blocks in data/blocks/<corpus>", {}),
     "pretrain": ("Pretrain a language model into models/pretrain/<model>", {"model": ("pretrain", "models")}),
-    "finetune": ("Fine-tune <model> on <task> with <method>",
-                 {"task": ("tasks",), "model": ("pretrain", "models"), "method": ("finetune", "methods")}),
+    "finetune": ("Fine-tune <model> on <task> with <method> (on a --fraction of the labels)",
+                 {"task": ("tasks",), "model": ("pretrain", "models")}),
     "evaluate": ("Score a fine-tuned run on the test split",
-                 {"task": ("tasks",), "model": ("pretrain", "models"), "method": ("finetune", "methods")}),
+                 {"task": ("tasks",), "model": ("pretrain", "models")}),
     "report": ("Write results/report.md", {}),
 }
+RUN_STAGES = ("finetune", "evaluate")  # these also take --method and --fraction
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         for option in options:
             p.add_argument(f"--{option}", required=True)
+        if name in RUN_STAGES:
+            p.add_argument("--method", required=True)
+            p.add_argument("--fraction", type=float, default=1.0, help="share of the training labels (default 1)")
     sub.add_parser("check", help="Validate params.yaml and exit")
     p = sub.add_parser("preset", help="Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)")
     p.add_argument("name")
@@ -53,6 +57,20 @@ def _check_names(params: dict, options: dict, args: argparse.Namespace) -> dict:
     return chosen
 
 
+def _check_run(params: dict, args: argparse.Namespace) -> dict:
+    """A fine-tuning run must be one that params declare (workflow.runs), so that its outputs are
+    ones both front ends know."""
+    from .workflow import Run, runs
+
+    run = Run(args.task, args.model, args.method, args.fraction)
+    declared = [r for r in runs(params) if (r.task, r.model) == (run.task, run.model)]
+    if run not in declared:
+        raise ScratchError(f"{args.params}: no fine-tuning run {run.name!r} of {run.model} on {run.task} is declared "
+                           f"(declared: {', '.join(r.name for r in declared)}); see finetune.methods, "
+                           f"finetune.lora and finetune.data_efficiency")
+    return {"method": run.method, "fraction": run.fraction}
+
+
 def run(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "preset":
@@ -68,6 +86,8 @@ def run(argv: list[str] | None = None) -> None:
         print(f"{args.params}: valid")
         return
     chosen = _check_names(params, STAGES[args.command][1], args)
+    if args.command in RUN_STAGES:
+        chosen.update(_check_run(params, args))
     if args.command != "report":
         from datasets import disable_caching
 

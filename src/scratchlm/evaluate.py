@@ -1,7 +1,7 @@
 """Stage `evaluate`: the only reader of the test split. Predicts with a fine-tuned model and writes
-metrics (results/metrics/<task>/<model>/<method>.json), one JSON line per test example
+metrics (results/metrics/<task>/<model>/<run>.json), one JSON line per test example
 (results/predictions/...jsonl) so any metric can be recomputed, and the rows of the confusion
-matrix plot (results/plots/confusion/...json)."""
+matrix plot (results/plots/confusion/...json): classes, or for NER the words' tags."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ OUT = {"metrics": ("results/metrics", ".json"), "predictions": ("results/predict
        "confusion": ("results/plots/confusion", ".json")}
 
 
-def output(kind: str, task: str, model: str, method: str) -> Path:
+def output(kind: str, task: str, model: str, run: str) -> Path:
     root, suffix = OUT[kind]
-    return Path(root) / task / model / f"{method}{suffix}"
+    return Path(root) / task / model / f"{run}{suffix}"
 
 
-def predict(model, dataset, collator, batch_size: int):
-    """Class probabilities for every row, in order; a plain loop (no Trainer) with a progress bar."""
+def predict(model, dataset, collator, batch_size: int) -> list:
+    """Class probabilities per row (sequence tasks: (C,); token tasks: (T, C) over the row's own
+    tokens), in order; a plain loop (no Trainer) with a progress bar."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -28,67 +29,75 @@ def predict(model, dataset, collator, batch_size: int):
     model.eval()
     loader = DataLoader(dataset.with_format(columns=["input_ids", "attention_mask"]), batch_size=batch_size,
                         collate_fn=collator)
-    probs = []
+    rows = []
     with torch.no_grad():
         for batch in tqdm(loader, desc="predict", mininterval=5):
-            logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits
-            probs.append(logits.float().softmax(-1).cpu())
-    return torch.cat(probs).numpy()
+            probs = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().softmax(-1).cpu()
+            if probs.dim() == 3:  # token classification: drop each row's padding
+                rows += [p[:n].numpy() for p, n in zip(probs, batch["attention_mask"].sum(1).tolist())]
+            else:
+                rows += list(probs.numpy())
+    return rows
 
 
-def classification_metrics(y_true, y_pred, label_names: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support
-
-    labels = list(range(len(label_names)))
-    out = {"accuracy": float(accuracy_score(y_true, y_pred))}
-    for avg in ("macro", "micro"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
-        out.update({f"{avg}_precision": float(p), f"{avg}_recall": float(r), f"{avg}_f1": float(f)})
-    report = classification_report(y_true, y_pred, labels=labels, target_names=label_names, digits=4,
-                                   output_dict=True, zero_division=0)
-    out["per_class"] = {n: {k: round(float(v), 4) for k, v in report[n].items()} for n in label_names}
-    return out
+def word_predictions(probs, labels: list[int], n_words: int) -> list[int]:
+    """A word's prediction is its first sub-token's (the positions tokenize labelled); words cut off
+    by truncation are predicted O (id 0), so they count as misses, not as absent."""
+    firsts = [int(p.argmax()) for p, label in zip(probs, labels) if label != -100]
+    return firsts + [0] * (n_words - len(firsts))
 
 
-def report_text(y_true, y_pred, label_names: list[str]) -> str:
-    """sklearn's printed classification report, the layout the tutorial chapters show."""
-    from sklearn.metrics import classification_report
+def _sequence(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict]]:
+    from . import metrics
 
-    return classification_report(y_true, y_pred, labels=list(range(len(label_names))), target_names=label_names,
-                                 digits=4, zero_division=0)
-
-
-def read_predictions(path: Path) -> tuple[list[int], list[int]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return [r["label"] for r in rows], [r["prediction"] for r in rows]
+    y_true, y_pred = list(test["labels"]), [int(p.argmax()) for p in probs]
+    scores = metrics.classification(y_true, y_pred, names)
+    lines = [json.dumps({"index": i, "label": t, "prediction": p, "probabilities": [round(float(x), 5) for x in row]})
+             for i, (t, p, row) in enumerate(zip(y_true, y_pred, probs))]
+    confusion = [{"actual": names[t], "predicted": names[p]} for t, p in zip(y_true, y_pred)]
+    return scores, lines, confusion
 
 
-def run(params: dict, task: str, model: str, method: str) -> None:
+def _tokens(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict]]:
+    from . import metrics
+
+    true, pred, lines = [], [], []
+    for i, (row, p) in enumerate(zip(test.select_columns(["words", "word_tags", "labels"]), probs)):
+        predicted = word_predictions(p, row["labels"], len(row["words"]))
+        true.append([names[t] for t in row["word_tags"]])
+        pred.append([names[t] for t in predicted])
+        lines.append(json.dumps({"index": i, "words": row["words"], "tags": true[-1], "predicted": pred[-1]}))
+    scores = metrics.entities(true, pred)
+    confusion = [{"actual": t, "predicted": p} for ts, ps in zip(true, pred) for t, p in zip(ts, ps)]
+    return scores, lines, confusion
+
+
+def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0) -> None:
     from datasets import load_from_disk
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
     from . import models  # noqa: F401  (registers the Auto classes)
-    from .finetune import model_dir, results_dir
-    from .tokenize import tokenized_dir
+    from .finetune import auto_class, model_dir, results_dir
+    from .tokenize import label_names, tokenized_dir
     from .tokenizer import load
     from .training import pick_device
+    from .workflow import Run
 
-    path = model_dir(task, model, method)
-    net = AutoModelForSequenceClassification.from_pretrained(path).to(pick_device(params["device"]))
+    name, task_type = Run(task, model, method, fraction).name, params["tasks"][task]["type"]
+    path = model_dir(task, model, name)
+    net = auto_class(task_type).from_pretrained(path).to(pick_device(params["device"]))
     test = load_from_disk(str(tokenized_dir(task)))["test"]
-    probs = predict(net, test, DataCollatorWithPadding(load(path)), params["evaluate"]["batch_size"])
-    y_pred, y_true = probs.argmax(-1).tolist(), list(test["labels"])
-    names = [net.config.id2label[i] for i in range(net.config.num_labels)]
+    sequence = task_type == "sequence-classification"
+    collator = (DataCollatorWithPadding if sequence else DataCollatorForTokenClassification)(load(path))
+    probs = predict(net, test, collator, params["evaluate"]["batch_size"])
+    scores, lines, confusion = (_sequence if sequence else _tokens)(test, probs, label_names(test))
 
-    metrics = {"test_examples": len(test), **classification_metrics(y_true, y_pred, names)}
-    trained = read_json(results_dir(task, model, method) / "metrics.json")
-    metrics.update({k: trained[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")})
-    write_json(output("metrics", task, model, method), metrics)
-    with atomic_path(output("predictions", task, model, method)) as tmp:
-        tmp.write_text("".join(json.dumps({"index": i, "label": t, "prediction": p,
-                                           "probabilities": [round(float(x), 5) for x in row]}) + "\n"
-                               for i, (t, p, row) in enumerate(zip(y_true, y_pred, probs))))
-    write_json(output("confusion", task, model, method),
-               [{"actual": names[t], "predicted": names[p]} for t, p in zip(y_true, y_pred)])
-    print(f"evaluate: {task}/{model}/{method}: test accuracy {metrics['accuracy']:.4f}, "
-          f"macro F1 {metrics['macro_f1']:.4f}")
+    trained = read_json(results_dir(task, model, name) / "metrics.json")
+    result = {"test_examples": len(test), **scores,
+              **{k: trained[k] for k in ("train_examples", "parameters", "trainable_parameters", "trainable_fraction")}}
+    write_json(output("metrics", task, model, name), result)
+    with atomic_path(output("predictions", task, model, name)) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_json(output("confusion", task, model, name), confusion)
+    main = "accuracy" if sequence else "entity_f1"
+    print(f"evaluate: {task}/{model}/{name}: test {main} {result[main]:.4f}")

@@ -120,7 +120,10 @@ def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
 
 SYNTHETIC_KIND = {"sentiment": "classification", "ner": "ner", "corpus": "corpus"}
 # the dataset kinds each consumer can read
-TASK_KINDS = {"sequence-classification": ("classification",)}
+TASK_KINDS = {"sequence-classification": ("classification",), "token-classification": ("ner",)}
+# task type -> the validation metrics it can select on, the default first
+TASK_METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
+                "token-classification": ("entity_f1", "token_accuracy")}
 TEXT_KINDS = ("corpus", "classification")
 
 
@@ -185,6 +188,26 @@ def _check_references(p: dict, source: str) -> None:
     need("pretrain.corpus", p["pretrain"]["corpus"], TEXT_KINDS)
     for task, spec in p["tasks"].items():
         need(f"tasks.{task}.dataset", spec["dataset"], TASK_KINDS[spec["type"]])
+        metrics = TASK_METRICS[spec["type"]]
+        spec.setdefault("metric", metrics[0])
+        if spec["metric"] not in metrics:
+            raise ScratchError(f"{source}: tasks.{task}.metric = {spec['metric']!r} does not apply to "
+                               f"{spec['type']} (use {' or '.join(metrics)})")
+    _check_extra_runs(p, source)
+
+
+def _check_extra_runs(p: dict, source: str) -> None:
+    models = p["pretrain"]["models"]
+    for section in ("lora", "data_efficiency"):
+        for name in p["finetune"][section]["models"]:
+            if name not in models:
+                raise ScratchError(f"{source}: finetune.{section}.models has {name!r}, which names no model "
+                                   f"(declared: {', '.join(models)})")
+    for name in p["finetune"]["lora"]["models"]:
+        if models[name]["arch"] != "bert":
+            raise ScratchError(f"{source}: finetune.lora.models has {name!r}, a recurrent model: PEFT's LoRA "
+                               f"adapts Linear layers and nn.{models[name]['cell'].upper()} keeps its weights "
+                               f"fused; remove it (lora is for bert models)")
 
 
 def load(path: Path | str = PARAMS_FILE) -> dict:

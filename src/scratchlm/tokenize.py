@@ -4,7 +4,9 @@ data/tokenized/<task>, by task type:
 - sequence-classification: input_ids truncated to `max_length`, and the labels (their ClassLabel
   names kept); padding is left to the collator (dynamic, per batch), not done here.
 - token-classification: words split by `is_split_into_words`, the word's tag on its first
-  sub-token and -100 on the rest and on [CLS]/[SEP] (run_ner.py's alignment).
+  sub-token and -100 on the rest and on [CLS]/[SEP] (run_ner.py's alignment); the words and
+  their tags (`words`, `word_tags`, typed) are kept, so evaluation scores every word, even one
+  cut off by truncation.
 
 Per task rather than per dataset: what to tokenize and how to align labels is the task's
 business, and two tasks may read one dataset differently.
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from .io import atomic_path
 
-IGNORE = -100
+IGNORE = -100  # the label cross-entropy skips (transformers' convention)
 
 
 def tokenized_dir(task: str) -> Path:
@@ -43,18 +45,28 @@ def _token_classification(tok, max_length: int):
     def fn(batch):
         enc = tok(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
         labels = [align_labels(enc.word_ids(i), tags) for i, tags in enumerate(batch["ner_tags"])]
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
+                "words": batch["tokens"], "word_tags": batch["ner_tags"]}
     return fn
 
 
 def tokenize(dd, tok, task_type: str, max_length: int):
     if task_type == "sequence-classification":
-        fn, label_feature = _classification(tok, max_length), dd["train"].features["label"]
+        fn, typed = _classification(tok, max_length), {"labels": dd["train"].features["label"]}
     else:
-        fn, label_feature = _token_classification(tok, max_length), None
+        fn, typed = _token_classification(tok, max_length), {"word_tags": dd["train"].features["ner_tags"]}
     out = dd.map(fn, batched=True, batch_size=1000, remove_columns=dd["train"].column_names,
                  desc=f"tokenize ({task_type})")
-    return out.cast_column("labels", label_feature) if label_feature is not None else out
+    for column, feature in typed.items():
+        out = out.cast_column(column, feature)
+    return out
+
+
+def label_names(dataset) -> list[str]:
+    """The task's label (or tag) names, from the typed column of a tokenized split."""
+    if "word_tags" in dataset.column_names:
+        return dataset.features["word_tags"].feature.names
+    return dataset.features["labels"].names
 
 
 def run(params: dict, task: str) -> None:

@@ -1,60 +1,194 @@
+import math
+
 import pytest
 
-from scratchlm.evaluate import classification_metrics, report_text
-from scratchlm.finetune import build_model
+from scratchlm import metrics, ulmfit
+from scratchlm.finetune import build_model, subset
 from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 from scratchlm.training import count_parameters
-from scratchlm.workflow import dvc_stage, runs
+from scratchlm.workflow import Run, dvc_stage, runs
+
+SEQ, TOK = "sequence-classification", "token-classification"
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("pretrained")
-    RecurrentForCausalLM(RecurrentConfig(vocab_size=40, embedding_size=8, hidden_size=8)).save_pretrained(path)
+    RecurrentForCausalLM(RecurrentConfig(vocab_size=40, embedding_size=8, hidden_size=8, num_layers=2)).save_pretrained(path)
     return path
 
 
+@pytest.fixture(scope="module")
+def pretrained_bert(tmp_path_factory):
+    from transformers import BertConfig, BertForMaskedLM
+
+    path = tmp_path_factory.mktemp("bert")
+    BertForMaskedLM(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=32, max_position_embeddings=32)).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("task_type", [SEQ, TOK])
 @pytest.mark.parametrize("method", ["full", "frozen", "scratch"])
-def test_each_method_trains_exactly_the_subset_it_claims(pretrained, method):
-    model = build_model(method, pretrained, ["neg", "pos"], "last", seed=0)
+def test_each_method_trains_exactly_the_subset_it_claims(pretrained, method, task_type):
+    model = build_model(method, pretrained, task_type, ["neg", "pos"], "last", seed=0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     head = {"classifier.weight", "classifier.bias"}
     if method == "frozen":
         assert trainable == head
-        counts = count_parameters(model)
-        assert counts["trainable_parameters"] == 8 * 2 + 2
+        assert count_parameters(model)["trainable_parameters"] == 8 * 2 + 2
     else:
         assert trainable == {n for n, _ in model.named_parameters()}
     assert model.config.id2label == {0: "neg", 1: "pos"}
 
 
+@pytest.mark.parametrize("task_type", [SEQ, TOK])
+def test_lora_trains_adapters_and_the_new_head_only(pretrained_bert, task_type):
+    model = build_model("lora", pretrained_bert, task_type, ["a", "b", "c"], "last", seed=0, lora=LORA)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
+    # 2 layers x (query, value) x (A: 16x4 + B: 4x16)
+    adapters = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    assert adapters == 2 * 2 * (16 * 4 + 4 * 16)
+    assert any("classifier" in n for n in trainable)
+    assert count_parameters(model)["trainable_fraction"] < 0.2
+
+
+def test_lora_adapter_saves_loads_and_merges_to_the_same_function(pretrained_bert, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from scratchlm.finetune import _save
+
+    model = build_model("lora", pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora=LORA)
+    with torch.no_grad():  # make the adapters non-trivial (B starts at zero)
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    model.eval()
+    x = torch.randint(1, 40, (3, 7))
+    before = model(input_ids=x).logits
+    _save(model, tmp_path, "lora")
+    base = AutoModelForSequenceClassification.from_pretrained(pretrained_bert, num_labels=2)
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert torch.allclose(reloaded(input_ids=x).logits, before, atol=1e-5)
+    assert torch.allclose(merged(input_ids=x).logits, before, atol=1e-5)
+
+
+def test_lora_with_unknown_target_modules_fails_in_one_line(pretrained_bert):
+    from scratchlm.errors import ScratchError
+
+    with pytest.raises(ScratchError, match="finetune.lora.target_modules"):
+        build_model("lora", pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora={**LORA, "target_modules": ["nope"]})
+
+
 def test_scratch_is_same_architecture_with_fresh_weights(pretrained):
     import torch
 
-    full, scratch = (build_model(m, pretrained, ["a", "b"], "last", seed=0) for m in ("full", "scratch"))
+    full, scratch = (build_model(m, pretrained, SEQ, ["a", "b"], "last", seed=0) for m in ("full", "scratch"))
     assert [(n, p.shape) for n, p in full.named_parameters()] == [(n, p.shape) for n, p in scratch.named_parameters()]
     assert not torch.equal(full.model.rnn.weight_hh_l0, scratch.model.rnn.weight_hh_l0)
 
 
+def test_ulmfit_groups_rates_and_unfreezing(pretrained):
+    from types import SimpleNamespace
+
+    model = build_model("full", pretrained, SEQ, ["a", "b"], "last", seed=0)
+    groups = ulmfit.layer_groups(model)
+    assert len(groups) == 4  # embeddings, rnn layer 0, rnn layer 1, head
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))
+    options = {"discriminative_decay": 2.0, "gradual_unfreezing": True, "slanted_triangular": True}
+    opt = ulmfit.optimizer(model, options, lr=0.8, weight_decay=0.1)
+    rates = sorted({g["lr"] for g in opt.param_groups})
+    assert rates == pytest.approx([0.1, 0.2, 0.4, 0.8])
+    callback = ulmfit.unfreezing_callback(model)
+    for epoch, trained_groups in ((0, 1), (1, 2), (2, 3), (7, 4)):
+        callback.on_step_begin(None, SimpleNamespace(epoch=epoch + 0.5), None)
+        trainable = [all(p.requires_grad for p in g) for g in groups]
+        assert trainable == [k >= 4 - trained_groups for k in range(4)]
+
+
+def test_slanted_triangular_rises_then_decays_to_a_32nd():
+    total = 100
+    values = [ulmfit.slanted_triangular(t, total) for t in range(total + 1)]
+    peak = values.index(max(values))
+    assert peak == 10 and values[peak] == pytest.approx(1.0)
+    assert values[0] == pytest.approx(1 / 32) and values[-1] == pytest.approx(1 / 32)
+    assert all(a <= b for a, b in zip(values[:peak], values[1:peak + 1]))
+    assert all(a >= b for a, b in zip(values[peak:], values[peak + 1:]))
+
+
+def test_fraction_subset_is_deterministic_and_sized():
+    from datasets import Dataset
+
+    ds = Dataset.from_dict({"x": list(range(1000))})
+    a, b = subset(ds, 0.1, 3), subset(ds, 0.1, 3)
+    assert len(a) == 100 and a["x"] == b["x"] and a["x"] != subset(ds, 0.1, 4)["x"]
+    assert subset(ds, 1.0, 3) is ds and len(subset(ds, 0.0001, 3)) == 1
+
+
 def test_classification_metrics_by_hand():
     # truth 0 0 0 1 1 ; pred 0 0 1 1 0 -> class 0: P 2/3 R 2/3; class 1: P 1/2 R 1/2
-    m = classification_metrics([0, 0, 0, 1, 1], [0, 0, 1, 1, 0], ["neg", "pos"])
+    m = metrics.classification([0, 0, 0, 1, 1], [0, 0, 1, 1, 0], ["neg", "pos"])
     assert m["accuracy"] == pytest.approx(0.6)
     assert m["macro_precision"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert m["micro_f1"] == pytest.approx(0.6)
     assert m["per_class"]["neg"]["support"] == 3
-    assert "neg" in report_text([0, 0, 0, 1, 1], [0, 0, 1, 1, 0], ["neg", "pos"])
+    assert "neg" in metrics.classification_text([0, 0, 0, 1, 1], [0, 0, 1, 1, 0], ["neg", "pos"])
+
+
+def test_entity_metrics_by_hand():
+    true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    # PER exact; LOC missed; ORG predicted as I-ORG (invalid start: strict IOB2 rejects it); a spurious MISC
+    pred = [["B-PER", "I-PER", "B-MISC", "O"], ["I-ORG", "O"]]
+    m = metrics.entities(true, pred)
+    assert m["entity_precision"] == pytest.approx(1 / 2)  # PER right, MISC wrong
+    assert m["entity_recall"] == pytest.approx(1 / 3)     # PER of PER, LOC, ORG
+    assert m["entity_f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    assert m["token_accuracy"] == pytest.approx(3 / 6)
+    assert m["per_type"]["PER"]["f1-score"] == 1.0 and m["per_type"]["LOC"]["recall"] == 0.0
+    assert m["per_tag"]["B-PER"]["support"] == 1
+    text = metrics.entities_text(true, pred)
+    assert "PER" in text and "B-LOC" in text
+
+
+def test_word_tags_keep_first_subtokens_only():
+    names = ["O", "B-PER", "I-PER"]
+    labels = [[-100, 1, -100, 2, 0, -100]]  # [CLS] w0 (w0 cont.) w1 w2 [SEP]
+    preds = [[0, 1, 0, 0, 0, 2]]
+    assert metrics.word_tags(preds, labels, names) == ([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
+
+
+def test_word_predictions_pad_truncated_words_with_o():
+    import numpy as np
+
+    from scratchlm.evaluate import word_predictions
+
+    probs = np.array([[0.1, 0.9], [0.2, 0.8], [0.9, 0.1], [0.5, 0.5]])
+    assert word_predictions(probs, [-100, 1, -100, 0], n_words=4) == [1, 0, 0, 0]
 
 
 def test_runs_and_dvc_stage_names():
-    p = {"tasks": {"sentiment": {}}, "pretrain": {"models": {"gru": {}, "lstm": {}}},
-         "finetune": {"methods": ["full", "scratch"]}}
-    assert runs(p)[:2] == [("sentiment", "gru", "full"), ("sentiment", "gru", "scratch")]
-    assert dvc_stage("finetune", {"task": "sentiment", "model": "gru", "method": "full"}) == \
-        "finetune@sentiment-gru-full"
+    p = {"tasks": {"sentiment": {}, "ner": {}}, "pretrain": {"models": {"gru": {}, "bert": {}}},
+         "finetune": {"methods": ["full", "scratch"], "lora": {"models": ["bert"]},
+                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]}}}
+    found = runs(p)
+    assert found[:2] == [("sentiment", "gru", "full", 1.0), ("sentiment", "gru", "scratch", 1.0)]
+    assert len(found) == 2 * 2 * 2 + 2 + 2 * 2
+    assert [r.name for r in found if r.task == "ner" and r.model == "gru"] == ["full", "scratch", "full-0.1", "full-0.25"]
+    assert dvc_stage("finetune", {"task": "sentiment", "model": "gru", "run": "full"}) == "finetune@sentiment-gru-full"
+    assert dvc_stage("evaluate", {"task": "ner", "model": "bert", "run": "lora"}) == "evaluate_lora@ner-bert"
+    assert dvc_stage("finetune", {"task": "ner", "model": "gru", "run": "full-0.25"}) == \
+        "finetune_fraction@ner-gru-full-0.25"
+    assert Run.parse("ner", "gru", "full-0.25") == Run("ner", "gru", "full", 0.25)
+    assert Run("ner", "gru", "full", 0.25).args() == "--task ner --model gru --method full --fraction 0.25"
     assert dvc_stage("data", {"dataset": "ner"}) == "data@ner"
     assert dvc_stage("report", {}) == "report"
+    assert math.isclose(Run.parse("a", "b", "scratch-0.5").fraction, 0.5)
 
 
 def test_checkpoints_are_kept_only_for_the_same_inputs(workdir):

@@ -131,7 +131,7 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
     ids = torch.tensor([[2, 10, 11, 3]])
     assert mlm(ids, labels=ids).logits.shape == (1, 4, 60)
     mlm.save_pretrained(tmp_path)
-    frozen = build_model("frozen", tmp_path, ["a", "b"], "concat", seed=0)
+    frozen = build_model("frozen", tmp_path, "sequence-classification", ["a", "b"], "concat", seed=0)
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
     assert frozen(ids).logits.shape == (1, 2)

@@ -1,6 +1,7 @@
 """Every stage's `run()` in order on the tiny params, in-process, in a temp directory: the
 artifacts each stage promises, and the properties that make them trustworthy."""
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -21,7 +22,8 @@ def pipeline(tmp_path_factory, tiny_params):
     root = tmp_path_factory.mktemp("pipeline")
     os.chdir(root)
     try:
-        p = tiny_params
+        p = copy.deepcopy(tiny_params)
+        p["finetune"]["data_efficiency"] = {"models": ["gru"], "methods": ["full"], "fractions": [0.5]}
         for name in p["data"]["datasets"]:
             data.run(p, name)
         tokenizer.run(p)
@@ -30,9 +32,9 @@ def pipeline(tmp_path_factory, tiny_params):
         pack.run(p)
         for model in p["pretrain"]["models"]:
             pretrain.run(p, model)
-        for task, model, method in runs(p):
-            finetune.run(p, task, model, method)
-            evaluate.run(p, task, model, method)
+        for run in runs(p):
+            finetune.run(p, run.task, run.model, run.method, run.fraction)
+            evaluate.run(p, run.task, run.model, run.method, run.fraction)
         report.run(p)
         yield root
     finally:
@@ -53,16 +55,41 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
 
 
 def test_finetune_and_evaluate_write_consistent_metrics(pipeline):
-    for task, model, method in runs({"tasks": {"sentiment": {}}, "pretrain": {"models": {"gru": {}}},
-                                     "finetune": {"methods": ["full", "scratch"]}}):
-        m = read_json(evaluate.output("metrics", task, model, method))
-        rows = [json.loads(line) for line in evaluate.output("predictions", task, model, method).read_text().splitlines()]
+    for method in ("full", "scratch"):
+        m = read_json(evaluate.output("metrics", "sentiment", "gru", method))
+        rows = [json.loads(line) for line in evaluate.output("predictions", "sentiment", "gru", method).read_text().splitlines()]
         assert m["test_examples"] == len(rows) == 50
         assert math.isclose(m["accuracy"], sum(r["label"] == r["prediction"] for r in rows) / len(rows))
         assert all(math.isclose(sum(r["probabilities"]), 1, abs_tol=1e-3) for r in rows)
-        assert m["trainable_fraction"] == 1.0
-        confusion = read_json(evaluate.output("confusion", task, model, method))
+        assert m["train_examples"] == 200
+        # gradual unfreezing (ULMFiT, on in params.yaml) has reached the top layers only in 20 steps
+        assert m["trainable_fraction"] == 1.0 if method == "scratch" else 0 < m["trainable_fraction"] < 1
+        confusion = read_json(evaluate.output("confusion", "sentiment", "gru", method))
         assert len(confusion) == 50 and set(confusion[0]) == {"actual", "predicted"}
+
+
+def test_ner_predictions_are_per_word_and_rescore_to_the_metrics(pipeline):
+    from scratchlm import metrics
+
+    for model in ("gru", "bert"):
+        m = read_json(evaluate.output("metrics", "ner", model, "full"))
+        rows = [json.loads(line) for line in evaluate.output("predictions", "ner", model, "full").read_text().splitlines()]
+        assert m["test_examples"] == len(rows) == 30
+        assert all(len(r["words"]) == len(r["tags"]) == len(r["predicted"]) for r in rows)
+        again = metrics.entities([r["tags"] for r in rows], [r["predicted"] for r in rows])
+        assert math.isclose(again["entity_f1"], m["entity_f1"]) and set(m["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
+
+
+def test_lora_run_trains_a_small_share_and_keeps_its_adapter(pipeline):
+    for task in ("sentiment", "ner"):
+        m = read_json(evaluate.output("metrics", task, "bert", "lora"))
+        assert 0 < m["trainable_fraction"] < read_json(evaluate.output("metrics", task, "bert", "full"))["trainable_fraction"]
+        assert (pipeline / f"models/finetune/{task}/bert/lora/adapter/adapter_config.json").exists()
+
+
+def test_fraction_run_trains_on_its_share_of_the_labels(pipeline):
+    m = read_json(evaluate.output("metrics", "sentiment", "gru", "full-0.5"))
+    assert m["train_examples"] == 100 and m["test_examples"] == 50
 
 
 def test_scratch_control_does_not_start_from_pretrained_weights(pipeline):
@@ -79,9 +106,10 @@ def test_scratch_control_does_not_start_from_pretrained_weights(pipeline):
 
 def test_report_lists_every_run(pipeline):
     text = (pipeline / "results/report.md").read_text()
-    for method in ("full", "scratch"):
-        assert f"| sentiment | gru | {method} |" in text
+    for run in ("sentiment | gru | full", "sentiment | gru | scratch", "ner | bert | lora", "sentiment | gru | full-0.5"):
+        assert f"| {run} |" in text
     assert "What pretraining bought" in text and "precision    recall  f1-score" in text
+    assert "## NER: entity F1 per type" in text and "| 50% |" in text
 
 
 def test_tokenized_task_keeps_splits(pipeline):

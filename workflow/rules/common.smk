@@ -38,7 +38,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*",
     task=r"[a-z][a-z0-9_]*",
-    method=r"[a-z][a-z0-9_]*",
+    run=r"[a-z][a-z0-9_]*(-[0-9.]+)?",
 
 
 def src(*modules):

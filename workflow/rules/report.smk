@@ -1,9 +1,9 @@
 rule report:
     input:
-        src("report.py"),
+        src("report.py", "metrics.py", "workflow.py"),
         expand("results/data/{dataset}.json", dataset=P["data"]["datasets"]),
         expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md"]),
-        [f"results/{kind}/{t}/{m}/{meth}.{ext}" for t, m, meth in runs(P)
+        [f"results/{kind}/{r.task}/{r.model}/{r.name}.{ext}" for r in runs(P)
          for kind, ext in (("metrics", "json"), ("predictions", "jsonl"))],
     output:
         "results/report.md",

@@ -1,0 +1,85 @@
+"""ULMFiT's fine-tuning recipe (Howard & Ruder, 2018) for the recurrent models, as options:
+
+- discriminative learning rates: layer group k below the head trains at lr / decay^k;
+- gradual unfreezing: the first epoch trains the head only, each later epoch one more group, top down;
+- slanted triangular learning rates: a short linear rise to lr, then a long linear decay to lr / ratio.
+
+Layer groups, bottom up: the embeddings, each recurrent layer (forward and backward LM together),
+then the head (everything outside the base model).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+CUT_FRAC, RATIO = 0.1, 32  # the paper's slanted-triangular settings
+
+
+def enabled(options: dict) -> bool:
+    return (options["discriminative_decay"] != 1.0 or options["gradual_unfreezing"]
+            or options["slanted_triangular"])
+
+
+def layer_groups(model) -> list[list]:
+    """Parameters by layer group, bottom (embeddings) to top (head)."""
+    layers = model.config.num_layers
+    groups: list[list] = [[] for _ in range(layers + 2)]
+    for name, p in model.named_parameters():
+        if name.startswith("model.embeddings."):
+            groups[0].append(p)
+        elif name.startswith("model.rnn"):
+            groups[1 + int(re.search(r"_l(\d+)", name).group(1))].append(p)
+        else:
+            groups[-1].append(p)
+    return groups
+
+
+def optimizer(model, options: dict, lr: float, weight_decay: float):
+    """AdamW over every group at its own learning rate (frozen groups included, so that unfreezing
+    needs no new optimizer); biases are not decayed."""
+    import torch
+
+    param_groups = []
+    top = len(layer_groups(model)) - 1
+    for k, params in enumerate(layer_groups(model)):
+        group_lr = lr / options["discriminative_decay"] ** (top - k)
+        for decay in (True, False):
+            chosen = [p for p in params if (p.dim() > 1) == decay]
+            if chosen:
+                param_groups.append({"params": chosen, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0})
+    return torch.optim.AdamW(param_groups, lr=lr)
+
+
+def slanted_triangular(step: int, total: int) -> float:
+    """The learning-rate multiplier at `step` of `total` (1 at the peak, 1/RATIO at both ends)."""
+    cut = max(1, math.floor(total * CUT_FRAC))
+    p = step / cut if step < cut else 1 - (step - cut) / max(1, total - cut)
+    return (1 + max(0.0, p) * (RATIO - 1)) / RATIO
+
+
+def scheduler(opt, options: dict, total_steps: int, warmup_steps: int):
+    """The slanted triangle, or Trainer's linear warmup and decay over the same groups."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    if options["slanted_triangular"]:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: slanted_triangular(step, total_steps))
+    return get_linear_schedule_with_warmup(opt, warmup_steps, total_steps)
+
+
+def unfreezing_callback(model):
+    """Epoch e trains the top e+1 layer groups (requires_grad; AdamW skips gradient-less weights)."""
+    from transformers import TrainerCallback
+
+    groups = layer_groups(model)
+
+    class GradualUnfreezing(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            # read each step, not at epoch boundaries: a resumed run must find the same state
+            trainable_from = max(0, len(groups) - 1 - int(state.epoch or 0))
+            for k, params in enumerate(groups):
+                for p in params:
+                    p.requires_grad_(k >= trainable_from)
+
+    return GradualUnfreezing()
