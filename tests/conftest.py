@@ -33,6 +33,15 @@ def tiny_params() -> dict:
     return params.validate(raw)
 
 
+def spec_for(**fields) -> dict:
+    """A dataset spec validated through the schema, so defaults are filled as in params.yaml."""
+    from scratchlm import params
+
+    p = params.read_yaml(ROOT / "params.yaml")
+    p["data"]["datasets"]["x"] = fields
+    return params.validate(p)["data"]["datasets"]["x"]
+
+
 @pytest.fixture
 def params_copy(tiny_params) -> dict:
     return copy.deepcopy(tiny_params)

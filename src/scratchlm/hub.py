@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .errors import ScratchError
+from .errors import ScratchError, cannot_load, first_line
 
 
 def load(name: str, spec: dict):
@@ -16,13 +16,11 @@ def load(name: str, spec: dict):
     try:
         return datasets.load_dataset(spec["path"], spec["name"], revision=spec["revision"])
     except Exception as e:  # network, auth, missing revision, script datasets: all end the same way
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        if "scripts are no longer supported" in reason:
+        if "scripts are no longer supported" in first_line(e):
             raise ScratchError(f"{key}: {spec['path']!r} is a script dataset, which datasets>=4 cannot run; "
                                f"set revision: refs/convert/parquet (its parquet export)") from None
-        raise ScratchError(f"{key}: cannot load {spec['path']!r} (revision {spec['revision']}) from the hub: "
-                           f"{type(e).__name__}: {reason}. Offline? Use source: local with files under "
-                           f"data/external/, or source: synthetic") from None
+        raise cannot_load(f"{key}.path = {spec['path']!r} (revision {spec['revision']})", e,
+                          "Use source: local with files under data/external/, or source: synthetic") from None
 
 
 def records(name: str, spec: dict) -> tuple[dict[str, Iterator | None], dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ScratchError
+from .errors import cannot_load
 from .io import atomic_path
 
 TOKENIZER_DIR = Path("models/tokenizer")
@@ -59,9 +59,8 @@ def from_checkpoint(name: str, revision: str, key: str):
     try:
         return AutoTokenizer.from_pretrained(name, revision=revision)
     except Exception as e:  # offline, unknown id, missing files: all end the same way
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ScratchError(f"{key} = {name!r}: cannot load it ({type(e).__name__}: {reason}). Offline? Point it "
-                           f"at a local copy (a directory from save_pretrained), or set it to null") from None
+        raise cannot_load(f"{key} = {name!r}", e,
+                          "Point it at a local copy (a directory from save_pretrained), or set it to null") from None
 
 
 def run(params: dict) -> None:

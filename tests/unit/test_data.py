@@ -2,18 +2,14 @@ import gzip
 import json
 
 import pytest
+from conftest import spec_for
 from datasets import ClassLabel, load_from_disk
 
-from scratchlm import data, params
+from scratchlm import data
 from scratchlm.errors import ScratchError
 from scratchlm.io import read_json
 
 
-def spec_for(**fields) -> dict:
-    """A dataset spec validated through the schema, so defaults are filled as in params.yaml."""
-    p = params.read_yaml(params.SCHEMA_FILE.parents[2] / "params.yaml")
-    p["data"]["datasets"]["x"] = fields
-    return params.validate(p)["data"]["datasets"]["x"]
 
 
 def test_synthetic_build_gives_typed_splits_deterministically(params_copy):
@@ -190,7 +186,7 @@ def test_hub_offline_fails_in_one_line_saying_what_to_do(tmp_path):
                           capture_output=True, text=True, env=e, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
-    assert "data.datasets.imdb: cannot load 'stanfordnlp/imdb'" in proc.stderr
+    assert "data.datasets.imdb.path = 'stanfordnlp/imdb' (revision" in proc.stderr and "cannot load it" in proc.stderr
     assert "source: local" in proc.stderr and "Traceback" not in proc.stderr
 
 

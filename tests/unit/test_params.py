@@ -49,6 +49,18 @@ def error_for(p: dict) -> str:
     (lambda p: p["finetune"]["overrides"].__setitem__("gpt", {"lr": 0.1}), ["finetune.overrides.gpt names no model"]),
     (lambda p: p["finetune"]["overrides"].__setitem__("gru", {"batch_size": 0}),
      ["finetune.overrides.gru.batch_size", "0"]),
+    (lambda p: p["tasks"]["ner"].__setitem__("metric", "accuracy"),
+     ["tasks.ner.metric = 'accuracy' does not apply to token-classification", "entity_f1"]),
+    (lambda p: p["tasks"]["sentiment"].__setitem__("type", "token-classification"),
+     ["tasks.sentiment.dataset", "is a classification dataset", "must be ner"]),
+    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gru"]), ["finetune.lora.models", "'gru'", "recurrent", "fused"]),
+    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gpt"]), ["finetune.lora.models", "'gpt'", "names no model"]),
+    (lambda p: p["finetune"]["data_efficiency"].__setitem__("fractions", [1.5]),
+     ["finetune.data_efficiency.fractions.0", "1.5"]),
+    (lambda p: p["finetune"]["data_efficiency"].__setitem__("methods", ["lora"]),
+     ["finetune.data_efficiency.methods.0", "'lora'", "full, frozen, scratch"]),
+    (lambda p: p["finetune"]["ulmfit"].__setitem__("discriminative_decay", 0.5),
+     ["finetune.ulmfit.discriminative_decay", "0.5"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
     mutate(params_copy)
@@ -82,3 +94,17 @@ def test_cli_reports_bad_params_in_one_line_without_traceback(tmp_path):
 
 def test_digest_is_stable(tiny_params):
     assert params.digest(tiny_params) == params.digest(copy.deepcopy(tiny_params))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["finetune", "--task", "ner", "--model", "gru", "--method", "lora"], "no fine-tuning run 'lora' of gru on ner"),
+    (["evaluate", "--task", "ner", "--model", "gru", "--method", "full", "--fraction", "0.3"],
+     "no fine-tuning run 'full-0.3'"),
+    (["finetune", "--task", "pos", "--model", "gru", "--method", "full"], "tasks has no 'pos'"),
+])
+def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
+    from scratchlm import cli
+
+    assert cli.main(["--params", str(ROOT / "params.yaml"), *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err

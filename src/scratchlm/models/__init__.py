@@ -39,12 +39,10 @@ def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
         try:
             return AutoModelForMaskedLM.from_pretrained(spec["checkpoint"], revision=spec["revision"])
         except Exception as e:  # offline, unknown id, missing files: all end the same way
-            from ..errors import ScratchError
+            from ..errors import cannot_load
 
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise ScratchError(f"{key}.checkpoint = {spec['checkpoint']!r}: cannot load it ({type(e).__name__}: "
-                               f"{reason}). Offline? Point it at a local copy (a directory from "
-                               f"save_pretrained), or set it to null to pretrain from scratch") from None
+            raise cannot_load(f"{key}.checkpoint = {spec['checkpoint']!r}", e, "Point it at a local copy (a directory "
+                              "from save_pretrained), or set it to null to pretrain from scratch") from None
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
         from transformers import BertForMaskedLM

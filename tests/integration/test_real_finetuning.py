@@ -1,0 +1,112 @@
+"""Fine-tuning for real, on the public files in ../shared/data (skipped when absent): the
+pretrained recurrent route beats the obvious baselines on CoNLL-2003 NER and on SST-2.
+Every step is the pipeline's own stage code on a params dict; marked slow."""
+
+import copy
+import json
+from collections import Counter, defaultdict
+
+import pytest
+
+from conftest import SHARED_DATA, spec_for
+from scratchlm import data, finetune, metrics, pack, pretrain, tokenize, tokenizer
+from scratchlm.io import read_json
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here")]
+
+
+def local(kind: str, files: dict, **fields) -> dict:
+    
+    return spec_for(source="local", kind=kind, files=files, **fields)
+
+
+def params_for(default: dict, datasets: dict, corpus: str, task: dict) -> dict:
+    p = copy.deepcopy(default)
+    p["data"]["datasets"] = datasets
+    p["tokenizer"].update(corpus=corpus, vocab_size=4000)
+    p["pretrain"]["corpus"] = corpus
+    p["pretrain"]["models"] = {"gru": {**p["pretrain"]["models"]["gru"], "bidirectional": True,
+                                       "embedding_size": 64, "hidden_size": 128}}
+    p["pretrain"]["training"].update(epochs=1, max_steps=300, batch_size=32, lr=0.005, eval_steps=150)
+    p["tasks"] = {"task": task}
+    # a one-epoch run: gradual unfreezing would keep the encoder frozen throughout
+    p["finetune"].update(methods=["full"], lora={**p["finetune"]["lora"], "models": []},
+                         ulmfit={"discriminative_decay": 1.0, "gradual_unfreezing": False, "slanted_triangular": False},
+                         data_efficiency={**p["finetune"]["data_efficiency"], "models": []})
+    p["finetune"]["training"].update(epochs=1, max_steps=400, batch_size=32, lr=0.003, eval_steps=200,
+                                     early_stopping_patience=0)
+    return p
+
+
+def run_route(p: dict) -> dict:
+    """data -> tokenizer -> tokenize -> pack -> pretrain -> finetune; the validation metrics."""
+    for name in p["data"]["datasets"]:
+        data.run(p, name)
+    tokenizer.run(p)
+    tokenize.run(p, "task")
+    pack.run(p)
+    pretrain.run(p, "gru")
+    finetune.run(p, "task", "gru", "full")
+    return read_json(finetune.results_dir("task", "gru", "full") / "metrics.json")
+
+
+@pytest.fixture
+def external(workdir):
+    ext = workdir / "data" / "external"
+    ext.mkdir(parents=True)
+    for name in ("conll2003", "sst2"):
+        (ext / name).symlink_to(SHARED_DATA / name)
+    return ext
+
+
+def most_frequent_tag_f1(dd) -> float:
+    """Each word gets its most frequent training tag (unseen words O), scored like the model."""
+    names = dd["train"].features["ner_tags"].feature.names
+    counts: dict = defaultdict(Counter)
+    for words, tags in zip(dd["train"]["tokens"], dd["train"]["ner_tags"]):
+        for w, t in zip(words, tags):
+            counts[w][t] += 1
+    best = {w: c.most_common(1)[0][0] for w, c in counts.items()}
+    val = dd["validation"]
+    true = [[names[t] for t in tags] for tags in val["ner_tags"]]
+    pred = [[names[best.get(w, 0)] for w in words] for words in val["tokens"]]
+    return metrics.entities(true, pred)["entity_f1"]
+
+
+def test_conll2003_pretrained_gru_beats_the_most_frequent_tag_baseline(external, default_params):
+    from datasets import load_from_disk
+
+    conll = "data/external/conll2003/"
+    # the LM is pretrained on the task's own training text (ULMFiT's target-domain step): no labels
+    text = external / "conll_train_text.jsonl"
+    ner, _ = data.build("conll", local("ner", {"train": conll + "train.txt", "validation": conll + "valid.txt",
+                                               "test": conll + "valid.txt"}, format="conll"), 0)
+    text.write_text("".join(json.dumps({"text": " ".join(w)}) + "\n" for w in ner["train"]["tokens"]))
+    p = params_for(default_params, {
+        "conll": local("ner", {"train": conll + "train.txt", "validation": conll + "valid.txt",
+                               "test": conll + "valid.txt"}, format="conll"),
+        "conll_text": local("corpus", {"train": str(text.relative_to(external.parents[1]))}),
+    }, "conll_text", {"type": "token-classification", "dataset": "conll", "metric": "entity_f1"})
+    p["finetune"]["training"].update(max_steps=2000, eval_steps=500)  # fine-tuning steps are cheap here
+    m = run_route(p)
+    baseline = most_frequent_tag_f1(load_from_disk("data/raw/conll"))
+    print(f"CoNLL-2003 validation entity F1: GRU {m['val_entity_f1']:.4f}, most frequent tag {baseline:.4f}")
+    assert baseline > 0.6  # the baseline is a real one (0.65 on the full files)
+    assert m["val_entity_f1"] > baseline + 0.05
+
+
+def test_sst2_gru_beats_majority_by_a_wide_margin(external, default_params):
+    sst = "data/external/sst2/"
+    p = params_for(default_params, {
+        "sst2": local("classification", {"train": sst + "train.tsv", "validation": sst + "dev.tsv", "test": sst + "dev.tsv"},
+                      quoting="none",
+                      columns={"text": "sentence"}, label_names=["negative", "positive"]),
+    }, "sst2", {"type": "sequence-classification", "dataset": "sst2", "metric": "accuracy"})
+    p["data"]["datasets"]["sst2"]["sample"] = {"train": 20000}
+    m = run_route(p)
+    from datasets import load_from_disk
+
+    labels = load_from_disk("data/raw/sst2")["validation"]["label"]
+    majority = max(Counter(labels).values()) / len(labels)
+    print(f"SST-2 validation accuracy: GRU {m['val_accuracy']:.4f}, majority {majority:.4f}")
+    assert m["val_accuracy"] > majority + 0.15
