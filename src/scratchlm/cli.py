@@ -1,5 +1,5 @@
 """`scratchlm <stage>` / `python -m scratchlm <stage>`: one subcommand per pipeline stage, plus
-`check`, `preset` and `sync`. Each stage validates params.yaml before any work; a user-facing
+`check`, `preset`, `sync` and `compare`. Each stage validates params.yaml before any work; a user-facing
 failure prints one line and exits 1."""
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preset", help="Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)")
     p.add_argument("name")
     sub.add_parser("sync", help="After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock")
+    p = sub.add_parser("compare", help="Main test metrics across git revisions and their DVC experiments")
+    p.add_argument("revs", nargs="*", metavar="REV", help="git revisions (default HEAD); their experiments come along")
+    p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     return parser
 
 
@@ -79,6 +82,9 @@ def run(argv: list[str] | None = None) -> None:
     if args.command == "sync":
         from .workflow import sync
         return sync()
+    if args.command == "compare":
+        from .compare import run as compare
+        return compare(args.revs, args.format)
     from . import params as params_mod
 
     params = params_mod.load(args.params)

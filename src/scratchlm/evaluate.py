@@ -1,7 +1,9 @@
 """Stage `evaluate`: the only reader of the test split. Predicts with a fine-tuned model and writes
-metrics (results/metrics/<task>/<model>/<run>.json), one JSON line per test example
-(results/predictions/...jsonl) so any metric can be recomputed, and the rows of the confusion
-matrix plot (results/plots/confusion/...json): classes, or for NER the words' tags."""
+scalar metrics (results/metrics/<task>/<model>/<run>.json: what `dvc metrics diff` and
+`dvc exp show` compare), the per-class, per-type and per-tag reports (results/details/...json),
+one JSON line per test example (results/predictions/...jsonl) so any metric can be recomputed,
+and the rows of the confusion matrix plot (results/plots/confusion/...json): classes, or for NER
+the words' tags."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from pathlib import Path
 
 from .io import atomic_path, read_json, write_json
 
-OUT = {"metrics": ("results/metrics", ".json"), "predictions": ("results/predictions", ".jsonl"),
-       "confusion": ("results/plots/confusion", ".json")}
+OUT = {"metrics": ("results/metrics", ".json"), "details": ("results/details", ".json"),
+       "predictions": ("results/predictions", ".jsonl"), "confusion": ("results/plots/confusion", ".json")}
+DETAILS = ("per_class", "per_type", "per_tag")  # nested reports, kept out of the scalar metrics
 
 
 def output(kind: str, task: str, model: str, run: str) -> Path:
@@ -93,9 +96,10 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     scores, lines, confusion = (_sequence if sequence else _tokens)(test, probs, label_names(test))
 
     trained = read_json(results_dir(task, model, name) / "metrics.json")
-    result = {"test_examples": len(test), **scores,
+    result = {"test_examples": len(test), **{k: v for k, v in scores.items() if k not in DETAILS},
               **{k: trained[k] for k in ("train_examples", "parameters", "trainable_parameters", "trainable_fraction")}}
     write_json(output("metrics", task, model, name), result)
+    write_json(output("details", task, model, name), {k: v for k, v in scores.items() if k in DETAILS})
     with atomic_path(output("predictions", task, model, name)) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     write_json(output("confusion", task, model, name), confusion)

@@ -114,6 +114,8 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
 
     name = Run(task, model, method, fraction).name
     spec, cfg, seed = params["tasks"][task], finetuning(params, model), params["seed"]
+    if fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
+        cfg = {**cfg, "epochs": cfg["epochs"] / fraction}
     ft = params["finetune"]
     device = training.pick_device(params["device"])
     set_seed(seed)

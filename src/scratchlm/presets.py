@@ -23,9 +23,13 @@ def available() -> list[str]:
 
 
 def merge(target, overlay) -> None:
-    """Deep-merge `overlay` into `target` in place (mappings merge, everything else replaces)."""
+    """Deep-merge `overlay` into `target` in place: mappings merge, everything else replaces, and
+    null removes a named entry that is a mapping (a dataset, task or model), so a preset can swap
+    the demo's datasets for others; null over a plain value sets it to null."""
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
+        if value is None and isinstance(target.get(key), dict):
+            del target[key]
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
             merge(target[key], value)
         else:
             target[key] = value

@@ -98,6 +98,24 @@ def mask_validation(ds, tok, probability: float, seed: int):
     return ds.map(fn, batched=True, desc="mask validation")
 
 
+SATURATED = 0.9
+
+
+def state_saturation(lm, blocks, batch_size: int = 32, max_blocks: int = 256) -> float:
+    """Share of a recurrent LM's state values beyond +-0.9 on some validation blocks. A saturated
+    tanh unit passes little gradient (1 - h^2 < 0.19), which is what fine-tuning must push through."""
+    import torch
+
+    ids = torch.tensor(blocks["input_ids"][:max_blocks])
+    was_training = lm.training
+    lm.eval()
+    with torch.no_grad():
+        states = [lm.model(ids[i:i + batch_size].to(lm.device)).last_hidden_state.abs().float().cpu()
+                  for i in range(0, len(ids), batch_size)]
+    lm.train(was_training)
+    return round(float((torch.cat(states) > SATURATED).float().mean()), 4)
+
+
 def run(params: dict, model: str) -> None:
     from datasets import load_from_disk
     from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
@@ -127,6 +145,8 @@ def run(params: dict, model: str) -> None:
     trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
                       train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
                       callbacks=training.callbacks(cfg, run_dir / "live", resume=True))
+    recurrent = lm.config.model_type == "scratchlm-recurrent"
+    saturation_at_init = state_saturation(lm, blocks["validation"]) if recurrent else None
     start = time.perf_counter()
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
     train_metrics = {} if spec.get("checkpoint") else training.train(trainer, run_dir)
@@ -143,6 +163,9 @@ def run(params: dict, model: str) -> None:
         "tokens_per_second": round(train_metrics.get("train_samples_per_second", 0.0) * block_size, 1),
         "device": device, **training.count_parameters(lm),
     }
+    if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
+        metrics.update(state_saturation_init=saturation_at_init,
+                       state_saturation=state_saturation(lm, blocks["validation"]))
     with atomic_path(model_dir(model), is_dir=True) as tmp:
         trainer.save_model(str(tmp))
         tok.save_pretrained(str(tmp))

@@ -1,24 +1,40 @@
-"""Stage `report`: results/report.md from the metric files of the runs params declare (never a
-glob: a stale file from a removed run cannot sneak into the table)."""
+"""Stage `report`: results/report.md, a self-contained results/report.html (figures embedded, no
+external URL) and the figures in results/figures/, from the files of the runs params declare
+(never a glob: a stale file from a removed run cannot sneak into a table)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from . import metrics
+from . import figures, metrics
 from . import params as params_mod
 from .data import stats_file
 from .evaluate import output
-from .io import read_json, write_text
+from .finetune import results_dir as finetune_results
+from .io import atomic_path, read_json, write_text
 from .pretrain import results_dir as pretrain_results
 from .workflow import Run, runs
 
 REPORT = Path("results/report.md")
-PACKAGES = ["torch", "transformers", "datasets", "tokenizers", "snakemake", "dvc", "dvclive", "scikit-learn"]
+HTML = Path("results/report.html")
+FIGURES = Path("results/figures")
+PACKAGES = ["torch", "transformers", "datasets", "tokenizers", "peft", "seqeval", "snakemake", "dvc", "dvclive",
+            "scikit-learn"]
+MAIN = {"sequence-classification": ("accuracy", "macro_f1"), "token-classification": ("entity_f1", "token_accuracy")}
+# published numbers, shown only beside runs on the same benchmark: (who, metric, value, split)
+REFERENCES = {
+    "imdb": [("GRU, the tutorial chapter", "accuracy", 0.89, "test"),
+             ("ULMFiT (Howard & Ruder, 2018)", "accuracy", 0.954, "test")],
+    "sst2": [("BERT-base (Devlin et al., 2019)", "accuracy", 0.923, "dev")],
+    "conll2003": [("BERT-base (Devlin et al., 2019)", "entity_f1", 0.924, "test"),
+                  ("BiLSTM-CRF (Lample et al., 2016)", "entity_f1", 0.909, "test")],
+}
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -31,17 +47,39 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-MAIN = {"sequence-classification": ("accuracy", "macro_f1"), "token-classification": ("entity_f1", "token_accuracy")}
-
-
 def _main(params: dict, task: str) -> tuple[str, str]:
     """(main, secondary) test metric of a task."""
     return MAIN[params["tasks"][task]["type"]]
 
 
-def summary(params: dict, metrics: dict) -> str:
+class Figures:
+    """Where a figure is drawn (the stage's temporary folder) and how the report links it (its
+    final place, results/figures/, relative to the report)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    @staticmethod
+    def link(name: str, alt: str) -> str:
+        return f"![{alt}]({FIGURES.relative_to(REPORT.parent).as_posix()}/{name})"
+
+
+def benchmark(spec: dict) -> str | None:
+    """Which published benchmark a dataset spec is: declared, or recognised from a hub id."""
+    if spec.get("benchmark"):
+        return spec["benchmark"]
+    path = spec.get("path", "").lower() if spec["source"] == "hub" else ""
+    return next((name for name in REFERENCES if name in path.replace("-", "")), None)
+
+
+# ---------------------------------------------------------------- sections
+
+def summary(params: dict, found: dict) -> str:
     rows = []
-    for run, m in metrics.items():
+    for run, m in found.items():
         main, second = _main(params, run.task)
         rows.append([run.task, run.model, run.name, f"{main} {_pct(m[main])}", f"{second} {_pct(m[second])}",
                      f"{m['train_examples']:,}", f"{m['trainable_parameters']:,}", f"{100 * m['trainable_fraction']:.1f}%"])
@@ -49,64 +87,152 @@ def summary(params: dict, metrics: dict) -> str:
                    "trained share"], rows)
 
 
-def pretraining_gain(params: dict, metrics: dict) -> str:
+def references(params: dict, found: dict) -> str:
+    """Literature numbers beside our best run on the same benchmark; nothing for other data."""
     rows = []
-    for run, m in metrics.items():
-        control = metrics.get(run._replace(method="scratch"))
+    for task, spec in params["tasks"].items():
+        bench = benchmark(params["data"]["datasets"][spec["dataset"]])
+        ours = [(m[_main(params, task)[0]], r) for r, m in found.items() if r.task == task]
+        if not bench or not ours:
+            continue
+        best, run = max(ours)
+        for who, metric, value, split in REFERENCES[bench]:
+            rows.append([task, bench, who, f"{metric} {_pct(value)} ({split})", f"{run.model}/{run.name}: {_pct(best)}"])
+    if not rows:
+        return ""
+    return ("\n\nPublished numbers, beside our best run on the same benchmark (note the split: our test split "
+            "may be the benchmark's dev set):\n\n" + _table(["task", "benchmark", "published", "their score", "ours"], rows))
+
+
+def pretraining_gain(params: dict, found: dict, figs: Figures) -> str:
+    rows, bars = [], []
+    for run, m in found.items():
+        control = found.get(run._replace(method="scratch"))
         if run.method != "scratch" and control:
             main = _main(params, run.task)[0]
             gain = m[main] - control[main]
             rows.append([run.task, run.model, run.name, main, _pct(control[main]), _pct(m[main]), f"{100 * gain:+.2f}"])
+            bars.append((run.task, run.model, run.name, 100 * gain))
     if not rows:
         return "_No `scratch` control among the methods: add it to finetune.methods to see what pretraining buys._"
-    return _table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points)"], rows)
+    figures.gains(bars, figs.path("pretraining_gain.png"))
+    return (_table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points)"], rows)
+            + "\n\n" + figs.link("pretraining_gain.png", "pretrained minus scratch, per run"))
 
 
-def data_efficiency(params: dict, metrics: dict) -> str:
+def data_efficiency(params: dict, found: dict, figs: Figures) -> str:
     """The main test metric against the share of training labels, pretrained next to scratch."""
     eff = params["finetune"]["data_efficiency"]
-    rows = []
-    for run, m in sorted(metrics.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].fraction)):
+    rows, points = [], []
+    for run, m in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].fraction)):
         if run.model in eff["models"] and run.method in eff["methods"]:
             main = _main(params, run.task)[0]
             rows.append([run.task, run.model, run.method, f"{100 * run.fraction:g}%", f"{m['train_examples']:,}",
                          f"{main} {_pct(m[main])}"])
+            points.append((run.task, run.model, run.method, run.fraction, m[main]))
     if not rows:
         return "_No data-efficiency runs: list models in finetune.data_efficiency to see the curve._"
-    return _table(["task", "model", "method", "labels used", "train examples", "test metric %"], rows)
+    figures.data_efficiency(points, {t: _main(params, t)[0] for t in params["tasks"]},
+                            figs.path("data_efficiency.png"))
+    return (_table(["task", "model", "method", "labels used", "train examples", "test metric %"], rows)
+            + "\n\n" + figs.link("data_efficiency.png", "data efficiency"))
 
 
-def entity_types(params: dict, metrics: dict) -> str:
+def learning_curves(params: dict, found: dict, figs: Figures) -> str:
+    panels = {"pretraining": {m: pretrain_results(m) / "plots/eval/loss.tsv" for m in params["pretrain"]["models"]}}
+    ylabel = {"pretraining": "validation loss"}
+    for task, spec in params["tasks"].items():
+        panels[task] = {f"{r.model}/{r.name}": finetune_results(r.task, r.model, r.name) / f"plots/eval/{spec['metric']}.tsv"
+                        for r in found if r.task == task}
+        ylabel[task] = f"validation {spec['metric']}"
+    figures.learning_curves(panels, ylabel, figs.path("learning_curves.png"))
+    return ("Validation curves as training went (the selected checkpoint is each run's best point); "
+            "the raw curves are DVC plots under `results/pretrain/*/plots` and `results/finetune/*/*/*/plots`.\n\n"
+            + figs.link("learning_curves.png", "learning curves"))
+
+
+def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
+    """Classification: every run; NER (tags): each model's first run, which is enough to see the pattern."""
+    parts = []
+    for task, spec in params["tasks"].items():
+        chosen = [r for r in found if r.task == task]
+        if spec["type"] == "token-classification":
+            chosen = [next(r for r in chosen if r.model == m) for m in dict.fromkeys(r.model for r in chosen)]
+        panels = {f"{r.model}/{r.name}": read_json(output("confusion", r.task, r.model, r.name)) for r in chosen}
+        if panels:
+            figures.confusions(panels, figs.path(f"confusion_{task}.png"))
+            parts.append(f"**{task}** (rows: actual, normalised)\n\n"
+                         + figs.link(f"confusion_{task}.png", f"confusion matrices, {task}"))
+    return "\n\n".join(parts)
+
+
+def entity_types(found: dict) -> str:
     """Entity-level F1 per type (seqeval, strict IOB2) for every NER run."""
-    runs_ = [(r, m) for r, m in metrics.items() if "per_type" in m]
+    runs_ = [(r, read_json(output("details", r.task, r.model, r.name))) for r in found]
+    runs_ = [(r, d) for r, d in runs_ if "per_type" in d]
     if not runs_:
         return "_No token-classification task._"
-    types = sorted({t for _, m in runs_ for t in m["per_type"]})
+    types = sorted({t for _, d in runs_ for t in d["per_type"]})
     return _table(["task", "model", "run", *[f"{t} F1 %" for t in types]],
-                  [[r.task, r.model, r.name, *[_pct(m["per_type"].get(t, {}).get("f1-score", 0.0)) for t in types]]
-                   for r, m in runs_])
+                  [[r.task, r.model, r.name, *[_pct(d["per_type"].get(t, {}).get("f1-score", 0.0)) for t in types]]
+                   for r, d in runs_])
 
 
 def language_models(params: dict) -> str:
     rows, samples = [], []
     for model in params["pretrain"]["models"]:
         m = read_json(pretrain_results(model) / "metrics.json")
-        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['parameters']:,}",
-                     f"{m['tokens_per_second']:,.0f}", m["train_seconds"]])
+        saturation = (f"{100 * m['state_saturation_init']:.0f}% → {100 * m['state_saturation']:.0f}%"
+                      if "state_saturation" in m else "–")
+        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['parameters']:,}", saturation])
         samples.append(f"**{model}**\n\n" + (pretrain_results(model) / "samples.md").read_text(encoding="utf-8"))
-    table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters", "tokens/s",
-                    "train s"], rows)
-    return (table + "\n\nWhat each learned — causal LMs: sampled continuations (top-k 20); encoders: top guesses "
+    table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters",
+                    "saturated states (init → pretrained)"], rows)
+    return (table + "\n\nSaturated states: the share of recurrent state values beyond ±0.9 on validation text, "
+            "where tanh passes less than a fifth of the gradient.\n\nWhat each learned — causal LMs: sampled continuations (top-k 20); encoders: top guesses "
             "for the masked word:\n\n" + "\n".join(samples))
+
+
+def timing(params: dict, found: dict) -> str:
+    """Training time and throughput per stage run (the device is the one the run used)."""
+    rows = []
+    for model in params["pretrain"]["models"]:
+        m = read_json(pretrain_results(model) / "metrics.json")
+        rows.append(["pretrain", model, m["steps"], m["train_seconds"], f"{m['tokens_per_second']:,.0f} tokens/s",
+                     m.get("device", "")])
+    for run in found:
+        m = read_json(finetune_results(run.task, run.model, run.name) / "metrics.json")
+        rate = m["steps"] * params["finetune"]["training"]["batch_size"] / max(m["train_seconds"], 1e-9)
+        rows.append([f"finetune {run.task}", f"{run.model}/{run.name}", m["steps"], m["train_seconds"],
+                     f"{rate:,.0f} examples/s", m.get("device", "")])
+    return _table(["stage", "run", "steps", "train s", "throughput", "device"], rows)
+
+
+def per_class_report(run: Run) -> str:
+    """Recomputed from the saved predictions, in the printed layouts of sklearn (classes) or
+    seqeval and sklearn (entities, then tags)."""
+    lines = [json.loads(line) for line in
+             output("predictions", run.task, run.model, run.name).read_text(encoding="utf-8").splitlines()]
+    if lines and "tags" in lines[0]:
+        return metrics.entities_text([r["tags"] for r in lines], [r["predicted"] for r in lines])
+    names = read_json(output("details", run.task, run.model, run.name))["per_class"]
+    return metrics.classification_text([r["label"] for r in lines], [r["prediction"] for r in lines], list(names))
+
+
+def _source(spec: dict) -> str:
+    if spec["source"] == "synthetic":
+        return f"synthetic/{spec['generator']}"
+    if spec["source"] == "hub":
+        return f"hub {spec['path']}" + (f" ({spec['name']})" if spec.get("name") else "")
+    return "local " + spec["files"]["train"]
 
 
 def datasets_section(params: dict) -> str:
     rows = []
     for name, spec in params["data"]["datasets"].items():
         s = read_json(stats_file(name))
-        rows.append([name, f"{spec['source']}/{spec['generator']}", s["splits"]["train"], s["splits"]["validation"],
-                     s["splits"]["test"], s["train"]["words_p50"], s["train"]["words_max"],
-                     s["test_overlap_with_train"]])
+        rows.append([name, _source(spec), s["splits"]["train"], s["splits"]["validation"], s["splits"]["test"],
+                     s["train"]["words_p50"], s["train"]["words_max"], s["test_overlap_with_train"]])
     return _table(["dataset", "source", "train", "validation", "test", "median words", "max words",
                    "test overlap"], rows)
 
@@ -131,36 +257,52 @@ def environment(params: dict) -> str:
                       "- " + ", ".join(versions)])
 
 
-def per_class_report(run: Run) -> str:
-    """Recomputed from the saved predictions, in the printed layouts of sklearn (classes) or
-    seqeval and sklearn (entities, then tags)."""
-    lines = [json.loads(line) for line in
-             output("predictions", run.task, run.model, run.name).read_text(encoding="utf-8").splitlines()]
-    if lines and "tags" in lines[0]:
-        return metrics.entities_text([r["tags"] for r in lines], [r["predicted"] for r in lines])
-    names = read_json(output("metrics", run.task, run.model, run.name))["per_class"]
-    return metrics.classification_text([r["label"] for r in lines], [r["prediction"] for r in lines], list(names))
-
-
-def build(params: dict) -> str:
+def build(params: dict, figs: Figures) -> str:
     found = {run: read_json(output("metrics", run.task, run.model, run.name)) for run in runs(params)}
     details = "\n\n".join(f"**{r.task} / {r.model} / {r.name}**\n\n```\n{per_class_report(r)}```" for r in found)
     return "\n\n".join([
         f"# {params['report']['title']}",
         "## Test results\n\nEvery row is one fine-tuning run, selected on validation, scored once on the test split "
         "(classification: accuracy and macro F1; NER: entity F1, seqeval strict IOB2, and token accuracy).\n\n"
-        + summary(params, found),
+        + summary(params, found) + references(params, found),
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
-        "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found),
-        "## Data efficiency\n\n" + data_efficiency(params, found),
-        "## NER: entity F1 per type\n\n" + entity_types(params, found),
+        "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
+        "## Data efficiency\n\n" + data_efficiency(params, found, figs),
+        "## Learning curves\n\n" + learning_curves(params, found, figs),
+        "## Confusion matrices\n\n" + confusion_matrices(params, found, figs),
+        "## NER: entity F1 per type\n\n" + entity_types(found),
         "## Language models\n\n" + language_models(params),
+        "## Time and throughput\n\n" + timing(params, found),
         "## Per-class reports\n\n" + details,
         "## Datasets\n\n" + datasets_section(params),
         "## Environment\n\n" + environment(params),
     ]) + "\n"
 
 
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0;font-size:90%}th,td{border:1px solid #ccc;padding:3px 8px}"
+         "th{background:#f3f3f3}pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:85%}"
+         "img{max-width:100%}code{background:#f3f3f3}")
+
+
+def to_html(markdown: str, title: str) -> str:
+    """The Markdown report as one HTML file that opens offline: figures inlined as data URIs."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+
+    def inline(m: re.Match) -> str:
+        data = base64.b64encode((REPORT.parent / m.group(1)).read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', inline, body)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{STYLE}</style></head><body>\n{body}</body></html>\n")
+
+
 def run(params: dict) -> None:
-    write_text(REPORT, build(params))
-    print(f"report: wrote {REPORT}")
+    with atomic_path(FIGURES, is_dir=True) as tmp:
+        text = build(params, Figures(tmp))
+    write_text(REPORT, text)
+    write_text(HTML, to_html(text, params["report"]["title"]))
+    print(f"report: wrote {REPORT}, {HTML} and {FIGURES}/")

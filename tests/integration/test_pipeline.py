@@ -48,6 +48,12 @@ def test_second_run_does_nothing_and_dvc_agrees(tiny_repo):
     assert ran_stages(said(run(["dvc", "repro"], tiny_repo))) == set()
 
 
+def test_snakemake_report_builds(tiny_repo):
+    run(["snakemake", "--report", "snakemake-report.html"], tiny_repo)
+    page = (tiny_repo / "snakemake-report.html").read_text(errors="replace")
+    assert len(page) > 10_000 and "scratchlm" in page
+
+
 def test_snakemake_config_override_is_refused(tiny_repo):
     proc = run(["snakemake", "-n", "--config", "seed=1"], tiny_repo, check=False)
     assert proc.returncode != 0
@@ -69,21 +75,52 @@ def test_bad_param_stops_both_front_ends_with_one_line(tiny_repo):
         params.write_text(good)
 
 
-def test_exp_run_of_a_finetune_knob_reruns_only_downstream_stages(tiny_repo):
-    git_commit(tiny_repo, "tiny run")
-    out = said(run(["dvc", "exp", "run", "-S", "finetune.training.lr=0.001"], tiny_repo))
-    stages = ran_stages(out)
-    assert {"finetune@sentiment-gru-full", "finetune@sentiment-gru-scratch"} <= stages
-    assert not [s for s in stages if s.startswith(UPSTREAM)], stages
-    assert stages <= {s for s in stages if s.startswith(("finetune@", "evaluate@", "report"))}
+def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(tiny_repo):
+    """`dvc exp run --queue` + `dvc queue start`; then the experiment, applied and committed, is
+    a second commit for `dvc metrics diff`, `dvc plots diff` and `scratchlm compare`."""
+    import time
 
+    git_commit(tiny_repo, "tiny run")
+    run(["dvc", "exp", "run", "--queue", "-S", "finetune.training.lr=0.003", "-n", "higher-lr"], tiny_repo)
+    assert "higher-lr" in said(run(["dvc", "queue", "status"], tiny_repo))
+    run(["dvc", "queue", "start", "--jobs", "1"], tiny_repo)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = said(run(["dvc", "queue", "status"], tiny_repo))
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(5)
+    assert re.search(r"higher-lr\s.*Success", status), status
+
+    stages = ran_stages(said(run(["dvc", "queue", "logs", "higher-lr"], tiny_repo)))
+    assert {"finetune@sentiment-gru-full", "evaluate_lora@ner-bert", "report"} <= stages, stages
+    assert not [s for s in stages if s.startswith(UPSTREAM)], stages
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo).stdout)
-    exps = [e for row in shown for e in (row.get("experiments") or [])]
-    assert exps, "dvc exp show lists no experiment"
-    data = exps[0]["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["finetune"]["training"]["lr"] == 0.001
-    metrics = data["metrics"]["results/metrics/sentiment/gru/full.json"]["data"]
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    exp = next(e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "higher-lr")
+    data = exp["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["finetune"]["training"]["lr"] == 0.003
+    assert 0.0 <= data["metrics"]["results/metrics/sentiment/gru/full.json"]["data"]["accuracy"] <= 1.0
+
+    run(["dvc", "exp", "apply", "higher-lr"], tiny_repo)
+    git_commit(tiny_repo, "the higher-lr experiment")
+    diff = said(run(["dvc", "metrics", "diff", "HEAD~1", "HEAD", "--all"], tiny_repo))
+    assert "results/metrics/sentiment/gru/full.json" in diff and "accuracy" in diff
+    out = tiny_repo.parent / "plots-diff"  # rendered images go here, not into the repository
+    plots = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json", "-o", str(out)], tiny_repo).stdout)
+    names = set(plots["data"])
+    assert "results/figures/pretraining_gain.png" in names, names
+    assert "results/plots/confusion/sentiment/gru/full.json" in names, names
+    assert "results/finetune/sentiment/gru/full/plots/eval/accuracy.tsv" in names, names
+
+    table = run(["scratchlm", "compare", "HEAD~1", "HEAD"], tiny_repo).stdout
+    header, _, *rows = table.splitlines()
+    # the metric column, the two commits, and the experiment that hangs off the first
+    assert header.count("|") == 5 and "(higher-lr)" in header, header
+    row = next(r for r in rows if r.startswith("| sentiment/gru/full accuracy |"))
+    assert len([c for c in row.split("|") if c.strip()]) == 4
+    csv_text = run(["scratchlm", "compare", "HEAD", "--format", "csv"], tiny_repo).stdout
+    assert csv_text.startswith("revision,") and "sentiment/gru/full accuracy" in csv_text
+    run(["scratchlm", "sync"], tiny_repo)  # DVC restored files: let Snakemake catch up
 
 
 def test_sync_makes_snakemake_agree_after_dvc_work(tiny_repo):
@@ -94,6 +131,11 @@ def test_sync_makes_snakemake_agree_after_dvc_work(tiny_repo):
 def test_dvc_repro_from_scratch_leaves_nothing_for_snakemake(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     run(["scratchlm", "preset", "tiny"], repo)
+    # the agreement of the two front ends does not need every task and model: a smaller DAG
+    (repo / "workflow/presets/smaller.yaml").write_text(
+        "data: {datasets: {ner: null}}\ntasks: {ner: null}\npretrain: {models: {bert: null}}\n"
+        "finetune: {lora: {models: []}}\n")
+    run(["scratchlm", "preset", "smaller"], repo)
     git_commit(repo, "tiny preset")
     assert "report" in ran_stages(said(run(["dvc", "repro"], repo)))
     assert "Nothing to be done" in said(run(["snakemake", "-n"], repo))

@@ -32,6 +32,7 @@ def corpus_params(tiny_params):
     p["data"]["datasets"]["corpus"].update(train=3000, validation=200, test=10)
     p["tokenizer"]["vocab_size"] = 1000
     models = p["pretrain"]["models"]
+    models["lstm"] = {**models["gru"], "cell": "lstm"}  # the tiny preset keeps only one recurrent model
     for name in ("gru", "lstm"):
         models[name].update(embedding_size=64, hidden_size=128)
     # masked LM sits on a unigram plateau for a while before context pays: more steps, lower lr
@@ -79,6 +80,7 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, tiny_params):
     p = copy.deepcopy(tiny_params)
     p["pretrain"]["models"] = {"gru": {**p["pretrain"]["models"]["gru"], "embedding_size": 128, "hidden_size": 256}}
     p["finetune"]["overrides"] = {}
+    p["finetune"]["lora"]["models"] = []  # bert is gone from this params set
     p["pretrain"]["training"].update(max_steps=60, batch_size=32, eval_steps=10, early_stopping_patience=0)
     dirs = []
     for name in ("killed", "whole"):

@@ -201,3 +201,16 @@ def test_checkpoints_are_kept_only_for_the_same_inputs(workdir):
     assert training.last_checkpoint(run) is None
     training.finish(run)
     assert not run.exists()
+
+
+def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():
+    from scratchlm.compare import KEY, table
+
+    assert KEY.match("results/metrics/ner/gru/full-0.1.json:entity_f1")["run"] == "ner/gru/full-0.1"
+    assert not KEY.match("results/metrics/ner/gru/full.json:token_accuracy")
+    found = [{"revision": "main", "sentiment/gru/full accuracy": 0.5},
+             {"revision": "main (exp-1)", "sentiment/gru/full accuracy": 0.75, "ner/gru/full entity_f1": 0.25}]
+    md = table(found).splitlines()
+    assert md[0] == "| run metric | main | main (exp-1) |"
+    assert "| ner/gru/full entity_f1 | – | 25.00 |" in md and "| sentiment/gru/full accuracy | 50.00 | 75.00 |" in md
+    assert table(found, "csv").splitlines()[0] == "revision,ner/gru/full entity_f1,sentiment/gru/full accuracy"

@@ -135,3 +135,18 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
     assert frozen(ids).logits.shape == (1, 2)
+
+
+def test_state_saturation_counts_states_beyond_the_threshold():
+    from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
+    from scratchlm.pretrain import state_saturation
+
+    lm = RecurrentForCausalLM(RecurrentConfig(vocab_size=30, embedding_size=8, hidden_size=8))
+    blocks = {"input_ids": torch.randint(1, 30, (5, 12)).tolist()}
+    assert state_saturation(lm, blocks) < 0.05  # small random weights: states near zero
+    with torch.no_grad():  # GRU gates in rows [r; z; n]: update gate shut (z ~ 0), candidate saturated
+        rnn, h = lm.model.rnn, 8
+        rnn.weight_ih_l0[h:2 * h].zero_()
+        rnn.bias_ih_l0[h:2 * h].fill_(-50.0)
+        rnn.bias_ih_l0[2 * h:].fill_(50.0)
+    assert state_saturation(lm, blocks) > 0.95

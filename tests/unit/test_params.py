@@ -108,3 +108,25 @@ def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
     assert cli.main(["--params", str(ROOT / "params.yaml"), *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err
+
+
+@pytest.mark.parametrize("name", ["tiny", "paper"])
+def test_every_preset_merges_into_valid_params(name):
+    from scratchlm import presets
+    from scratchlm.workflow import runs
+
+    raw = params.read_yaml(ROOT / "params.yaml")
+    presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / f"{name}.yaml"))
+    p = params.validate(raw)
+    assert runs(p)
+    if name == "paper":  # null removed the synthetic datasets and tasks
+        assert set(p["data"]["datasets"]) == {"imdb", "sst2", "conll2003", "wikitext103"}
+        assert set(p["tasks"]) == {"imdb", "sst2", "conll2003"}
+
+
+def test_preset_null_removes_entries_but_sets_plain_values():
+    from scratchlm.presets import merge
+
+    target = {"datasets": {"a": {"x": 1}, "b": {"x": 2}}, "checkpoint": "bert", "splits": {"validation": "dev"}}
+    merge(target, {"datasets": {"a": None, "c": {"x": 3}}, "checkpoint": None, "splits": {"validation": None}})
+    assert target == {"datasets": {"b": {"x": 2}, "c": {"x": 3}}, "checkpoint": None, "splits": {"validation": None}}

@@ -46,6 +46,8 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
     m = read_json(out / "metrics.json")
     assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]), rel_tol=1e-3)
     assert m["unigram_perplexity"] > 1 and m["steps"] == 20 and m["parameters"] > 0
+    assert 0 <= m["state_saturation_init"] <= 1 and 0 <= m["state_saturation"] <= 1
+    assert "state_saturation" not in read_json(pipeline / "results/pretrain/bert/metrics.json")
     assert (out / "plots/loss.tsv").read_text().startswith("step\tloss")
     assert (out / "plots/eval/loss.tsv").exists()
     assert (out / "samples.md").read_text().count("- **") == len(pretrain.PROMPTS)
@@ -77,7 +79,9 @@ def test_ner_predictions_are_per_word_and_rescore_to_the_metrics(pipeline):
         assert m["test_examples"] == len(rows) == 30
         assert all(len(r["words"]) == len(r["tags"]) == len(r["predicted"]) for r in rows)
         again = metrics.entities([r["tags"] for r in rows], [r["predicted"] for r in rows])
-        assert math.isclose(again["entity_f1"], m["entity_f1"]) and set(m["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
+        details = read_json(evaluate.output("details", "ner", model, "full"))
+        assert math.isclose(again["entity_f1"], m["entity_f1"]) and set(details["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
+        assert all(isinstance(v, (int, float)) for v in m.values())  # scalars only: dvc metrics diff reads them
 
 
 def test_lora_run_trains_a_small_share_and_keeps_its_adapter(pipeline):
@@ -110,6 +114,15 @@ def test_report_lists_every_run(pipeline):
         assert f"| {run} |" in text
     assert "What pretraining bought" in text and "precision    recall  f1-score" in text
     assert "## NER: entity F1 per type" in text and "| 50% |" in text
+
+
+def test_html_report_is_self_contained(pipeline):
+    html = (pipeline / "results/report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    assert "http://" not in html and "https://" not in html  # opens offline: no CDN, no remote image
+    md = (pipeline / "results/report.md").read_text()
+    for name in ("pretraining_gain", "learning_curves", "confusion_sentiment", "confusion_ner", "data_efficiency"):
+        assert f"(figures/{name}.png)" in md and (pipeline / f"results/figures/{name}.png").stat().st_size > 1000
 
 
 def test_tokenized_task_keeps_splits(pipeline):

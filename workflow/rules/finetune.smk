@@ -50,6 +50,7 @@ rule evaluate:
         "data/tokenized/{task}",
     output:
         "results/metrics/{task}/{model}/{run}.json",
+        "results/details/{task}/{model}/{run}.json",
         "results/predictions/{task}/{model}/{run}.jsonl",
         "results/plots/confusion/{task}/{model}/{run}.json",
     params:

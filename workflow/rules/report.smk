@@ -1,12 +1,17 @@
 rule report:
     input:
-        src("report.py", "metrics.py", "workflow.py"),
+        src("report.py", "figures.py", "metrics.py", "workflow.py"),
         expand("results/data/{dataset}.json", dataset=P["data"]["datasets"]),
-        expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md"]),
+        expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md", "plots"]),
         [f"results/{kind}/{r.task}/{r.model}/{r.name}.{ext}" for r in runs(P)
-         for kind, ext in (("metrics", "json"), ("predictions", "jsonl"))],
+         for kind, ext in (("metrics", "json"), ("details", "json"), ("predictions", "jsonl"),
+                           ("plots/confusion", "json"))],
+        [f"results/finetune/{r.task}/{r.model}/{r.name}/{f}" for r in runs(P) for f in ("metrics.json", "plots")],
     output:
-        "results/report.md",
+        report("results/report.md", caption="../report/report.rst", category="Report"),
+        report("results/report.html", caption="../report/report.rst", category="Report"),
+        report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
+               category="Figures"),
     params:
         report=P["report"],
     log:

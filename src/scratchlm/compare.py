@@ -1,0 +1,62 @@
+"""`scratchlm compare [REV ...]`: one table of the main test metrics across git revisions and
+their DVC experiments, read through DVC's own API (`dvc.api.exp_show`), as Markdown or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from .errors import ScratchError, first_line
+
+# results/metrics/<task>/<model>/<run>.json:<metric>, for the main metric of each task type
+KEY = re.compile(r"^results/metrics/(?P<run>[^:]+)\.json:(?P<metric>accuracy|entity_f1)$")
+
+
+def rows(revs: list[str], repo: str = ".") -> list[dict]:
+    """One row per revision and per experiment on it: its name, then `task/model/run` -> value."""
+    import dvc.api
+
+    try:
+        found = dvc.api.exp_show(repo=repo, revs=revs or ["HEAD"])
+    except Exception as e:  # unknown revision, not a DVC repository: one line either way
+        raise ScratchError(f"compare: {' '.join(revs) or 'HEAD'}: {first_line(e)}") from None
+    out = []
+    for row in found:
+        if row.get("rev") == "workspace":
+            continue
+        name = row["rev"] if row.get("typ") == "baseline" else f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
+        values = {}
+        for key, value in row.items():
+            m = KEY.match(key)
+            if m and isinstance(value, (int, float)):
+                values[f"{m['run']} {m['metric']}"] = value
+        out.append({"revision": name, **values})
+    return out
+
+
+def table(found: list[dict], fmt: str = "markdown") -> str:
+    columns = sorted({k for r in found for k in r if k != "revision"})
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, ["revision", *columns], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(found)
+        return buf.getvalue()
+    # one row per metric, one column per revision: runs outnumber revisions
+    head = "| run metric | " + " | ".join(r["revision"] for r in found) + " |"
+    lines = [head, "|" + "---|" * (len(found) + 1)]
+    for c in columns:
+        lines.append(f"| {c} | " + " | ".join(_cell(r.get(c)) for r in found) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def run(revs: list[str], fmt: str) -> None:
+    found = rows(revs)
+    if not found:
+        raise ScratchError("compare: no revision with metrics found; commit a run first (dvc.lock and results/)")
+    print(table(found, fmt), end="")

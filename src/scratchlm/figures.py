@@ -1,0 +1,122 @@
+"""The report's figures (matplotlib, PNG): what pretraining bought, data-efficiency curves,
+learning curves and confusion matrices. Each function draws one figure into `path` and returns
+it; the report links them from Markdown and embeds them in HTML, and dvc.yaml declares the
+folder as plots, so `dvc plots diff` shows them side by side across revisions."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # no Software/date metadata: the same numbers give the same bytes
+    fig.savefig(path, dpi=90, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    return path
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2):
+    plt = _plt()
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)
+
+
+def gains(rows: list[tuple[str, str, str, float]], path: Path) -> Path:
+    """Bars of (pretrained - scratch) on the main test metric, one panel per task.
+    rows: (task, model, run, gain in points)."""
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = _grid(len(tasks), width=5.0)
+    for ax, task in zip(axes, tasks):
+        mine = [r for r in rows if r[0] == task]
+        labels, values = [f"{m}/{run}" for _, m, run, _ in mine], [g for *_, g in mine]
+        ax.barh(labels, values, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.invert_yaxis()
+        ax.set_title(task)
+        ax.set_xlabel("pretrained − scratch (points)")
+    return _save(fig, path)
+
+
+def data_efficiency(rows: list[tuple[str, str, str, float, float]], metric_names: dict, path: Path) -> Path:
+    """Main test metric against the share of training labels, one line per model/method.
+    rows: (task, model, method, fraction, value)."""
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks):
+        for key in dict.fromkeys((m, meth) for t, m, meth, _, _ in rows if t == task):
+            points = sorted((f, v) for t, m, meth, f, v in rows if t == task and (m, meth) == key)
+            ax.plot([100 * f for f, _ in points], [100 * v for _, v in points], marker="o",
+                    linestyle="--" if key[1] == "scratch" else "-", label="/".join(key))
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("training labels used (%)")
+        ax.set_ylabel(f"test {metric_names[task]} (%)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def read_curve(tsv: Path) -> tuple[list[float], list[float]]:
+    """(steps, values) of a DVCLive TSV (columns step, value), or empty lists if absent."""
+    if not tsv.exists():
+        return [], []
+    with open(tsv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    value = [k for k in (rows[0] if rows else {}) if k not in ("step", "timestamp")]
+    return [float(r["step"]) for r in rows], [float(r[value[0]]) for r in rows] if value else []
+
+
+def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], path: Path) -> Path:
+    """One panel per title (a task, or pretraining), one line per run: {title: {label: tsv}}."""
+    fig, axes = _grid(len(panels))
+    colors = _plt().get_cmap("tab20").colors  # more runs than the default cycle's 10 colours
+    for ax, (title, curves) in zip(axes, panels.items()):
+        ax.set_prop_cycle(color=colors)
+        for label, tsv in curves.items():
+            steps, values = read_curve(tsv)
+            if steps:
+                ax.plot(steps, values, label=label, linestyle="--" if "scratch" in label else "-")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel[title])
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def confusions(panels: dict[str, list[dict]], path: Path) -> Path:
+    """Row-normalised confusion matrices, one panel per run: {title: [{actual, predicted}, ...]}."""
+    import numpy as np
+
+    fig, axes = _grid(len(panels), width=3.6, height=3.4)
+    for ax, (title, pairs) in zip(axes, panels.items()):
+        names = sorted({p["actual"] for p in pairs} | {p["predicted"] for p in pairs})
+        counts = Counter((p["actual"], p["predicted"]) for p in pairs)
+        m = np.array([[counts[(a, b)] for b in names] for a in names], dtype=float)
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        if len(names) <= 4:
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            color="white" if m[i, j] > 0.5 else "black")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("actual", fontsize=8)
+    return _save(fig, path)
