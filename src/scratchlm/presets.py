@@ -18,8 +18,14 @@ from .params import SCHEMA_FILE, read_yaml, validate
 PRESETS_DIR = SCHEMA_FILE.parents[1] / "presets"
 
 
+def presets_dir() -> Path:
+    """The repository's own presets (a user may add one), else those beside the package."""
+    here = Path("workflow/presets")
+    return here if here.is_dir() else PRESETS_DIR
+
+
 def available() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
 
 
 def merge(target, overlay) -> None:
@@ -31,16 +37,30 @@ def merge(target, overlay) -> None:
             del target[key]
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             merge(target[key], value)
+            if not target[key]:
+                target[key] = _empty_like(target[key])
         else:
             target[key] = value
+
+
+def _empty_like(mapping):
+    """An empty mapping that ruamel writes inline (`key: {}`): an emptied block mapping would be
+    written as `{}` on a line of its own below its key's comment, which is not valid YAML."""
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(mapping, CommentedMap):
+        return {}
+    empty = CommentedMap()
+    empty.fa.set_flow_style()
+    return empty
 
 
 def apply(name: str, params_file: str = "params.yaml") -> None:
     from ruamel.yaml import YAML
 
-    preset = PRESETS_DIR / f"{name}.yaml"
+    preset = presets_dir() / f"{name}.yaml"
     if not preset.exists():
-        raise ScratchError(f"preset {name!r} not found in {PRESETS_DIR} (available: {', '.join(available())})")
+        raise ScratchError(f"preset {name!r} not found in {presets_dir()} (available: {', '.join(available())})")
     overlay = read_yaml(preset) or {}
     yaml = YAML()  # round-trip: comments and key order of params.yaml survive
     path = Path(params_file)

@@ -134,7 +134,7 @@ def test_dvc_repro_from_scratch_leaves_nothing_for_snakemake(tmp_path):
     # the agreement of the two front ends does not need every task and model: a smaller DAG
     (repo / "workflow/presets/smaller.yaml").write_text(
         "data: {datasets: {ner: null}}\ntasks: {ner: null}\npretrain: {models: {bert: null}}\n"
-        "finetune: {lora: {models: []}}\n")
+        "finetune: {lora: {models: []}, overrides: {bert: null}}\n")
     run(["scratchlm", "preset", "smaller"], repo)
     git_commit(repo, "tiny preset")
     assert "report" in ran_stages(said(run(["dvc", "repro"], repo)))

@@ -130,3 +130,16 @@ def test_preset_null_removes_entries_but_sets_plain_values():
     target = {"datasets": {"a": {"x": 1}, "b": {"x": 2}}, "checkpoint": "bert", "splits": {"validation": "dev"}}
     merge(target, {"datasets": {"a": None, "c": {"x": 3}}, "checkpoint": None, "splits": {"validation": None}})
     assert target == {"datasets": {"b": {"x": 2}, "c": {"x": 3}}, "checkpoint": None, "splits": {"validation": None}}
+
+
+def test_preset_that_empties_a_commented_mapping_writes_valid_yaml(workdir):
+    from scratchlm import presets
+
+    (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (workdir / "workflow/presets").mkdir(parents=True)
+    (workdir / "workflow/presets/mine.yaml").write_text(
+        "pretrain: {models: {bert: null}}\nfinetune: {overrides: {bert: null}, lora: {models: []}}\n")
+    presets.apply("mine")  # the repository's own presets are found first
+    p = params.load(workdir / "params.yaml")
+    assert p["finetune"]["overrides"] == {} and "bert" not in p["pretrain"]["models"]
+    assert "# per model" in (workdir / "params.yaml").read_text()  # comments survive
