@@ -26,7 +26,6 @@ HTML = Path("results/report.html")
 FIGURES = Path("results/figures")
 PACKAGES = ["torch", "transformers", "datasets", "tokenizers", "peft", "seqeval", "snakemake", "dvc", "dvclive",
             "scikit-learn"]
-MAIN = {"sequence-classification": ("accuracy", "macro_f1"), "token-classification": ("entity_f1", "token_accuracy")}
 # published numbers, shown only beside runs on the same benchmark: (who, metric, value, split)
 REFERENCES = {
     "imdb": [("GRU, the tutorial chapter", "accuracy", 0.89, "test"),
@@ -49,7 +48,7 @@ def _pct(x: float) -> str:
 
 def _main(params: dict, task: str) -> tuple[str, str]:
     """(main, secondary) test metric of a task."""
-    return MAIN[params["tasks"][task]["type"]]
+    return params_mod.TASK_METRICS[params["tasks"][task]["type"]]
 
 
 class Figures:
@@ -202,7 +201,8 @@ def timing(params: dict, found: dict) -> str:
                      m.get("device", "")])
     for run in found:
         m = read_json(finetune_results(run.task, run.model, run.name) / "metrics.json")
-        rate = m["steps"] * params["finetune"]["training"]["batch_size"] / max(m["train_seconds"], 1e-9)
+        batch = params_mod.finetuning(params, run.model)["batch_size"]  # a model's override may change it
+        rate = m["steps"] * batch / max(m["train_seconds"], 1e-9)
         rows.append([f"finetune {run.task}", f"{run.model}/{run.name}", m["steps"], m["train_seconds"],
                      f"{rate:,.0f} examples/s", m.get("device", "")])
     return _table(["stage", "run", "steps", "train s", "throughput", "device"], rows)
