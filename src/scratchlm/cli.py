@@ -74,6 +74,16 @@ def _check_run(params: dict, args: argparse.Namespace) -> dict:
     return {"method": run.method, "fraction": run.fraction}
 
 
+def _timing_name(command: str, chosen: dict) -> str | None:
+    """Where a stage run's timing goes: results/timing/<stage>/<this>.json."""
+    if command in RUN_STAGES:
+        from .workflow import Run
+
+        run = Run(chosen["task"], chosen["model"], chosen["method"], chosen["fraction"])
+        return f"{run.task}/{run.model}/{run.name}"
+    return next(iter(chosen.values()), None)
+
+
 def run(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "preset":
@@ -100,7 +110,22 @@ def run(argv: list[str] | None = None) -> None:
         # `map` on a loaded dataset would otherwise write cache-*.arrow files into the stage's
         # input folder, another stage's DVC output, changing its hash after the fact
         disable_caching()
-    importlib.import_module(f".{args.command}", __package__).run(params, **chosen)
+    stage = importlib.import_module(f".{args.command}", __package__)
+    if args.command == "report":  # it reads the timing files; it writes none of its own
+        return stage.run(params)
+    from .timing import recorded
+
+    with recorded(args.command, _timing_name(args.command, chosen)) as figures:
+        figures.update(stage.run(params, **chosen) or {})
+
+
+def _close_progress_bars() -> None:
+    """A stage stopped mid-way leaves its progress bar open, with no newline: close it, so the
+    error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:
+        for bar in list(tqdm.tqdm._instances):
+            bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(argv)
     except ScratchError as e:
+        _close_progress_bars()
         print(f"scratchlm: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import subprocess
+from pathlib import Path
 
 from .errors import ScratchError, first_line
 
@@ -13,19 +15,21 @@ from .errors import ScratchError, first_line
 KEY = re.compile(r"^results/metrics/(?P<run>[^:]+)\.json:(?P<metric>accuracy|entity_f1)$")
 
 
-def rows(revs: list[str], repo: str = ".") -> list[dict]:
-    """One row per revision and per experiment on it: its name, then `task/model/run` -> value."""
+def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict]:
+    """One row per revision and per experiment on it: its name, then `task/model/run` -> value;
+    first the workspace's own results when asked."""
     import dvc.api
 
+    _check_revisions(revs or ["HEAD"], repo)
     try:
         found = dvc.api.exp_show(repo=repo, revs=revs or ["HEAD"])
     except Exception as e:  # unknown revision, not a DVC repository: one line either way
         raise ScratchError(f"compare: {' '.join(revs) or 'HEAD'}: {first_line(e)}") from None
     out = []
     for row in found:
-        if row.get("rev") == "workspace":
+        if row.get("rev") == "workspace" and not workspace:
             continue
-        name = row["rev"] if row.get("typ") == "baseline" else f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
+        name = row["rev"] if row.get("typ") in ("baseline", "workspace") else f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
         values = {}
         for key, value in row.items():
             m = KEY.match(key)
@@ -33,6 +37,17 @@ def rows(revs: list[str], repo: str = ".") -> list[dict]:
                 values[f"{m['run']} {m['metric']}"] = value
         out.append({"revision": name, **values})
     return out
+
+
+def _check_revisions(revs: list[str], repo: str) -> None:
+    """Name what is wrong in git's words before DVC reports a bare "SCM error"."""
+    for rev in revs:
+        proc = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            inside = subprocess.run(["git", "-C", repo, "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+            raise ScratchError(f"compare: {rev!r} is not a commit of this repository; see `git log`" if inside
+                               else f"compare: {Path(repo).resolve()} is not a git repository; run it in the project's clone")
 
 
 def table(found: list[dict], fmt: str = "markdown") -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from pathlib import Path
 
 from .errors import ScratchError
@@ -101,7 +100,7 @@ def _ulmfit(net, options: dict, cfg: dict, train_rows: int) -> tuple[tuple, list
     return (opt, sched), [ulmfit.unfreezing_callback(net)] if options["gradual_unfreezing"] else []
 
 
-def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0) -> None:
+def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0) -> dict:
     from datasets import load_from_disk
     from transformers import Trainer, set_seed
 
@@ -140,10 +139,9 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     trainer = Trainer(model=net, args=args, train_dataset=train_set, eval_dataset=data["validation"],
                       data_collator=_collator(spec["type"], tok),
                       compute_metrics=metrics.for_trainer(spec["type"], names), optimizers=optimizers,
-                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True) + extra_callbacks)
-    start = time.perf_counter()
-    training.train(trainer, run_dir)
-    seconds = time.perf_counter() - start
+                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
+                                                   key=training.settings_key(params, "finetune", model)) + extra_callbacks)
+    figures = training.train(trainer, run_dir)
     val = trainer.evaluate()  # the restored best checkpoint
     counts = training.count_parameters(net)
 
@@ -155,10 +153,11 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
         training.copy_curves(run_dir / "live", tmp)
     write_json(out / "metrics.json", {
         f"val_{metric}": round(val[f"eval_{metric}"], 4), "val_loss": round(val["eval_loss"], 4),
-        "train_examples": len(train_set), "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
+        "train_examples": len(train_set), "steps": trainer.state.global_step,
         "ulmfit": use_ulmfit, "device": device, **counts})
     training.finish(run_dir)
     print(f"finetune: {run_name}: validation {metric} {val[f'eval_{metric}']:.4f}")
+    return figures
 
 
 def _save(net, folder: Path, method: str) -> None:

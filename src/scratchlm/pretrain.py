@@ -10,7 +10,6 @@ masked once with a fixed seed, so every evaluation scores the same positions.
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -116,7 +115,7 @@ def state_saturation(lm, blocks, batch_size: int = 32, max_blocks: int = 256) ->
     return round(float((torch.cat(states) > SATURATED).float().mean()), 4)
 
 
-def run(params: dict, model: str) -> None:
+def run(params: dict, model: str) -> dict:
     from datasets import load_from_disk
     from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
 
@@ -144,13 +143,12 @@ def run(params: dict, model: str) -> None:
                                                              "data": blocks["train"]._fingerprint})
     trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
                       train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
-                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True))
+                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
+                                                         key=training.settings_key(params, "pretrain", model)))
     recurrent = lm.config.model_type == "scratchlm-recurrent"
     saturation_at_init = state_saturation(lm, blocks["validation"]) if recurrent else None
-    start = time.perf_counter()
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
-    train_metrics = {} if spec.get("checkpoint") else training.train(trainer, run_dir)
-    seconds = time.perf_counter() - start
+    figures = {} if spec.get("checkpoint") else training.train(trainer, run_dir)
     val = trainer.evaluate()
 
     block_size = len(blocks["train"][0]["input_ids"])
@@ -159,9 +157,7 @@ def run(params: dict, model: str) -> None:
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
         "unigram_perplexity": round(unigram_perplexity(blocks["train"]["input_ids"],
                                                        blocks["validation"]["input_ids"], len(tok)), 3),
-        "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-        "tokens_per_second": round(train_metrics.get("train_samples_per_second", 0.0) * block_size, 1),
-        "device": device, **training.count_parameters(lm),
+        "steps": trainer.state.global_step, "device": device, **training.count_parameters(lm),
     }
     if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
         metrics.update(state_saturation_init=saturation_at_init,
@@ -177,3 +173,6 @@ def run(params: dict, model: str) -> None:
     training.finish(run_dir)
     print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
           f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")
+    if figures:
+        figures["tokens_per_second"] = round(figures["examples_per_second"] * block_size, 1)
+    return figures

@@ -12,11 +12,12 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from . import figures, metrics
+from . import compare, figures, metrics, timing
 from . import params as params_mod
 from .data import stats_file
 from .evaluate import output
 from .finetune import results_dir as finetune_results
+from .errors import ScratchError
 from .io import atomic_path, read_json, write_text
 from .pretrain import results_dir as pretrain_results
 from .workflow import Run, runs
@@ -192,20 +193,42 @@ def language_models(params: dict) -> str:
             "for the masked word:\n\n" + "\n".join(samples))
 
 
-def timing(params: dict, found: dict) -> str:
-    """Training time and throughput per stage run (the device is the one the run used)."""
+def across_revisions(params: dict) -> str:
+    """This run beside the committed results of `report.compare` revisions and their DVC
+    experiments (what `scratchlm compare` prints), read through dvc.api."""
+    revs = params["report"]["compare"]
+    if not revs:
+        return "None asked for: list git revisions in `report.compare`."
+    try:
+        found = compare.rows(revs, workspace=True)
+    except ScratchError as e:  # not a git/DVC repository (a bare copy), an unknown revision
+        return f"Not available: {e}"
+    for row in found:
+        if row["revision"] == "workspace":
+            row["revision"] = "this run"
+    return ("Main test metric (%) of every run; a dash where a revision has no such run.\n\n"
+            + compare.table(found))
+
+
+def _throughput(t: dict) -> str:
+    if "tokens_per_second" in t:
+        return f"{t['tokens_per_second']:,.0f} tokens/s"
+    if "examples_per_second" in t:
+        return f"{t['examples_per_second']:,.0f} examples/s"
+    return ""
+
+
+def stage_times(params: dict) -> str:
+    """Wall time, training time, throughput and peak memory of every stage run (results/timing/)."""
     rows = []
-    for model in params["pretrain"]["models"]:
-        m = read_json(pretrain_results(model) / "metrics.json")
-        rows.append(["pretrain", model, m["steps"], m["train_seconds"], f"{m['tokens_per_second']:,.0f} tokens/s",
-                     m.get("device", "")])
-    for run in found:
-        m = read_json(finetune_results(run.task, run.model, run.name) / "metrics.json")
-        batch = params_mod.finetuning(params, run.model)["batch_size"]  # a model's override may change it
-        rate = m["steps"] * batch / max(m["train_seconds"], 1e-9)
-        rows.append([f"finetune {run.task}", f"{run.model}/{run.name}", m["steps"], m["train_seconds"],
-                     f"{rate:,.0f} examples/s", m.get("device", "")])
-    return _table(["stage", "run", "steps", "train s", "throughput", "device"], rows)
+    for stage, name in timing.stage_runs(params):
+        t = read_json(timing.path(stage, name))
+        rows.append([stage, name or "", f"{t['seconds']:,.1f}", t.get("train_seconds", ""), _throughput(t),
+                     f"{t['peak_rss_mb']:,.0f}"])
+    total = sum(float(r[2].replace(",", "")) for r in rows)
+    return (_table(["stage", "run", "wall s", "train s", "throughput", "peak RSS MB"], rows)
+            + f"\n\nSum of the stage runs: {total / 60:.1f} min (the pipeline runs some at once). "
+            "Training throughput counts the steps this process ran (a resumed run: since the resume).")
 
 
 def per_class_report(run: Run) -> str:
@@ -267,12 +290,13 @@ def build(params: dict, figs: Figures) -> str:
         + summary(params, found) + references(params, found),
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
         "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
+        "## Across revisions and experiments\n\n" + across_revisions(params),
         "## Data efficiency\n\n" + data_efficiency(params, found, figs),
         "## Learning curves\n\n" + learning_curves(params, found, figs),
         "## Confusion matrices\n\n" + confusion_matrices(params, found, figs),
         "## NER: entity F1 per type\n\n" + entity_types(found),
         "## Language models\n\n" + language_models(params),
-        "## Time and throughput\n\n" + timing(params, found),
+        "## Time and throughput\n\n" + stage_times(params),
         "## Per-class reports\n\n" + details,
         "## Datasets\n\n" + datasets_section(params),
         "## Environment\n\n" + environment(params),

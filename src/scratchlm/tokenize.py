@@ -14,6 +14,7 @@ business, and two tasks may read one dataset differently.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .io import atomic_path
@@ -69,15 +70,26 @@ def label_names(dataset) -> list[str]:
     return dataset.features["labels"].names
 
 
-def run(params: dict, task: str) -> None:
+def count_tokens(dd) -> int:
+    """Tokens in every split, summed in Arrow (no Python lists)."""
+    import pyarrow.compute as pc
+
+    return sum(pc.sum(pc.list_value_length(dd[s].data.column("input_ids"))).as_py() or 0 for s in dd)
+
+
+def run(params: dict, task: str) -> dict:
     from datasets import load_from_disk
 
     from .data import raw_dir
     from .tokenizer import load
 
     spec = params["tasks"][task]
-    out = tokenize(load_from_disk(str(raw_dir(spec["dataset"]))), load(), spec["type"],
-                   params["tokenize"]["max_length"])
+    raw, tok = load_from_disk(str(raw_dir(spec["dataset"]))), load()
+    start = time.perf_counter()
+    out = tokenize(raw, tok, spec["type"], params["tokenize"]["max_length"])
+    seconds = time.perf_counter() - start
     with atomic_path(tokenized_dir(task), is_dir=True) as tmp:
         out.save_to_disk(str(tmp))
     print(f"tokenize: {task}: " + ", ".join(f"{s} {len(out[s])} rows" for s in out))
+    tokens = count_tokens(out)
+    return {"tokens": tokens, "tokens_per_second": round(tokens / max(seconds, 1e-9), 1)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 from .errors import ScratchError
@@ -111,22 +112,59 @@ def _live_curves(live_dir: Path, resume: bool):
     return LiveCurves()
 
 
-def callbacks(cfg: dict, live_dir: Path, resume: bool) -> list:
+def settings_key(params: dict, stage: str, model: str) -> str:
+    """The params section a model's learning rate comes from: its own override when it has one."""
+    if stage == "pretrain":
+        own = params["pretrain"]["models"][model].get("training", {})
+        return f"pretrain.models.{model}.training" if "lr" in own else "pretrain.training"
+    return f"finetune.overrides.{model}" if "lr" in params["finetune"]["overrides"].get(model, {}) else "finetune.training"
+
+
+def finite_gradients(key: str):
+    """Stops training at the first step whose gradients are not finite (what a NaN or inf loss
+    leaves), naming the step, the learning rate and the params `key` to change, before the
+    optimizer spreads NaN into every weight. Under fp16 the grad scaler skips such steps itself."""
+    import torch
+    from transformers import TrainerCallback
+
+    class FiniteGradients(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            if args.fp16 or not grads:
+                return
+            norms = torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])
+            if not bool(torch.isfinite(norms).all()):
+                lr = max(group["lr"] for group in optimizer.param_groups)
+                raise ScratchError(f"training diverged: the loss or its gradients are not finite at step "
+                                   f"{state.global_step + 1} (learning rate {lr:.3g}); lower {key}.lr "
+                                   f"or set {key}.grad_clip, then rerun")
+
+    return FiniteGradients()
+
+
+def callbacks(cfg: dict, live_dir: Path, resume: bool, key: str) -> list:
+    """DVCLive curves, the divergence guard (`key`: the params section of these settings) and
+    early stopping when asked for."""
     from transformers import EarlyStoppingCallback
 
-    found = [_live_curves(live_dir, resume)]
+    found = [_live_curves(live_dir, resume), finite_gradients(key)]
     if cfg["early_stopping_patience"] > 0:
         found.append(EarlyStoppingCallback(early_stopping_patience=cfg["early_stopping_patience"]))
     return found
 
 
 def train(trainer, run_dir: Path) -> dict:
-    """Train, resuming from the newest checkpoint of an interrupted run of the same inputs."""
+    """Train, resuming from the newest checkpoint of an interrupted run of the same inputs.
+    Returns the seconds and examples/s of the steps this process ran."""
     resume = last_checkpoint(run_dir)
     if resume:
         print(f"resuming from {resume}")
-    result = trainer.train(resume_from_checkpoint=resume)
-    return result.metrics
+    first = int(resume.rsplit("-", 1)[1]) if resume else 0
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    examples = (trainer.state.global_step - first) * trainer.args.train_batch_size * trainer.args.world_size
+    return {"train_seconds": round(seconds, 1), "examples_per_second": round(examples / max(seconds, 1e-9), 1)}
 
 
 # DVCLive logs every number Trainer reports; these are the curves worth plotting

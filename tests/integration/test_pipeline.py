@@ -102,6 +102,11 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     assert 0.0 <= data["metrics"]["results/metrics/sentiment/gru/full.json"]["data"]["accuracy"] <= 1.0
 
     run(["dvc", "exp", "apply", "higher-lr"], tiny_repo)
+    # the report built inside the queued `dvc exp run` holds this run beside the committed baseline
+    report = (tiny_repo / "results/report.md").read_text()
+    across = report.split("## Across revisions and experiments", 1)[1].split("\n## ", 1)[0]
+    assert "| run metric | this run |" in across, across
+    assert re.search(r"\| sentiment/gru/full accuracy \| [0-9.]+ \| [0-9.]+ \|", across), across
     git_commit(tiny_repo, "the higher-lr experiment")
     diff = said(run(["dvc", "metrics", "diff", "HEAD~1", "HEAD", "--all"], tiny_repo))
     assert "results/metrics/sentiment/gru/full.json" in diff and "accuracy" in diff

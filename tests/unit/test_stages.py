@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from scratchlm import data, evaluate, finetune, pack, pretrain, report, tokenize, tokenizer
+from scratchlm import cli, data, evaluate, pretrain, timing
 from scratchlm.io import read_json
 from scratchlm.workflow import runs
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_params):
+    """The stages through the CLI (as both front ends call them), in-process."""
     import os
+
+    import yaml
 
     here = os.getcwd()
     root = tmp_path_factory.mktemp("pipeline")
@@ -24,18 +27,19 @@ def pipeline(tmp_path_factory, tiny_params):
     try:
         p = copy.deepcopy(tiny_params)
         p["finetune"]["data_efficiency"] = {"models": ["gru"], "methods": ["full"], "fractions": [0.5]}
+        Path("params.yaml").write_text(yaml.safe_dump(p))
         for name in p["data"]["datasets"]:
-            data.run(p, name)
-        tokenizer.run(p)
+            cli.run(["data", "--dataset", name])
+        cli.run(["tokenizer"])
         for task in p["tasks"]:
-            tokenize.run(p, task)
-        pack.run(p)
+            cli.run(["tokenize", "--task", task])
+        cli.run(["pack"])
         for model in p["pretrain"]["models"]:
-            pretrain.run(p, model)
+            cli.run(["pretrain", "--model", model])
         for run in runs(p):
-            finetune.run(p, run.task, run.model, run.method, run.fraction)
-            evaluate.run(p, run.task, run.model, run.method, run.fraction)
-        report.run(p)
+            cli.run(["finetune", *run.args().split()])
+            cli.run(["evaluate", *run.args().split()])
+        cli.run(["report"])
         yield root
     finally:
         os.chdir(here)
@@ -125,6 +129,26 @@ def test_html_report_is_self_contained(pipeline):
         assert f"(figures/{name}.png)" in md and (pipeline / f"results/figures/{name}.png").stat().st_size > 1000
 
 
+def test_every_stage_run_records_its_time_apart_from_the_metrics(pipeline, tiny_params):
+    declared = timing.stage_runs(tiny_params)
+    assert {s for s, _ in declared} == {"data", "tokenizer", "tokenize", "pack", "pretrain", "finetune", "evaluate"}
+    for stage, name in declared:
+        t = read_json(pipeline / timing.path(stage, name))
+        assert t["seconds"] > 0 and t["peak_rss_mb"] > 10, (stage, name)
+    assert read_json(pipeline / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
+    assert read_json(pipeline / "results/timing/finetune/ner/gru/full.json")["examples_per_second"] > 0
+    assert read_json(pipeline / "results/timing/tokenize/ner.json")["tokens"] > 1000
+    for metrics in [*pipeline.glob("results/pretrain/*/metrics.json"), *pipeline.glob("results/finetune/*/*/*/metrics.json")]:
+        assert not {"train_seconds", "tokens_per_second"} & set(read_json(metrics)), metrics
+    text = (pipeline / "results/report.md").read_text()
+    assert "| tokenize | ner |" in text and "| finetune | ner/gru/full |" in text and "examples/s" in text
+
+
+def test_report_outside_a_git_repository_says_why_there_is_no_comparison(pipeline):
+    text = (pipeline / "results/report.md").read_text()
+    assert "## Across revisions and experiments\n\nNot available: compare: " in text
+
+
 def test_tokenized_task_keeps_splits(pipeline):
     dd = load_from_disk(str(Path(pipeline) / "data/tokenized/sentiment"))
     assert set(dd) == {"train", "validation", "test"}
@@ -134,3 +158,60 @@ def test_rerun_replaces_outputs_and_leaves_no_temp_files(pipeline, tiny_params):
     data.run(tiny_params, "ner")
     leftovers = [p for p in pipeline.rglob(".*.tmp-*")]
     assert leftovers == []
+
+
+@pytest.fixture
+def rerun(pipeline, tmp_path, monkeypatch):
+    """A copy of the finished pipeline folder to run stages again in."""
+    import shutil
+
+    copy_dir = tmp_path / "again"
+    shutil.copytree(pipeline, copy_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.chdir(copy_dir)
+    return copy_dir
+
+
+def digests(root: Path, folders: list[str]) -> dict:
+    import hashlib
+
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for folder in folders for f in sorted((root / folder).rglob("*")) if f.is_file()}
+
+
+def test_same_params_twice_give_identical_weights_and_metric_files(pipeline, rerun):
+    """Every stage from tokenization to evaluation again on CPU: byte-identical outputs (model
+    weights, metric files, predictions), only the timing files differ."""
+    outputs = ["data/tokenized/ner", "data/blocks", "models/pretrain/gru", "results/pretrain/gru",
+               "models/finetune/ner/gru/full", "results/finetune/ner/gru/full", "results/metrics/ner/gru",
+               "results/predictions/ner/gru"]
+    for argv in (["tokenize", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
+                 ["finetune", "--task", "ner", "--model", "gru", "--method", "full"],
+                 ["evaluate", "--task", "ner", "--model", "gru", "--method", "full"]):
+        assert cli.main(argv) == 0, argv
+    first, second = digests(pipeline, outputs), digests(rerun, outputs)
+    assert len(first) > 20 and second == first
+    assert any(f.endswith("model.safetensors") for f in first)
+
+
+def test_non_finite_loss_stops_training_naming_step_and_learning_rate(rerun, capfd):
+    """Poisoned pretrained weights make the first loss NaN: the run stops at step 1 in one line,
+    and writes none of its outputs."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    weights = rerun / "models/pretrain/gru/model.safetensors"
+    state = load_file(weights)
+    state["model.rnn.weight_hh_l0"][0, 0] = float("nan")  # every state after the first token
+    save_file(state, weights, metadata={"format": "pt"})
+    for out in ("models/finetune/sentiment/gru/full", "results/finetune/sentiment/gru/full"):
+        shutil.rmtree(rerun / out)
+    capfd.readouterr()
+    assert cli.main(["finetune", "--task", "sentiment", "--model", "gru", "--method", "full"]) == 1
+    err = capfd.readouterr().err  # transformers' own load report comes first
+    ours = [line for line in err.splitlines() if line.startswith("scratchlm:")]
+    assert len(ours) == 1 and ours[0].startswith("scratchlm: error: training diverged"), err
+    assert "not finite at step 1 (learning rate" in ours[0] and "lower finetune.training.lr" in ours[0]
+    assert "Traceback" not in err
+    assert not (rerun / "models/finetune/sentiment/gru/full").exists()
+    assert not (rerun / "results/finetune/sentiment/gru/full").exists()

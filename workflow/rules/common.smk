@@ -45,7 +45,7 @@ wildcard_constraints:
 
 def src(*modules):
     """The package's source files a rule depends on (each stage's own module, plus what it imports)."""
-    return [f"src/scratchlm/{m}" for m in ("cli.py", "params.py", "io.py", *modules)]
+    return [f"src/scratchlm/{m}" for m in ("cli.py", "params.py", "io.py", "timing.py", *modules)]
 
 
 TRAIN_SRC = ("training.py", "models/__init__.py", "models/recurrent.py")

@@ -10,6 +10,7 @@ rule data:
         local_files,
     output:
         directory("data/raw/{dataset}"),
+        "results/timing/data/{dataset}.json",
         "results/data/{dataset}.json",
     params:
         seed=P["seed"],
@@ -27,6 +28,7 @@ rule tokenizer:
         f"data/raw/{P['tokenizer']['corpus']}",
     output:
         directory("models/tokenizer"),
+        "results/timing/tokenizer.json",
     params:
         spec=P["tokenizer"],
     log:
@@ -43,6 +45,7 @@ rule tokenize:
         "models/tokenizer",
     output:
         directory("data/tokenized/{task}"),
+        "results/timing/tokenize/{task}.json",
     params:
         task=lambda w: P["tasks"][w.task],
         spec=P["tokenize"],
@@ -60,6 +63,7 @@ rule pack:
         "models/tokenizer",
     output:
         directory(f"data/blocks/{P['pretrain']['corpus']}"),
+        "results/timing/pack.json",
     params:
         spec=P["pack"],
     log:

@@ -28,6 +28,7 @@ rule finetune:
         "data/tokenized/{task}",
     output:
         directory("models/finetune/{task}/{model}/{run}"),
+        "results/timing/finetune/{task}/{model}/{run}.json",
         "results/finetune/{task}/{model}/{run}/metrics.json",
         directory("results/finetune/{task}/{model}/{run}/plots"),
     params:
@@ -53,6 +54,7 @@ rule evaluate:
         "results/details/{task}/{model}/{run}.json",
         "results/predictions/{task}/{model}/{run}.jsonl",
         "results/plots/confusion/{task}/{model}/{run}.json",
+        "results/timing/evaluate/{task}/{model}/{run}.json",
     params:
         device=P["device"],
         spec=P["evaluate"],

@@ -5,6 +5,7 @@ rule pretrain:
         f"data/blocks/{P['pretrain']['corpus']}",
     output:
         directory("models/pretrain/{model}"),
+        "results/timing/pretrain/{model}.json",
         "results/pretrain/{model}/metrics.json",
         directory("results/pretrain/{model}/plots"),
         "results/pretrain/{model}/samples.md",

@@ -1,0 +1,49 @@
+"""Wall time, peak memory and throughput of every stage run, in results/timing/<stage>/<name>.json.
+
+Kept apart from the metrics on purpose: the same params must give byte-identical metric files,
+and a duration never repeats. The report reads these files for its time and throughput table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .io import write_json
+
+TIMING = Path("results/timing")
+
+
+def path(stage: str, name: str | None) -> Path:
+    """results/timing/<stage>.json for single stages, results/timing/<stage>/<name>.json otherwise."""
+    return TIMING / (f"{stage}.json" if name is None else f"{stage}/{name}.json")
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+@contextlib.contextmanager
+def recorded(stage: str, name: str | None) -> Iterator[dict]:
+    """Time a stage run; the stage may add its own figures (train seconds, throughput) to the
+    yielded dict. Nothing is written when the stage fails."""
+    extra: dict = {}
+    start = time.perf_counter()
+    yield extra
+    write_json(path(stage, name), {"seconds": round(time.perf_counter() - start, 2),
+                                   "peak_rss_mb": peak_rss_mb(), **extra})
+
+
+def stage_runs(params: dict) -> list[tuple[str, str | None]]:
+    """(stage, name) of every stage run the params declare, in pipeline order."""
+    from .workflow import runs
+
+    found = [("data", d) for d in params["data"]["datasets"]] + [("tokenizer", None)]
+    found += [("tokenize", t) for t in params["tasks"]] + [("pack", None)]
+    found += [("pretrain", m) for m in params["pretrain"]["models"]]
+    for stage in ("finetune", "evaluate"):
+        found += [(stage, f"{r.task}/{r.model}/{r.name}") for r in runs(params)]
+    return found
