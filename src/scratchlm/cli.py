@@ -25,6 +25,7 @@ STAGES = {
     "report": ("Write results/report.md", {}),
 }
 RUN_STAGES = ("finetune", "evaluate")  # these also take --method and --fraction
+TRAINING_STAGES = ("pretrain", "finetune")  # these run as `processes` torchrun workers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +85,21 @@ def _timing_name(command: str, chosen: dict) -> str | None:
     return next(iter(chosen.values()), None)
 
 
+def _launch(processes: int, argv: list[str]) -> None:
+    """Run this same command as `processes` DDP workers under torchrun (the workers find
+    LOCAL_RANK set and train; Trainer shards the batches and averages the gradients)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+           "-m", "scratchlm", *argv]
+    code = subprocess.run(cmd).returncode
+    if code != 0:
+        raise ScratchError(f"{argv[0]}: {processes} training processes (torchrun) ended with exit status {code}; "
+                           f"the workers' error is above, or set processes: 1")
+
+
 def run(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.command == "preset":
         from .presets import apply
@@ -113,6 +128,11 @@ def run(argv: list[str] | None = None) -> None:
     stage = importlib.import_module(f".{args.command}", __package__)
     if args.command == "report":  # it reads the timing files; it writes none of its own
         return stage.run(params)
+    if args.command in TRAINING_STAGES and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
+        from .training import check_processes
+
+        check_processes(params, args.command, args.model)
+        return _launch(params["processes"], argv)
     from .timing import recorded
 
     with recorded(args.command, _timing_name(args.command, chosen)) as figures:

@@ -129,7 +129,7 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
                   and ulmfit.enabled(ft["ulmfit"]))
     run_name = f"finetune/{task}/{model}/{name}"
     run_dir = training.checkpoint_dir(run_name, {
-        "params": [spec, cfg, seed, ft["pooling"], ft["lora"] if method == "lora" else None,
+        "params": [spec, cfg, seed, params["processes"], ft["pooling"], ft["lora"] if method == "lora" else None,
                    ft["ulmfit"] if use_ulmfit else None],
         "data": train_set._fingerprint, "model": _model_stamp(pretrained_dir(model))})
     metric = spec["metric"]
@@ -143,6 +143,8 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
                                                    key=training.settings_key(params, "finetune", model)) + extra_callbacks)
     figures = training.train(trainer, run_dir)
     val = trainer.evaluate()  # the restored best checkpoint
+    if not training.is_main_process():  # the other workers helped train; rank 0 writes
+        return {}
     counts = training.count_parameters(net)
 
     with atomic_path(model_dir(task, model, name), is_dir=True) as tmp:

@@ -139,7 +139,7 @@ def run(params: dict, model: str) -> dict:
         collator = MaskedOnce(tok, spec["mlm_probability"])
         validation = mask_validation(blocks["validation"], tok, spec["mlm_probability"], seed)
 
-    run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": [spec, cfg, seed, params["pretrain"]["corpus"]],
+    run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": [spec, cfg, seed, params["pretrain"]["corpus"], params["processes"]],
                                                              "data": blocks["train"]._fingerprint})
     trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
                       train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
@@ -150,6 +150,8 @@ def run(params: dict, model: str) -> dict:
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
     figures = {} if spec.get("checkpoint") else training.train(trainer, run_dir)
     val = trainer.evaluate()
+    if not training.is_main_process():  # the other workers helped train; rank 0 writes
+        return {}
 
     block_size = len(blocks["train"][0]["input_ids"])
     metrics = {

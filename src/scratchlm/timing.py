@@ -7,6 +7,7 @@ and a duration never repeats. The report reads these files for its time and thro
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ def recorded(stage: str, name: str | None) -> Iterator[dict]:
     extra: dict = {}
     start = time.perf_counter()
     yield extra
+    if os.environ.get("RANK", "0") != "0":  # one of several training processes: rank 0 records
+        return
     write_json(path(stage, name), {"seconds": round(time.perf_counter() - start, 2),
                                    "peak_rss_mb": peak_rss_mb(), **extra})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -48,6 +49,8 @@ def checkpoint_dir(run: str, fingerprint: dict) -> Path:
     """Trainer's checkpoint folder for a run; wiped when the run's inputs or code changed since it
     was written, so `resume` only ever continues the same computation. `finish` removes it."""
     path = CHECKPOINTS / run
+    if not is_main_process():  # rank 0 prepares the folder; `train` waits for it
+        return path
     stamp = path / "fingerprint.json"
     text = json.dumps({**fingerprint, "code": code_digest()}, sort_keys=True)
     if path.exists() and (not stamp.exists() or stamp.read_text() != text):
@@ -59,7 +62,8 @@ def checkpoint_dir(run: str, fingerprint: dict) -> Path:
 
 def finish(run_dir: Path) -> None:
     """A finished run's checkpoints are scratch: remove them (they exist to resume a killed run)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if is_main_process():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def last_checkpoint(path: Path) -> str | None:
@@ -68,14 +72,41 @@ def last_checkpoint(path: Path) -> str | None:
     return get_last_checkpoint(str(path)) if path.exists() else None
 
 
+def world_size() -> int:
+    """Training processes of this run (torchrun sets WORLD_SIZE in each worker)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Rank 0 writes the outputs; the other workers only train."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def check_processes(params: dict, stage: str, model: str) -> None:
+    """The batch is split over the processes, so that more processes train the same model."""
+    from .params import finetuning, pretraining
+
+    n = params["processes"]
+    batch = (pretraining if stage == "pretrain" else finetuning)(params, model)["batch_size"]
+    if batch % n:
+        key = settings_key(params, stage, model, "batch_size")
+        raise ScratchError(f"params.yaml: {key}.batch_size = {batch} does not split over processes = {n}; "
+                           f"make it a multiple of {n}")
+
+
 def arguments(cfg: dict, output_dir: Path, seed: int, device: str, metric: str, greater_is_better: bool,
               **overrides):
+    """Trainer's arguments; `batch_size` is the global batch, split over the training processes."""
     from transformers import TrainingArguments
 
+    world = world_size()
+    batch = cfg["batch_size"] // world
+    if world > 1 and device == "cpu":
+        overrides["ddp_backend"] = "gloo"
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg["epochs"], max_steps=cfg["max_steps"],
-        per_device_train_batch_size=cfg["batch_size"], per_device_eval_batch_size=cfg["batch_size"],
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
         learning_rate=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_steps=cfg["warmup_ratio"],
         lr_scheduler_type=cfg["scheduler"], max_grad_norm=cfg["grad_clip"],
         eval_strategy="steps", eval_steps=cfg["eval_steps"], save_strategy="steps", save_steps=cfg["eval_steps"],
@@ -93,13 +124,13 @@ def _live_curves(live_dir: Path, resume: bool):
     from transformers import TrainerCallback
 
     # dvcyaml/save_dvc_exp off: the curves are declared in our dvc.yaml, and DVC runs the experiments
-    live = Live(dir=str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
+    live = Live(dir=str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None) if is_main_process() else None
 
     class LiveCurves(TrainerCallback):
         ended = False  # the final evaluate() of the restored best model is not a curve point
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and not self.ended:
+            if live is not None and not self.ended:
                 live.step = state.global_step
                 for key, value in (logs or {}).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -107,17 +138,18 @@ def _live_curves(live_dir: Path, resume: bool):
 
         def on_train_end(self, args, state, control, **kwargs):
             self.ended = True
-            live.end()
+            if live is not None:
+                live.end()
 
     return LiveCurves()
 
 
-def settings_key(params: dict, stage: str, model: str) -> str:
-    """The params section a model's learning rate comes from: its own override when it has one."""
+def settings_key(params: dict, stage: str, model: str, setting: str = "lr") -> str:
+    """The params section a model's `setting` comes from: its own override when it has one."""
     if stage == "pretrain":
         own = params["pretrain"]["models"][model].get("training", {})
-        return f"pretrain.models.{model}.training" if "lr" in own else "pretrain.training"
-    return f"finetune.overrides.{model}" if "lr" in params["finetune"]["overrides"].get(model, {}) else "finetune.training"
+        return f"pretrain.models.{model}.training" if setting in own else "pretrain.training"
+    return f"finetune.overrides.{model}" if setting in params["finetune"]["overrides"].get(model, {}) else "finetune.training"
 
 
 def finite_gradients(key: str):
@@ -156,6 +188,10 @@ def callbacks(cfg: dict, live_dir: Path, resume: bool, key: str) -> list:
 def train(trainer, run_dir: Path) -> dict:
     """Train, resuming from the newest checkpoint of an interrupted run of the same inputs.
     Returns the seconds and examples/s of the steps this process ran."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # rank 0 has wiped or kept the checkpoints: every worker sees the same ones
     resume = last_checkpoint(run_dir)
     if resume:
         print(f"resuming from {resume}")

@@ -29,9 +29,9 @@ if config != load_configfile("params.yaml"):
 # Each job runs `python -m scratchlm` from the interpreter running Snakemake (the venv).
 shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 
-# Training rules claim one unit of the `gpu` resource when a GPU is configured, so
+# Training rules claim a `gpu` unit per training process when a GPU is configured, so
 # `--resources gpu=N` caps concurrent GPU jobs; on CPU they claim none.
-GPU = 1 if P["device"] == "cuda" or (P["device"] == "auto" and shutil.which("nvidia-smi")) else 0
+GPU = P["processes"] if P["device"] == "cuda" or (P["device"] == "auto" and shutil.which("nvidia-smi")) else 0
 # Two training jobs at a time, each on half the cores: measured on 2 cores, two 1-thread GRU jobs
 # get 17% more steps done than one 2-thread job, and each hides the other's start-up.
 TRAIN_THREADS = max(1, workflow.cores // 2)  # torch reads OMP_NUM_THREADS={threads}

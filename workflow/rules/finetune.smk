@@ -11,7 +11,7 @@ def finetune_params(w):
     """The params a run reads (a change reruns it), as dvc.yaml lists them."""
     run = run_of(w)
     ft = P["finetune"]
-    out = {"seed": P["seed"], "device": P["device"], "task": P["tasks"][w.task], "pooling": ft["pooling"],
+    out = {"seed": P["seed"], "device": P["device"], "processes": P["processes"], "task": P["tasks"][w.task], "pooling": ft["pooling"],
            "training": ft["training"], "overrides": ft["overrides"]}
     if run.method == "lora":
         out["lora"] = ft["lora"]

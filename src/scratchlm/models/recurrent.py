@@ -56,6 +56,9 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     config_class = RecurrentConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
+    # our losses are means over the batch; without this, Trainer would pass num_items_in_batch and,
+    # under DDP, multiply the (already averaged) loss by the number of processes
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module):
         std = self.config.initializer_range
