@@ -1,24 +1,53 @@
 """Atomic writes: a stage writes into a temporary sibling and renames it into place on success,
-so nothing half-written is ever left where a later stage (or DVC) would read it."""
+so nothing half-written is ever left where a later stage (or DVC) would read it. A sibling that a
+killed writer left behind (SIGKILL runs no cleanup) is hidden, and the next write of the same path
+removes it."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 
+def _prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
 def _tmp_sibling(path: Path, is_dir: bool) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """`.<name>.tmp-<pid>-<random>` beside `path`: hidden, and tagged with the writer's pid."""
+    prefix = f"{_prefix(path)}{os.getpid()}-"
     if is_dir:
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     os.close(fd)
     return Path(name)
+
+
+def _alive(pid: str) -> bool:
+    """Whether the writer that tagged a temp sibling with `pid` still runs (no pid: an old one's)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Temp siblings of `path` whose writer is gone (killed, SIGKILL leaves them): remove them, so
+    that no half-written copy lingers beside (or, for a file in an output folder, inside) what DVC
+    hashes. A live writer's temp sibling is left alone."""
+    for tmp in path.parent.glob(glob.escape(_prefix(path)) + "*"):
+        if not _alive(tmp.name[len(_prefix(path)):].split("-")[0]):
+            _remove(tmp)
 
 
 def _remove(path: Path) -> None:
@@ -28,20 +57,35 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _set_aside(path: Path) -> Path | None:
+    """Rename what is at `path` to a temp sibling (a folder cannot be replaced in one step, and
+    deleting a big one is slow): `path` is then missing only between two renames."""
+    if not (path.exists() or path.is_symlink()):
+        return None
+    old = path.with_name(f"{_prefix(path)}{os.getpid()}-old-{uuid.uuid4().hex[:8]}")
+    os.rename(path, old)
+    return old
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write `path` into; on success replace `path` with it."""
+    """Yield a temporary path to write `path` into; on success replace `path` with it. Temp
+    siblings that a killed run left are removed first."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     tmp = _tmp_sibling(path, is_dir)
     try:
         yield tmp
     except BaseException:
         _remove(tmp)
         raise
-    _remove(path)
     if not is_dir:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are ordinary files
+    old = _set_aside(path) if is_dir else None  # a file is replaced atomically by os.replace
     os.replace(tmp, path)
+    if old is not None:
+        _remove(old)
 
 
 def write_json(path: Path | str, obj) -> None:

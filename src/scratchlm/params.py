@@ -7,6 +7,8 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import datetime
+import difflib
 import functools
 import hashlib
 import json
@@ -18,13 +20,28 @@ import jsonschema
 import yaml
 
 from .errors import ScratchError
+from .readers import FORMATS, suffix_format
 
 PARAMS_FILE = Path("params.yaml")
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA_HELP = "see workflow/schemas/params.schema.yaml"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `3e-4` as a float (YAML 1.2 does; PyYAML's 1.1 resolver does not)."""
+    """SafeLoader that also reads `3e-4` as a float (YAML 1.2 does; PyYAML's 1.1 resolver does not)
+    and refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            if key.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key.value!r} is given twice (first on line {seen[key.value]}); keep one",
+                    key.start_mark)
+            seen[key.value] = key.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -41,16 +58,30 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path | str) -> Any:
+    path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_Loader)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ScratchError(f"{path}: file not found; run from the repository root") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ScratchError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as "
+                           f"UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ScratchError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise ScratchError(f"{path}{_yaml_problem(e)}") from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """":LINE: not valid YAML (problem; the construct it is in, with its first line)"."""
+    mark, context, start = (getattr(e, a, None) for a in ("problem_mark", "context", "context_mark"))
+    where = f":{mark.line + 1}" if mark else ""
+    within = f"; {context} that starts on line {start.line + 1}" if context and start else ""
+    return f"{where}: not valid YAML ({getattr(e, 'problem', e)}{within})"
 
 
 def _resolve(root: dict, sub: dict) -> dict:
@@ -89,27 +120,94 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _closest(word, choices) -> str | None:
+    """The one of `choices` close to a misspelt `word`; None when none is, or two are (a guess
+    between them could mislead)."""
+    close = difflib.get_close_matches(str(word).lower(), [str(c) for c in choices], n=2, cutoff=0.75)
+    return close[0] if len(close) == 1 else None
+
+
+def did_you_mean(word, choices) -> str:
+    """ "; did you mean 'x'?" when `word` is close to one of `choices`, else ""."""
+    close = _closest(word, choices)
+    return f"; did you mean {close!r}?" if close else ""
+
+
+def _show(value) -> str:
+    return json.dumps(value, default=str)  # default: YAML also gives dates
+
+
+_TYPES = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
+          "array": "a list", "object": "a mapping", "null": "null"}
+_FOUND = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping",
+          type(None): "empty (null)", datetime.date: "a date (quote it for a string)"}
+_BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+_AT_LEAST = {"minItems": "item", "minProperties": "entry", "minLength": "character"}
+
+
+def _unknown(keys, allowed) -> str:
+    """Keys that are not allowed, each with the allowed key it may be a misspelling of."""
+    unknown = [k for k in keys if k not in allowed]
+    named = ", ".join(f"{k!r}" + (f" (did you mean {c!r}?)" if (c := _closest(k, allowed)) else "") for k in unknown)
+    return f"unknown key{'s' * (len(unknown) > 1)} {named} (allowed keys: {', '.join(allowed) or 'none'})"
+
+
+def _missing(error: jsonschema.ValidationError) -> str:
+    """A required key that is missing: another key may be its misspelling, else say what to add."""
+    name = error.message.split("'")[1]
+    close = _closest(name, [k for k in error.instance if k not in error.schema.get("properties", {})])
+    if close:
+        return f"{_key(error.absolute_path)}: unknown key {close!r} (did you mean {name!r}?); {name} is required"
+    key = _key([*error.absolute_path, name])
+    sub = _resolve(_schema(), error.schema.get("properties", {}).get(name, {}))
+    fix = f"allowed: {', '.join(map(str, sub['enum']))}" if "enum" in sub else sub.get("description", SCHEMA_HELP)
+    return f"{key} is missing (required); add it ({fix})"
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    """What a value of the wrong type, out of range, empty or repeated should be instead."""
+    kind, value, schema = error.validator, error.instance, error.schema
+    if kind == "type":
+        wanted = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        found = _FOUND.get(type(value), type(value).__name__)
+        return f"{found}, expected {' or '.join(_TYPES[t] for t in wanted)}"
+    if kind in _BOUNDS:
+        bounds = " and ".join(f"{op} {schema[b]}" for b, op in _BOUNDS.items() if b in schema)
+        return f"{error.message} (allowed: {bounds})"
+    if kind in _AT_LEAST:
+        items = schema.get("items", {}).get("enum")
+        choices = f" (allowed: {', '.join(items)})" if items else ""
+        return f"empty; give at least {error.validator_value} {_AT_LEAST[kind]}{choices}"
+    if kind == "uniqueItems":
+        repeated = next(x for i, x in enumerate(value) if x in value[:i])
+        return f"{_show(repeated)} is listed twice; keep one"
+    return error.message
+
+
 def _describe(error: jsonschema.ValidationError, source: str) -> str:
     key = _key(error.absolute_path)
     kind = error.validator
     if kind == "required":
-        missing = error.message.split("'")[1]
-        return f"{source}: {_key([*error.absolute_path, missing])} is missing (required)"
+        return f"{source}: {_missing(error)}"
     if kind == "additionalProperties":
-        allowed = ", ".join(error.schema.get("properties", {})) or "none"
-        return f"{source}: {key}: {error.message} (allowed keys: {allowed})"
+        return f"{source}: {key}: {_unknown(error.instance, list(error.schema.get('properties', {})))}"
+    if "propertyNames" in error.schema_path and kind == "enum":  # a key of a mapping, not a value
+        return f"{source}: {key}: {_unknown([error.instance], error.validator_value)}"
     if kind == "enum":
         allowed = ", ".join(map(str, error.validator_value))
-        return f"{source}: {key} = {error.instance!r} is not allowed (allowed: {allowed})"
+        return (f"{source}: {key} = {error.instance!r} is not allowed (allowed: {allowed})"
+                f"{did_you_mean(error.instance, error.validator_value)}")
     if kind == "pattern":
         return f"{source}: {key} = {error.instance!r} must be {error.schema.get('description', 'like ' + error.validator_value)}"
-    return f"{source}: {key} = {json.dumps(error.instance)}: {error.message}"
+    return f"{source}: {key} = {_show(error.instance)}: {_expected(error)}"
 
 
 def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
     """Validate a params dict in place, filling defaults; raise ScratchError with one line."""
     if not isinstance(params, dict):
-        raise ScratchError(f"{source}: must be a mapping of sections (data, tokenizer, ...)")
+        state = "is empty" if params is None else f"holds {_FOUND.get(type(params), 'a value')}"
+        raise ScratchError(f"{source} {state}; it must be a mapping of sections, at least "
+                           f"{', '.join(_schema()['required'])} ({SCHEMA_HELP})")
     validator = _defaulting_validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
@@ -125,6 +223,10 @@ TASK_KINDS = {"sequence-classification": ("classification",), "token-classificat
 TASK_METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
                 "token-classification": ("entity_f1", "token_accuracy")}
 TEXT_KINDS = ("corpus", "classification")
+# the published benchmarks a dataset may declare itself to be, by kind
+BENCHMARK_KINDS = {"imdb": "classification", "sst2": "classification", "conll2003": "ner"}
+# the dataset kinds a local file format can hold (JSON, JSON Lines and Parquet hold any)
+FORMAT_KINDS = {"conll": ("ner",), "csv": ("classification", "corpus"), "tsv": ("classification", "corpus")}
 
 
 def dataset_kind(spec: dict) -> str:
@@ -157,9 +259,36 @@ def _check_overrides(p: dict, source: str) -> None:
                 raise ScratchError(_describe(error, source))
 
 
+def _check_dataset(name: str, spec: dict, source: str) -> None:
+    """What the kind of a hub or local dataset contradicts: its benchmark, its files' formats."""
+    key, kind, bench = f"data.datasets.{name}", spec.get("kind"), spec.get("benchmark")
+    if bench and BENCHMARK_KINDS[bench] != kind:
+        raise ScratchError(f"{source}: {key}.benchmark = {bench!r} is a {BENCHMARK_KINDS[bench]} benchmark but "
+                           f"kind is {kind!r}; correct kind, or remove benchmark")
+    for split, path in spec.get("files", {}).items():
+        if path:
+            _check_file(source, key, spec, split)
+
+
+def _check_file(source: str, key: str, spec: dict, split: str) -> None:
+    """A local file's format (set, or told by its extension) can hold the dataset's kind."""
+    path, kind = spec["files"][split], spec["kind"]
+    fmt = suffix_format(Path(path)) if spec["format"] == "auto" else spec["format"]
+    where = f"{source}: {key}.files.{split} = {path!r}"
+    if fmt is None:
+        raise ScratchError(f"{where}: cannot tell the format from the extension; set {key}.format "
+                           f"({', '.join(FORMATS)})")
+    if kind not in FORMAT_KINDS.get(fmt, (kind,)):
+        raise ScratchError(f"{where}: a {fmt} file cannot hold a {kind} dataset (it holds "
+                           f"{' or '.join(FORMAT_KINDS[fmt])}); correct kind or {key}.format, or convert the file "
+                           f"(ner: CoNLL columns, JSON Lines or Parquet)")
+
+
 def _check_references(p: dict, source: str) -> None:
     _check_overrides(p, source)
     datasets = p["data"]["datasets"]
+    for name, spec in datasets.items():
+        _check_dataset(name, spec, source)
 
     def need(key: str, name: str, kinds: tuple[str, ...]) -> None:
         if name not in datasets:
@@ -183,7 +312,8 @@ def _check_references(p: dict, source: str) -> None:
         longest = max(p["tokenize"]["max_length"], p["pack"]["block_size"])
         if spec["max_position"] < longest:
             raise ScratchError(f"{key}.max_position = {spec['max_position']} is shorter than the longest input "
-                               f"({longest}: tokenize.max_length / pack.block_size)")
+                               f"({longest}: tokenize.max_length / pack.block_size); raise max_position to at "
+                               f"least {longest}, or lower those")
     need("tokenizer.corpus", p["tokenizer"]["corpus"], ("corpus", "classification", "ner"))
     need("pretrain.corpus", p["pretrain"]["corpus"], TEXT_KINDS)
     for task, spec in p["tasks"].items():

@@ -125,6 +125,12 @@ def test_invalid_iob2_transitions_are_repaired_and_counted(ext):
     assert info["iob_repairs"] == 2 * 3  # two repairs in each of the three splits read
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(ext):
+    path = write(ext / "excel.csv", "\ufefftext,label\n" + "good,pos\nbad,neg\n" * 10)
+    dd, _ = data.build("x", spec_for(source="local", kind="classification", files={"train": path}), 0)
+    assert sum(len(dd[s]) for s in dd) == 20 and set(dd["train"]["text"]) == {"good", "bad"}
+
+
 @pytest.mark.parametrize("name, text, fields, message", [
     ("rows.csv", "text,label\nok,pos\nbroken,pos,extra\n", {}, "rows.csv:3: 3 fields where the header has 2"),
     ("rows.csv", "text,label\nok,pos\nfine,meh\n", {"label_names": ["neg", "pos"]}, "rows.csv:3: unknown label 'meh'"),
@@ -132,8 +138,8 @@ def test_invalid_iob2_transitions_are_repaired_and_counted(ext):
     ("rows.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n', {}, "rows.jsonl:2: invalid JSON"),
     ("rows.jsonl", '{"txt": "a", "label": "x"}\n', {}, "rows.jsonl:1: no column 'text'"),
     ("tags.jsonl", '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n', {"kind": "ner"}, "tags.jsonl:1: 2 tokens but 1 tags"),
-    ("tags.conll", "a O\nb\n", {"kind": "ner"}, "tags.conll:2: 1 column(s)"),
-    ("tags.conll", "a O\nb X-PER\n", {"kind": "ner"}, "tags.conll:1: tag 'X-PER' is not O, B-TYPE or I-TYPE"),
+    ("tags.conll", "a O\nb\n", {"kind": "ner"}, "tags.conll:2: 1 column ('b'); a CoNLL line needs the token and its tag"),
+    ("tags.conll", "a O\nb X-PER\n", {"kind": "ner"}, "tags.conll:2: tag 'X-PER' is not O, B-TYPE or I-TYPE"),
 ])
 def test_bad_rows_are_named_by_file_and_line(ext, name, text, fields, message):
     path = write(ext / name, text)
@@ -144,8 +150,8 @@ def test_bad_rows_are_named_by_file_and_line(ext, name, text, fields, message):
 
 
 def test_missing_file_and_path_outside_external_are_refused(ext):
-    spec = spec_for(source="local", kind="corpus", files={"train": "data/external/nope.txt"})
-    with pytest.raises(ScratchError, match="data/external/nope.txt: file not found"):
+    spec = spec_for(source="local", kind="corpus", files={"train": "data/external/nope.jsonl"})
+    with pytest.raises(ScratchError, match="data/external/nope.jsonl: file not found"):
         data.build("x", spec, 0)
     with pytest.raises(ScratchError, match="must be a path under data/external/"):
         spec_for(source="local", kind="corpus", files={"train": "/tmp/elsewhere.csv"})

@@ -1,4 +1,14 @@
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
+
+from conftest import ROOT, env
 
 from scratchlm.io import atomic_path, read_json, write_json
 
@@ -38,3 +48,93 @@ def test_record_lists_are_one_per_line(tmp_path):
     assert len((tmp_path / "rows.json").read_text().splitlines()) == 4
     write_json(tmp_path / "empty.json", [])
     assert read_json(tmp_path / "empty.json") == []
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_siblings_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    dead, live = _dead_pid(), os.getpid()
+    names = [f".out.tmp-{dead}-abc", f".out.tmp-{dead}-old-abc", ".out.tmp-abc", f".out.tmp-{live}-abc",
+             f".other.tmp-{dead}-abc"]
+    for name in names:
+        (tmp_path / name).mkdir()
+    with atomic_path(tmp_path / "out", is_dir=True) as tmp:
+        (tmp / "x").write_text("x")
+    # the dead writer's (and an older version's, without a pid) are gone; a live one's and another output's stay
+    kept = ["out", f".out.tmp-{live}-abc", f".other.tmp-{dead}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_replacing_a_folder_leaves_no_sibling(tmp_path):
+    for version in ("old", "new"):
+        with atomic_path(tmp_path / "out", is_dir=True) as tmp:
+            (tmp / "v").write_text(version)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "v").read_text() == "new"
+
+
+# ---------------------------------------------------------------- a stage killed while it writes
+
+def _hashes(folder: Path) -> dict:
+    return {str(f.relative_to(folder)): hashlib.md5(f.read_bytes()).hexdigest()
+            for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def _siblings(out: Path) -> list[Path]:
+    return list(out.parent.glob(f".{out.name}.tmp-*"))
+
+
+# `python -m scratchlm ARGV...`, which SIGKILLs itself when it opens the second Arrow file in the
+# temp sibling named by argv[1]: one split written whole, the next begun (no race, no big data)
+KILLED_MID_WRITE = """
+import os, runpy, signal, sys
+inside, arrows = sys.argv.pop(1), []
+def hook(event, args):
+    if event == "open" and inside in str(args[0]) and str(args[0]).endswith(".arrow") and "w" in str(args[1]):
+        arrows.append(args[0])
+        if len(arrows) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+runpy.run_module("scratchlm", run_name="__main__", alter_sys=True)
+"""
+
+
+def _kill_while_writing(argv: list[str], cwd: Path, out: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, f"{out.parent}/.{out.name}.tmp-", *argv], cwd=cwd,
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+def test_killed_data_and_tokenize_stages_leave_nothing_half_written(tmp_path, monkeypatch):
+    """SIGKILL mid-write: the output is still its complete previous version, the temp sibling left
+    behind is hidden, and the next run removes it and writes the new version whole."""
+    from datasets import load_from_disk
+
+    from scratchlm import cli
+    from scratchlm.params import read_yaml
+
+    monkeypatch.chdir(tmp_path)
+    p = read_yaml(ROOT / "params.yaml")
+    p["data"]["datasets"]["sentiment"].update(train=300, validation=50, test=50)
+    p["tokenizer"].update(corpus="sentiment", vocab_size=400)
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    stages = {Path("data/raw/sentiment"): ["data", "--dataset", "sentiment"],
+              Path("data/tokenized/sentiment"): ["tokenize", "--task", "sentiment"]}
+    for argv in (stages[Path("data/raw/sentiment")], ["tokenizer"], stages[Path("data/tokenized/sentiment")]):
+        assert cli.main(argv) == 0
+    previous = {out: _hashes(out) for out in stages}
+
+    p["seed"], p["tokenize"]["max_length"] = 7, 32  # each stage would now write a new version
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    for out, argv in stages.items():
+        _kill_while_writing(argv, tmp_path, out)
+        assert _hashes(out) == previous[out]
+        [left] = _siblings(out)  # half-written: the first split whole, the next begun
+        assert (left / "train").is_dir() and not (left / "test").exists()
+    for out, argv in stages.items():
+        assert cli.main(argv) == 0
+        assert not _siblings(out)
+        assert _hashes(out) != previous[out] and len(load_from_disk(str(out))["test"]) > 0

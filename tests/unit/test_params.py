@@ -78,7 +78,7 @@ def test_exponent_floats_read_as_numbers(tmp_path):
 def test_invalid_yaml_names_file_and_line(tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text("seed: 1\ndata: [unclosed\n")
-    with pytest.raises(ScratchError, match=r"params.yaml: line \d+ is not valid YAML"):
+    with pytest.raises(ScratchError, match=r"params.yaml:3: not valid YAML \(.*flow sequence that starts on line 2\)"):
         params.load(f)
 
 
@@ -143,3 +143,9 @@ def test_preset_that_empties_a_commented_mapping_writes_valid_yaml(workdir):
     p = params.load(workdir / "params.yaml")
     assert p["finetune"]["overrides"] == {} and "bert" not in p["pretrain"]["models"]
     assert "# per model" in (workdir / "params.yaml").read_text()  # comments survive
+
+
+def test_did_you_mean_only_when_one_choice_is_close():
+    assert params.did_you_mean("sentimnt", ["sentiment", "ner", "corpus"]) == "; did you mean 'sentiment'?"
+    assert params.did_you_mean("classification", ["sequence-classification", "token-classification"]) == ""
+    assert params.did_you_mean("gpu", ["auto", "cpu", "cuda"]) == ""
