@@ -56,7 +56,10 @@ def _check_names(params: dict, options: dict, args: argparse.Namespace) -> dict:
         for key in keys:
             declared = declared[key]
         if value not in declared:
-            raise ScratchError(f"{args.params}: {'.'.join(keys)} has no {value!r} (declared: {', '.join(declared)})")
+            from .params import did_you_mean
+
+            raise ScratchError(f"{args.params}: {'.'.join(keys)} has no {value!r} (declared: {', '.join(declared)})"
+                               + did_you_mean(value, list(declared)))
         chosen[option] = value
     return chosen
 

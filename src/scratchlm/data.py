@@ -103,7 +103,7 @@ class _Canon:
                 if self.kind == "corpus":  # blank lines are part of corpora like WikiText
                     self.skipped_empty += 1
                     continue
-                raise ScratchError(f"{where}: empty text in column {self.columns['text']!r}")
+                raise ScratchError(f"{where}: empty text in column {self.columns['text']!r}; remove the row or give it text")
             if self.kind == "corpus":
                 out.append({"text": text})
             else:
@@ -113,11 +113,11 @@ class _Canon:
     def _ner(self, row: dict, where: str) -> dict:
         tokens, tags = self._get(row, self.columns["tokens"], where), self._get(row, self.columns["tags"], where)
         if not isinstance(tokens, list) or not isinstance(tags, list):
-            raise ScratchError(f"{where}: tokens and tags must be lists")
+            raise ScratchError(f"{where}: tokens and tags must be lists; give each as a JSON list of strings")
         if len(tokens) != len(tags):
-            raise ScratchError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
+            raise ScratchError(f"{where}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token")
         if not tokens:
-            raise ScratchError(f"{where}: empty sentence")
+            raise ScratchError(f"{where}: empty sentence; remove it")
         names = self.source_names.get(self.columns["tags"])
         tags = [names[t] if names and isinstance(t, int) else str(t) for t in tags]
         bad = [t for t in tags if not iob.check(t)]
@@ -138,7 +138,8 @@ class _Canon:
             names = given or (source if source and set(seen) <= set(source) else seen)
             missing = sorted(set(seen) - set(names))
             if missing:
-                raise ScratchError(f"{self.key}.label_names: tag {missing[0]!r} found in the data is not listed")
+                raise ScratchError(f"{self.key}.label_names: tag {missing[0]!r} found in the data is not listed; "
+                                   f"add it, or remove label_names to take the tags found")
             return list(names)
         found = {str(r["label"][1]).strip() for rows in splits.values() for r in rows}
         return given or self.source_names.get(self.columns["label"]) or sorted(found)
@@ -185,18 +186,21 @@ def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
     return splits, {}
 
 
-def _carve(dd: dict, spec: dict, seed: int) -> dict:
+def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
     """Missing validation/test splits come out of train (fractions of the whole train split), by a
     seeded shuffle: the same rows every time."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
     if not missing:
         return dd
     train = dd["train"].shuffle(seed=seed)
+    wanted = {split: max(1, round(spec[f"{split}_fraction"] * len(train))) for split in missing}
+    if sum(wanted.values()) >= len(train):
+        raise ScratchError(f"data.datasets.{name}.files.train: {len(train)} rows are too few to carve "
+                           f"{' and '.join(missing)} from; add rows, or give files.{missing[0]}")
     start = 0
     for split in missing:
-        n = max(1, round(spec[f"{split}_fraction"] * len(train)))
-        dd[split] = train.select(range(start, start + n))
-        start += n
+        dd[split] = train.select(range(start, start + wanted[split]))
+        start += wanted[split]
     dd["train"] = train.select(range(start, len(train)))
     return dd
 
@@ -219,8 +223,9 @@ def _read(name: str, spec: dict, seed: int):
     dd = {split: Dataset.from_list(canon.encode_labels(rs, names), features=feats) for split, rs in rows.items()}
     for split, ds in dd.items():
         if len(ds) == 0:
-            raise ScratchError(f"data.datasets.{name}: the {split} split is empty")
-    dd = _carve(dd, spec, seed)
+            raise ScratchError(f"data.datasets.{name}: the {split} split is empty; give it rows, or map "
+                               f"data.datasets.{name}.files.{split} to a file that has some")
+    dd = _carve(dd, name, spec, seed)
     for split, n in spec["sample"].items():
         if len(dd[split]) > n:
             dd[split] = dd[split].shuffle(seed=_split_seed(seed, name, split)).select(range(n))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .io import atomic_path, read_json, write_json
+from .io import atomic_path, read_json, upstream, write_json
 
 OUT = {"metrics": ("results/metrics", ".json"), "details": ("results/details", ".json"),
        "predictions": ("results/predictions", ".jsonl"), "confusion": ("results/plots/confusion", ".json")}
@@ -86,10 +86,11 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     from .training import pick_device
     from .workflow import Run
 
-    name, task_type = Run(task, model, method, fraction).name, params["tasks"][task]["type"]
-    path = model_dir(task, model, name)
+    run, task_type = Run(task, model, method, fraction), params["tasks"][task]["type"]
+    name = run.name
+    path = Path(upstream(model_dir(task, model, name), f"finetune {run.args()}"))
     net = auto_class(task_type).from_pretrained(path).to(pick_device(params["device"]))
-    test = load_from_disk(str(tokenized_dir(task)))["test"]
+    test = load_from_disk(upstream(tokenized_dir(task), f"tokenize --task {task}"))["test"]
     sequence = task_type == "sequence-classification"
     collator = (DataCollatorWithPadding if sequence else DataCollatorForTokenClassification)(load(path))
     probs = predict(net, test, collator, params["evaluate"]["batch_size"])

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from .errors import ScratchError
-from .io import atomic_path, write_json
+from .io import atomic_path, upstream, write_json
 
 # validation metric -> is greater better
 METRICS = {"accuracy": True, "macro_f1": True, "entity_f1": True, "token_accuracy": True}
@@ -119,7 +119,7 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     device = training.pick_device(params["device"])
     set_seed(seed)
     tok = load()
-    data = load_from_disk(str(tokenized_dir(task)))
+    data = load_from_disk(upstream(tokenized_dir(task), f"tokenize --task {task}"))
     names = label_names(data["train"])
     net = build_model(method, pretrained_dir(model), spec["type"], names, ft["pooling"], seed, ft["lora"])
     train_set = subset(data["train"], fraction, seed)

@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from .errors import ScratchError
+
 
 def _prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
@@ -105,3 +107,11 @@ def write_text(path: Path | str, text: str) -> None:
 
 def read_json(path: Path | str):
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def upstream(path: Path | str, made_by: str) -> str:
+    """An earlier stage's output (as a string for `load_from_disk`), or one line naming the
+    command that makes it."""
+    if not Path(path).exists():
+        raise ScratchError(f"{path}: not found; run `scratchlm {made_by}` first (or `snakemake --cores all`)")
+    return str(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from itertools import chain
 from pathlib import Path
 
-from .io import atomic_path
+from .io import atomic_path, upstream
 
 
 def blocks_dir(corpus: str) -> Path:
@@ -34,7 +34,7 @@ def run(params: dict) -> None:
     from .tokenizer import load
 
     corpus = params["pretrain"]["corpus"]
-    out = pack(load_from_disk(str(raw_dir(corpus))), load(), params["pack"]["block_size"])
+    out = pack(load_from_disk(upstream(raw_dir(corpus), f"data --dataset {corpus}")), load(), params["pack"]["block_size"])
     with atomic_path(blocks_dir(corpus), is_dir=True) as tmp:
         out.save_to_disk(str(tmp))
     print(f"pack: {corpus}: " + ", ".join(f"{s} {len(out[s])} blocks" for s in out))

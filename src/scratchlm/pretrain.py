@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from .io import atomic_path, write_json, write_text
+from .io import atomic_path, upstream, write_json, write_text
 
 
 def model_dir(model: str) -> Path:
@@ -130,7 +130,7 @@ def run(params: dict, model: str) -> dict:
     device = training.pick_device(params["device"])
     set_seed(seed)
     tok = load()
-    blocks = load_from_disk(str(blocks_dir(params["pretrain"]["corpus"])))
+    blocks = load_from_disk(upstream(blocks_dir(params["pretrain"]["corpus"]), "pack"))
     lm = pretraining_model(spec, tok, f"pretrain.models.{model}")
     causal = is_causal(spec)
     if causal:

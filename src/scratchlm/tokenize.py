@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .io import atomic_path
+from .io import atomic_path, upstream
 
 IGNORE = -100  # the label cross-entropy skips (transformers' convention)
 
@@ -84,7 +84,8 @@ def run(params: dict, task: str) -> dict:
     from .tokenizer import load
 
     spec = params["tasks"][task]
-    raw, tok = load_from_disk(str(raw_dir(spec["dataset"]))), load()
+    raw = load_from_disk(upstream(raw_dir(spec["dataset"]), f"data --dataset {spec['dataset']}"))
+    tok = load()
     start = time.perf_counter()
     out = tokenize(raw, tok, spec["type"], params["tokenize"]["max_length"])
     seconds = time.perf_counter() - start

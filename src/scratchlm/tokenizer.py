@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import cannot_load
-from .io import atomic_path
+from .io import atomic_path, upstream
 
 TOKENIZER_DIR = Path("models/tokenizer")
 SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
@@ -49,7 +49,7 @@ def train(ds, vocab_size: int, min_frequency: int):
 def load(path: Path = TOKENIZER_DIR):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(str(path))
+    return PreTrainedTokenizerFast.from_pretrained(upstream(path, "tokenizer"))
 
 
 def from_checkpoint(name: str, revision: str, key: str):
@@ -73,7 +73,7 @@ def run(params: dict) -> None:
         tok = from_checkpoint(cfg["checkpoint"], cfg["revision"], "tokenizer.checkpoint")
         source = f"taken from {cfg['checkpoint']}"
     else:
-        ds = load_from_disk(str(raw_dir(cfg["corpus"])))["train"]
+        ds = load_from_disk(upstream(raw_dir(cfg["corpus"]), f"data --dataset {cfg['corpus']}"))["train"]
         tok = train(ds, cfg["vocab_size"], cfg["min_frequency"])
         source = f"trained on {len(ds)} texts of '{cfg['corpus']}'"
     with atomic_path(TOKENIZER_DIR, is_dir=True) as tmp:

@@ -27,11 +27,12 @@ DATA = ["data", "--dataset", "sentiment"]
 LOCAL = ["data", "--dataset", "x"]
 FINETUNE = ["finetune", "--task", "sentiment", "--model", "gru", "--method", "full"]
 # the start of every message: the params file (with its line), an input file (with its line), or a key
-PLACE = re.compile(r"^scratchlm: error: (params\.yaml(:\d+)?[: ]|data/external/\S+?(:\d+)?: |data\.datasets\.x\.)")
+PLACE = re.compile(r"^scratchlm: error: (params\.yaml(:\d+)?[: ]|data/external/\S+?(:\d+)?: |data\.datasets\.x\.|"
+                   r"(data|models)/\S+: )")
 # ... and a fix: what is allowed or declared, what to set, add, remove, correct or save instead
 FIX = re.compile(r"allowed|did you mean|declared|expected|\bset\b|add it|\buse\b|remove|save the file|keep one|"
                  r"give at least|correct|map it|put it|run from|must (be|divide)|need|fix the|not listed|raise|"
-                 r"what its extension says|one file per split")
+                 r"what its extension says|one file per split|run `scratchlm|add rows")
 
 
 # ---------------------------------------------------------------- how a case breaks its inputs
@@ -259,6 +260,17 @@ CASES = [
      ["data/external/a.csv.gz: cannot read it (BadGzipFile", "is it what its extension says?"]),
     ("parquet-broken", dataset(local("classification", "a.parquet"), {"a.parquet": "not parquet"}), LOCAL,
      ["data/external/a.parquet: not a readable Parquet file"]),
+    ("train-too-small-to-carve", dataset(local("classification", "a.csv"), {"a.csv": "text,label\nfine,pos\n"}), LOCAL,
+     ["data.datasets.x.files.train: 1 rows are too few to carve validation and test from"]),
+    # ------------------------------------------------ stages run out of order
+    ("tokenize-before-data", params(), ["tokenize", "--task", "sentiment"],
+     ["data/raw/sentiment: not found; run `scratchlm data --dataset sentiment` first"]),
+    ("pretrain-before-tokenizer", params(), ["pretrain", "--model", "gru"],
+     ["models/tokenizer: not found; run `scratchlm tokenizer` first"]),
+    ("evaluate-before-finetune", params(), ["evaluate", "--task", "sentiment", "--model", "gru", "--method", "full"],
+     ["models/finetune/sentiment/gru/full: not found; run `scratchlm finetune --task sentiment --model gru "
+      "--method full` first"]),
+    ("cli-misspelt-task", params(), ["tokenize", "--task", "sentimnt"], ["did you mean 'sentiment'?"]),
 ]
 SUBPROCESS = ["type-lr-string", "misspelt-top-level", "params-not-utf8", "cli-unknown-task", "conll-one-column",
               "csv-not-utf8"]
