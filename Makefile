@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlm-installed
 
-.PHONY: reproduce test test-quick sync clean-venv
+.PHONY: reproduce test test-quick sync bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test-quick: $(STAMP)
 
 sync: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scratchlm sync
+
+# about 25 minutes on 2 cores: results/bench.json and results/bench.md (see benchmarks/run.py);
+# options through BENCH_ARGS, e.g. make bench BENCH_ARGS=--skip-demo
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m benchmarks.run $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

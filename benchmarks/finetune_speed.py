@@ -1,0 +1,308 @@
+"""Fine-tuning speed as time-to-accuracy: the training wall time until validation accuracy first
+reaches what the tutorial loop (a) reaches after `target_examples` (20,000) training examples.
+
+Contenders, all on the same data, the same tokenizer, the same model (the pipeline's `gru`
+model spec, built by finetune.build_model with method `scratch`, so identical initial weights),
+the same learning rate (the pipeline's finetune.training.lr), the same torch threads and the
+stage commands' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.main has it):
+
+(a) the tutorial chapters' loop: a `Dataset` that tokenizes in `__getitem__` with
+    padding='max_length', max_length=128; DataLoader batch 16; plain PyTorch loop, AdamW at a
+    constant rate, fp32.
+(b) a run_glue-style Trainer: the texts tokenized up front by `datasets.map(batched=True)`
+    without padding, DataCollatorWithPadding (dynamic padding), TrainingArguments defaults
+    (batch 8, linear decay, no warmup) except the learning rate: Trainer's default 5e-5 is a
+    transformer fine-tuning rate at which a randomly initialised GRU barely moves.
+(c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow), the `length` column and
+    training.arguments exactly as finetune.run builds them (its batch size, schedule and warmup,
+    group_by_length), and finetune's collator.
+
+The clock starts before any tokenization (tokenizing is part of each contender's cost) and
+stops while the harness evaluates: every contender is evaluated on the validation split every
+`cadence` training examples by the same function, and that time is excluded for all alike.
+The pipeline's own evaluation, checkpointing and early stopping are off in (c), as checkpoint
+saving is in (b): evaluation is the harness's business here. (b) and (c) stop at the target or
+after `budget_factor` times (a)'s whole run; not reached means a null speedup.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import sources
+from .common import Outcome, Row, at_least, fmt
+
+TUTORIAL_BATCH, TUTORIAL_MAX_LENGTH = 16, 128
+RUN_GLUE_MAX_LENGTH = 128  # run_glue.py's --max_seq_length default
+
+
+@dataclass(frozen=True)
+class Sizes:
+    train: int | None     # training rows (None: all of SST-2, or target_examples synthetic ones)
+    dev: int | None       # validation rows (None: all 872)
+    target_examples: int  # what (a) trains on before its accuracy becomes the target
+    cadence: int          # evaluate every this many examples: a multiple of 32 (batches 8, 16 and 32)
+    embedding: int | None  # None: the pipeline's gru spec
+    hidden: int | None
+    budget_factor: float = 2.0
+
+
+FULL = Sizes(train=None, dev=None, target_examples=20_000, cadence=800, embedding=None, hidden=None)
+QUICK = Sizes(train=320, dev=64, target_examples=128, cadence=64, embedding=16, hidden=32)
+
+
+class Tracker:
+    """One contender's clock and validation curve: called after every optimizer step, it
+    evaluates each `cadence` examples with the clock stopped and says when to stop."""
+
+    def __init__(self, evaluate, cadence: int, max_examples: float = math.inf, budget_s: float = math.inf,
+                 target: float | None = None):
+        self.evaluate, self.cadence, self.max_examples = evaluate, cadence, max_examples
+        self.budget_s, self.target = budget_s, target
+        self.curve: list[dict] = []
+        self.next_eval = cadence
+        self.excluded = 0.0
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.excluded
+
+    def after_step(self, model, examples: int) -> bool:
+        if examples < self.next_eval:
+            return False
+        while self.next_eval <= examples:
+            self.next_eval += self.cadence
+        seconds = self.elapsed()
+        paused = time.perf_counter()
+        accuracy = round(self.evaluate(model), 4)
+        self.excluded += time.perf_counter() - paused
+        self.curve.append({"examples": examples, "seconds": round(seconds, 2), "accuracy": accuracy})
+        reached = self.target is not None and accuracy >= self.target
+        return reached or examples >= self.max_examples or seconds >= self.budget_s
+
+    def first_reaching(self, target: float) -> dict | None:
+        return next((point for point in self.curve if point["accuracy"] >= target), None)
+
+    def summary(self, target: float) -> dict:
+        last, hit = self.curve[-1], self.first_reaching(target)
+        return {"examples_per_second": round(last["examples"] / last["seconds"], 1),
+                "seconds_to_target": hit and hit["seconds"], "examples_to_target": hit and hit["examples"],
+                "best_accuracy": max(p["accuracy"] for p in self.curve), "curve": self.curve}
+
+
+def evaluator(tok, texts: list[str], labels: list[int], max_length: int, batch_size: int = 128):
+    """Validation accuracy, computed the same way for every contender (length-sorted batches,
+    dynamic padding); tokenized once, outside every clock."""
+    import torch
+
+    ids = tok(texts, truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    batches = [(tok.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt"),
+                torch.tensor([labels[i] for i in chunk]))
+               for chunk in (order[s:s + batch_size] for s in range(0, len(order), batch_size))]
+
+    def evaluate(model) -> float:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(**x).logits.argmax(-1) == y).sum()) for x, y in batches)
+        model.train(was_training)
+        return correct / len(labels)
+
+    return evaluate
+
+
+def model_factory(params: dict, tok, sizes: Sizes, folder: Path):
+    """A function returning the benchmark model, fresh and identical each time: the pipeline's
+    `gru` spec (its sizes overridden in quick mode) through build_config and build_model."""
+    from scratchlm.finetune import build_model
+    from scratchlm.models import build_config
+
+    spec = dict(params["pretrain"]["models"]["gru"])
+    spec.update({k: v for k, v in (("embedding_size", sizes.embedding), ("hidden_size", sizes.hidden)) if v})
+    build_config(spec, tok).save_pretrained(str(folder))
+    pooling, seed = params["finetune"]["pooling"], params["seed"]
+    return lambda: build_model("scratch", folder, "sequence-classification", sources.LABELS, pooling, seed)
+
+
+def tutorial_dataset(texts: list[str], labels: list[int], tok):
+    """The tutorial chapters' Dataset: one example tokenized per __getitem__, padded to 128."""
+    import torch
+
+    class TutorialDataset(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(texts)
+
+        def __getitem__(self, i):
+            enc = tok(texts[i], padding="max_length", truncation=True, max_length=TUTORIAL_MAX_LENGTH,
+                      return_tensors="pt")
+            return {"input_ids": enc["input_ids"][0], "attention_mask": enc["attention_mask"][0],
+                    "labels": torch.tensor(labels[i])}
+
+    return TutorialDataset()
+
+
+def tutorial(model, tok, data: sources.Labelled, lr: float, seed: int, tracker: Tracker) -> int:
+    """(a): a plain PyTorch loop over the tutorial Dataset, epochs until the tracker stops it.
+    Returns the batch size, as the other contenders do."""
+    import torch
+
+    loader = torch.utils.data.DataLoader(tutorial_dataset(data.train_texts, data.train_labels, tok),
+                                         batch_size=TUTORIAL_BATCH, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    seen = 0
+    while True:
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            seen += len(batch["labels"])
+            if tracker.after_step(model, seen):
+                return TUTORIAL_BATCH
+
+
+def _stopper(tracker: Tracker, batch_size: int):
+    """Trainer callback: the tracker sees every step (examples = steps x batch size)."""
+    from transformers import TrainerCallback
+
+    class Stopper(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if tracker.after_step(model, state.global_step * batch_size):
+                control.should_training_stop = True
+
+    return Stopper()
+
+
+def _train(model, args, train_set, collator, tracker: Tracker) -> int:
+    """Train until the tracker stops it (or the epochs end); returns the batch size. Without
+    progress bars (disable_tqdm) Trainer prints every log: its printer goes too."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
+                      callbacks=[_stopper(tracker, args.train_batch_size)])
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    return args.train_batch_size
+
+
+def trainer_defaults(model, tok, data: sources.Labelled, lr: float, seed: int, folder: Path,
+                     tracker: Tracker) -> int:
+    """(b): run_glue.py's recipe with dynamic padding and TrainingArguments' defaults."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, TrainingArguments
+
+    raw = Dataset.from_dict({"sentence": data.train_texts, "label": data.train_labels})
+    train_set = raw.map(lambda b: tok(b["sentence"], padding=False, max_length=RUN_GLUE_MAX_LENGTH, truncation=True),
+                        batched=True)
+    args = TrainingArguments(output_dir=str(folder), learning_rate=lr, seed=seed, use_cpu=True, report_to=[],
+                             save_strategy="no", disable_tqdm=True)
+    return _train(model, args, train_set, DataCollatorWithPadding(tok), tracker)
+
+
+def pipeline(model, tok, data: sources.Labelled, params: dict, folder: Path, tracker: Tracker) -> int:
+    """(c): our tokenize stage's function, then finetune.run's data, arguments and collator."""
+    from datasets import Dataset, DatasetDict
+
+    from scratchlm import training
+    from scratchlm.data import features
+    from scratchlm.finetune import _collator
+    from scratchlm.params import finetuning
+    from scratchlm.tokenize import tokenize
+
+    raw = DatasetDict({"train": Dataset.from_dict({"text": data.train_texts, "label": data.train_labels},
+                                                  features=features("classification", sources.LABELS))})
+    train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
+    train_set = train_set.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
+    args = training.arguments(finetuning(params, "gru"), folder, params["seed"], "cpu", "accuracy", True,
+                              train_sampling_strategy="group_by_length")
+    args = replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False, disable_tqdm=True)
+    return _train(model, args, train_set, _collator("sequence-classification", tok), tracker)
+
+
+def padding_share(tok, texts: list[str]) -> float:
+    """Share of the tutorial's 128 positions per example that are padding."""
+    lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=TUTORIAL_MAX_LENGTH)["input_ids"]]
+    return round(1 - sum(lengths) / (len(lengths) * TUTORIAL_MAX_LENGTH), 4)
+
+
+def warm_up(model, tok, data: sources.Labelled) -> None:
+    """Two training steps at the tutorial's shape and at a short dynamic one on a throwaway
+    model: the process's one-time costs (torch's first kernels and allocations, a few seconds
+    here) are paid before any clock starts, not by whichever contender happens to run first."""
+    import torch
+
+    tutorial_batch = next(iter(torch.utils.data.DataLoader(tutorial_dataset(data.train_texts, data.train_labels, tok),
+                                                          batch_size=TUTORIAL_BATCH)))
+    short_batch = dict(tok.pad(tok(data.train_texts[:32]), return_tensors="pt"),
+                       labels=torch.tensor(data.train_labels[:32]))
+    optimizer = torch.optim.AdamW(model.parameters())
+    model.train()
+    for batch in (tutorial_batch, short_batch) * 2:
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def _race(data: sources.Labelled, tok, params: dict, sizes: Sizes, folder: Path) -> dict:
+    """Run (a) to fix the target, then (b) and (c) against it: the target and each contender's
+    batch size, throughput, time to the target and curve."""
+    from scratchlm.params import finetuning
+
+    lr, seed = finetuning(params, "gru")["lr"], params["seed"]
+    evaluate = evaluator(tok, data.dev_texts, data.dev_labels, params["tokenize"]["max_length"])
+    fresh = model_factory(params, tok, sizes, folder / "init")
+    warm_up(fresh(), tok, data)
+    a = Tracker(evaluate, sizes.cadence, max_examples=sizes.target_examples)
+    batch_a = tutorial(fresh(), tok, data, lr, seed, a)
+    target, budget = a.curve[-1]["accuracy"], sizes.budget_factor * a.curve[-1]["seconds"]
+    b = Tracker(evaluate, sizes.cadence, budget_s=budget, target=target)
+    batch_b = trainer_defaults(fresh(), tok, data, lr, seed, folder / "trainer", b)
+    c = Tracker(evaluate, sizes.cadence, budget_s=budget, target=target)
+    batch_c = pipeline(fresh(), tok, data, params, folder / "pipeline", c)
+    return {"target_accuracy": target, "budget_s": round(budget, 1), "learning_rate": lr,
+            "tutorial": {"batch_size": batch_a, **a.summary(target)},
+            "trainer_defaults": {"batch_size": batch_b, **b.summary(target)},
+            "pipeline": {"batch_size": batch_c, **c.summary(target)}}
+
+
+def _speedup(race: dict, peer: str) -> float | None:
+    ours, theirs = race["pipeline"]["seconds_to_target"], race[peer]["seconds_to_target"]
+    return round(theirs / ours, 2) if ours is not None and theirs is not None else None
+
+
+def _not_reached(race: dict, name: str) -> str:
+    return (f"{name} did not reach the target accuracy {race['target_accuracy']} within {race['budget_s']} s "
+            f"(best {race[name]['best_accuracy']})")
+
+
+def measure(data: sources.Labelled, tok, params: dict, sizes: Sizes) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
+        race = _race(data, tok, params, sizes, Path(tmp))
+    race.update(data=data.source, train_examples=len(data.train_texts), validation_examples=len(data.dev_texts),
+                target_examples=sizes.target_examples, cadence_examples=sizes.cadence,
+                tutorial_padding_share=padding_share(tok, data.train_texts),
+                clock="training wall time including tokenization; evaluation excluded for every contender")
+    out = Outcome(detail=race)
+    ours = race["pipeline"]
+    for key, peer, label, goal in (("finetune_speedup_vs_tutorial", "tutorial", "tutorial loop (a)", 10),
+                                   ("finetune_speedup_vs_trainer_defaults", "trainer_defaults",
+                                    "Trainer defaults (b)", 2)):
+        out.summary[key] = speedup = _speedup(race, peer)
+        if speedup is None:
+            out.nulls[key] = _not_reached(race, "pipeline" if ours["seconds_to_target"] is None else peer)
+        theirs = race[peer]
+        out.rows.append(Row(f"fine-tuning time to accuracy {race['target_accuracy']}: ours (batch {ours['batch_size']}) "
+                            f"vs {label} (batch {theirs['batch_size']})",
+                            fmt(ours["seconds_to_target"], " s", 1), fmt(theirs["seconds_to_target"], " s", 1),
+                            speedup, f"≥ {goal}×", at_least(speedup, goal), key))
+        ratio = round(ours["examples_per_second"] / theirs["examples_per_second"], 2)
+        out.rows.append(Row(f"fine-tuning examples/s: ours vs {label}", fmt(ours["examples_per_second"], "", 0),
+                            fmt(theirs["examples_per_second"], "", 0), ratio, "—", None))
+    return out

@@ -1,0 +1,122 @@
+"""Language-model pretraining throughput of the recurrent models (the pipeline's `gru` and
+`lstm` specs, its vocabulary size, batch size and block size), as tokens/s and as model FLOP/s,
+a fraction of this machine's fp32 matmul peak measured in the same run at the same threads.
+
+Model FLOPs count the matrix multiplies of a training step (forward + backward = 3 x forward):
+per token and layer a GRU does 3 gate blocks and an LSTM 4, each 2*(E*H + H*H) FLOPs, then the
+projection to the embedding width and the tied softmax over the vocabulary (per direction for
+an ELMo-style bidirectional model). The step is the model's own forward and backward, AdamW
+and gradient clipping, without Trainer around it: what the cores can do for the model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .common import Outcome, Row, at_least, fmt
+
+GATES = {"gru": 3, "lstm": 4, "rnn": 1}
+MODELS = ("gru", "lstm")
+GOAL = 0.6
+
+
+@dataclass(frozen=True)
+class Sizes:
+    steps: int
+    peak_n: int                  # square matrix side for the matmul peak
+    peak_repeats: int
+    tiny: dict | None = None     # overrides of the params (model widths, vocabulary, batch, block)
+
+
+FULL = Sizes(steps=30, peak_n=1024, peak_repeats=20)
+QUICK = Sizes(steps=2, peak_n=256, peak_repeats=5,
+              tiny={"embedding_size": 16, "hidden_size": 32, "vocab_size": 500, "batch": 4, "block": 16})
+
+
+def matmul_peak(n: int, repeats: int) -> float:
+    """Best fp32 matmul FLOP/s over a few timed batches (what the cores can do at best)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
+    return best
+
+
+def flops_per_token(config) -> float:
+    e, h, v = config.embedding_size, config.hidden_size, config.vocab_size
+    recurrent = 0.0
+    for layer in range(config.num_layers):
+        width_in = e if layer == 0 else h
+        recurrent += GATES[config.cell] * 2 * (width_in * h + h * h)
+    head = (2 * h * e if h != e else 0) + 2 * e * v
+    directions = 2 if config.bidirectional else 1
+    return 3 * directions * (recurrent + head)  # training step: forward + backward (about twice the forward)
+
+
+def tokens_per_second(config, steps: int, batch: int, block: int) -> float:
+    import torch
+
+    from scratchlm.models import RecurrentForCausalLM
+
+    torch.manual_seed(0)
+    model = RecurrentForCausalLM(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(5, config.vocab_size, (batch, block))
+
+    def step():
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch * block / (time.perf_counter() - start)
+
+
+def _config(params: dict, model: str, tiny: dict | None):
+    """The model spec of params (widths and vocabulary from the tiny overrides in quick mode)."""
+    from scratchlm.models import RecurrentConfig
+
+    spec, tiny = params["pretrain"]["models"][model], tiny or {}
+    return RecurrentConfig(vocab_size=tiny.get("vocab_size", params["tokenizer"]["vocab_size"]), cell=spec["cell"],
+                           embedding_size=tiny.get("embedding_size", spec["embedding_size"]),
+                           hidden_size=tiny.get("hidden_size", spec["hidden_size"]), num_layers=spec["num_layers"],
+                           dropout=spec["dropout"], bidirectional=spec["bidirectional"])
+
+
+def measure(params: dict, sizes: Sizes) -> Outcome:
+    tiny = sizes.tiny or {}
+    batch = tiny.get("batch", params["pretrain"]["training"]["batch_size"])
+    block = tiny.get("block", params["pack"]["block_size"])
+    peak_before = matmul_peak(sizes.peak_n, sizes.peak_repeats)
+    models = {}
+    for name in MODELS:
+        config = _config(params, name, sizes.tiny)
+        tps = tokens_per_second(config, sizes.steps, batch, block)
+        models[name] = {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
+                        "num_layers": config.num_layers, "vocab_size": config.vocab_size,
+                        "tokens_per_second": round(tps), "model_flops_per_second": round(flops_per_token(config) * tps)}
+    peak = max(peak_before, matmul_peak(sizes.peak_n, sizes.peak_repeats))  # before and after: the best of both
+    out = Outcome(detail={"matmul_peak_flops_per_second": round(peak), "matmul_n": sizes.peak_n, "batch": batch,
+                          "block": block, "steps": sizes.steps, "models": models})
+    for name, m in models.items():
+        mfu = out.summary[f"pretrain_mfu_{name}"] = round(m["model_flops_per_second"] / peak, 4)
+        m["mfu"] = mfu
+        out.rows.append(Row(f"{name.upper()} LM pretraining: model FLOP/s vs fp32 matmul peak "
+                            f"(E{m['embedding_size']} H{m['hidden_size']} V{m['vocab_size']}, batch {batch}x{block})",
+                            fmt(m["model_flops_per_second"] / 1e9, " GFLOP/s", 1), fmt(peak / 1e9, " GFLOP/s", 1),
+                            mfu, f"≥ {GOAL}", at_least(mfu, GOAL), f"pretrain_mfu_{name}"))
+    return out
