@@ -11,6 +11,7 @@ shows as "no" in the table; the command still succeeds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -46,7 +47,8 @@ def _quiet() -> None:
 
 
 def measurements(args: argparse.Namespace):
-    """(name, thunk) of each measurement, in the order they run."""
+    """(name, thunk) of each measurement, in the order they run. The demo runs before the
+    overhead, whose fallback is the demo's fresh reproduction (kept until both are done)."""
     from scratchlm.params import load
 
     params = load(ROOT / "params.yaml")
@@ -54,15 +56,19 @@ def measurements(args: argparse.Namespace):
     ft = finetune_speed.QUICK if q else finetune_speed.FULL
     data = sources.sentiment(args.data_dir, ft.train, ft.dev, ft.target_examples, params["seed"])
     tok = sources.tokenizer(data.train_texts, VOCAB[q])
-    return [
-        ("tokenize", lambda: tokenize_speed.measure(args.data_dir, tok, tokenize_speed.QUICK if q else tokenize_speed.FULL,
-                                                    params["seed"])),
-        ("finetune", lambda: finetune_speed.measure(data, tok, params, ft)),
-        ("pretrain", lambda: pretrain_mfu.measure(params, pretrain_mfu.QUICK if q else pretrain_mfu.FULL)),
-        ("overhead", lambda: overhead.measure(ROOT, repeats=1 if q else 3)),
-        ("demo", lambda: demo.not_measured("skipped (--skip-demo)") if args.skip_demo
-         else demo.measure(ROOT, args.demo_timeout)),
-    ]
+    yield "tokenize", lambda: tokenize_speed.measure(args.data_dir, tok, tokenize_speed.QUICK if q
+                                                     else tokenize_speed.FULL, params["seed"])
+    yield "finetune", lambda: finetune_speed.measure(data, tok, params, ft)
+    yield "pretrain", lambda: pretrain_mfu.measure(params, pretrain_mfu.QUICK if q else pretrain_mfu.FULL)
+    places = {"repository root": ROOT}
+    with contextlib.closing(demo.Demo(ROOT, args.demo_timeout)) as reproduction:
+        if args.skip_demo:
+            yield "demo", lambda: demo.not_measured("skipped (--skip-demo)")
+        else:
+            yield "demo", reproduction.measure
+        if reproduction.copy:
+            places["the demo's fresh reproduction"] = reproduction.copy
+        yield "overhead", lambda: overhead.measure(places, repeats=1 if q else 3)
 
 
 def bench(args: argparse.Namespace) -> tuple[dict, list]:
