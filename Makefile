@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlm-installed
 
-.PHONY: reproduce test test-quick sync bench clean-venv
+.PHONY: setup reproduce test test-quick sync bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+setup: $(STAMP)
 
 reproduce: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all

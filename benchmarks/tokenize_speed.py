@@ -6,9 +6,9 @@ FOLDER`), which reports its seconds (imports excluded) and its own peak RSS:
 
 - ours: the real stage, `scratchlm tokenize --task bench` through scratchlm.cli.main, in a
   folder laid out as the pipeline's (data/raw/bench, models/tokenizer, params.yaml), with the
-  environment a pipeline job gets (TOKENIZERS_PARALLELISM unset: cli.main then sets it false);
-  it loads the raw Arrow data, maps, casts the labels and saves data/tokenized/bench.
-- ours_parallel: the same with TOKENIZERS_PARALLELISM=true (diagnostic: what the setting costs).
+  environment a pipeline job gets (TOKENIZERS_PARALLELISM unset: cli.main turns it on for the
+  tokenizing stages); it loads the raw Arrow data, maps, casts the labels and saves
+  data/tokenized/bench.
 - raw: the same fast tokenizer's `tokenizers.Tokenizer.encode_batch`, 1000 texts per call (the
   stage's batch), all cores, nothing else.
 - loop: one `tokenizer(text)` call per example (transformers' fast tokenizer).
@@ -133,8 +133,8 @@ def _map(folder: Path) -> dict:
     return clock.figures()
 
 
-WORKERS = {"ours": _ours, "ours_parallel": _ours, "raw": _raw, "loop": _loop, "map": _map}
-ENV = {"ours": None, "ours_parallel": "true", "raw": "true", "loop": "true", "map": "true"}  # TOKENIZERS_PARALLELISM
+WORKERS = {"ours": _ours, "raw": _raw, "loop": _loop, "map": _map}
+ENV = {"ours": None, "raw": "true", "loop": "true", "map": "true"}  # TOKENIZERS_PARALLELISM
 
 
 # ---------------------------------------------------------------- the parent
@@ -184,7 +184,7 @@ def _configurations(sizes: Sizes, texts: list[str], tok, root: Path) -> dict:
     found = {}
     for n in sizes.documents:
         folder = _folder(root, texts[:n], tok)
-        methods = ["raw", "ours"] + (["ours_parallel", "loop", "map"] if n == max(sizes.documents) else [])
+        methods = ["raw", "ours"] + (["loop", "map"] if n == max(sizes.documents) else [])
         runs = {m: _run(m, folder) for m in methods}
         tokens = runs["raw"]["tokens"]
         for figures in runs.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,16 @@ def path(stage: str, name: str | None) -> Path:
 
 
 def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+    """This process's peak resident memory: VmHWM (ru_maxrss can carry a large parent's peak
+    across exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:  # not Linux
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** (2 if sys.platform == "darwin" else 1), 1)
 
 
 @contextlib.contextmanager
