@@ -84,6 +84,19 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> su
     return proc
 
 
+def kill_at(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
+    """SIGKILL a training run as soon as `marker` (a checkpoint's last file) exists."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, f"ended before it could be killed:\n{proc.communicate()[0][-3000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def git_commit(repo: Path, message: str) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "--allow-empty", "-m", message], repo)

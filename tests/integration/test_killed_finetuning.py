@@ -5,15 +5,13 @@ slanted triangular rates) all come back. Marked slow."""
 import copy
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from conftest import env
+from conftest import env, kill_at
 from scratchlm import cli
 from scratchlm.io import read_json
 
@@ -52,14 +50,7 @@ def two_copies(tmp_path, tiny_params):
 
 def test_killed_finetuning_resumes_to_the_same_result(two_copies):
     killed, whole = two_copies
-    proc = start(killed)
-    marker = killed / "checkpoints/finetune/ner/gru/full/checkpoint-20/trainer_state.json"
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, f"ended before it could be killed:\n{proc.communicate()[0][-3000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at(start(killed), killed / "checkpoints/finetune/ner/gru/full/checkpoint-20/trainer_state.json")
     assert not (killed / "models/finetune/ner/gru/full").exists()  # nothing half-written in place
     assert not (killed / "results/timing/finetune/ner/gru/full.json").exists()
 

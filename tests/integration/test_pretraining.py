@@ -5,15 +5,13 @@ checkpoint to the same result as an uninterrupted one. Marked slow."""
 import copy
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
-from conftest import SHARED_DATA, env
+from conftest import SHARED_DATA, env, kill_at
 from scratchlm import data, pack, pretrain, tokenizer
 from scratchlm.io import read_json
 
@@ -96,14 +94,7 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, tiny_params):
         dirs.append(d)
     killed, whole = dirs
 
-    proc = run_pretrain(killed)
-    marker = killed / "checkpoints/pretrain/gru/checkpoint-10/trainer_state.json"
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, f"ended before it could be killed:\n{proc.communicate()[0][-3000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at(run_pretrain(killed), killed / "checkpoints/pretrain/gru/checkpoint-10/trainer_state.json")
     assert not (killed / "models/pretrain/gru").exists()  # nothing half-written in place
 
     resumed = run_pretrain(killed)
