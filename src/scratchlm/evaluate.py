@@ -24,14 +24,13 @@ def output(kind: str, task: str, model: str, run: str) -> Path:
 
 def predict(model, dataset, collator, batch_size: int) -> list:
     """Class probabilities per row (sequence tasks: (C,); token tasks: (T, C) over the row's own
-    tokens), in order; a plain loop (no Trainer) with a progress bar."""
+    tokens), in order; a plain loop (no Trainer) with a progress bar. Padding makes the mask."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     model.eval()
-    loader = DataLoader(dataset.with_format(columns=["input_ids", "attention_mask"]), batch_size=batch_size,
-                        collate_fn=collator)
+    loader = DataLoader(dataset.with_format(columns=["input_ids"]), batch_size=batch_size, collate_fn=collator)
     rows = []
     with torch.no_grad():
         for batch in tqdm(loader, desc="predict", mininterval=5):

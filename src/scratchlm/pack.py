@@ -14,17 +14,22 @@ def blocks_dir(corpus: str) -> Path:
     return Path("data/blocks") / corpus
 
 
-def _blocks(tok, block_size: int):
+def _blocks(core, block_size: int):
     def fn(batch):
-        ids = list(chain.from_iterable(tok(batch["text"])["input_ids"]))
+        ids = list(chain.from_iterable(e.ids for e in core.encode_batch(batch["text"])))
         n = len(ids) // block_size * block_size
         return {"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]}
     return fn
 
 
 def pack(dd, tok, block_size: int):
-    return dd.map(_blocks(tok, block_size), batched=True, batch_size=1000,
-                  remove_columns=dd["train"].column_names, desc="pack")
+    from datasets import Features, Sequence, Value
+
+    from .tokenize import encoder
+
+    return dd.map(_blocks(encoder(tok), block_size), batched=True, batch_size=1000,
+                  remove_columns=dd["train"].column_names, features=Features({"input_ids": Sequence(Value("int32"))}),
+                  desc="pack")
 
 
 def run(params: dict) -> None:

@@ -42,7 +42,30 @@ def test_classification_keeps_label_names_and_truncates(tok, tiny_params):
     assert isinstance(out["train"].features["labels"], ClassLabel)
     assert list(out["train"]["labels"]) == list(dd["train"]["label"])
     assert max(len(x) for x in out["train"]["input_ids"]) == 32
-    assert set(out["train"].column_names) == {"input_ids", "attention_mask", "labels"}
+    assert set(out["train"].column_names) == {"input_ids", "length", "labels"}
+    assert out["train"].features["input_ids"].feature.dtype == "int32"
+
+
+def test_stage_ids_equal_transformers_tokenizer_call(tok, tiny_params):
+    """The stage reads the Rust core's Encodings; what it keeps must be what tok(...) gives."""
+    dd, _ = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
+    tok.backend_tokenizer.no_truncation()
+    out = tokenize.tokenize(dd, tok, "sequence-classification", max_length=32)["train"]
+    assert tok.backend_tokenizer.truncation is None  # the stage truncates on its own copy
+    expected = tok(list(dd["train"]["text"]), truncation=True, max_length=32)["input_ids"]
+    assert list(out["input_ids"]) == expected
+    assert list(out["length"]) == [len(ids) for ids in expected]
+
+
+def test_token_labels_equal_word_ids_alignment(tok, tiny_params):
+    dd, _ = data.build("ner", tiny_params["data"]["datasets"]["ner"], 1)
+    out = tokenize.tokenize(dd, tok, "token-classification", max_length=12)["train"]
+    words, tags = list(dd["train"]["tokens"]), list(dd["train"]["ner_tags"])
+    enc = tok(words, is_split_into_words=True, truncation=True, max_length=12)
+    assert list(out["input_ids"]) == enc["input_ids"]
+    assert list(out["labels"]) == [tokenize.align_labels(enc.word_ids(i), t) for i, t in enumerate(tags)]
+    assert list(out["words"]) == words and list(out["word_tags"]) == tags
+    assert out.features["word_tags"] == dd["train"].features["ner_tags"]
 
 
 def test_pack_cuts_equal_blocks(tok, corpus):
