@@ -13,9 +13,9 @@ training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.ma
     without padding, DataCollatorWithPadding (dynamic padding), TrainingArguments defaults
     (batch 8, linear decay, no warmup) except the learning rate: Trainer's default 5e-5 is a
     transformer fine-tuning rate at which a randomly initialised GRU barely moves.
-(c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow), the `length` column and
-    training.arguments as finetune.run builds them (its batch size, group_by_length) with a
-    schedule sized for the race (RACE_SCHEDULE), and finetune's collator.
+(c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow with a `length` column),
+    training.arguments and Trainer as finetune.run builds them (its batch size, group_by_length)
+    with a schedule sized for the race (RACE_SCHEDULE), and finetune's collator.
 
 The clock starts before any tokenization (tokenizing is part of each contender's cost) and
 stops while the harness evaluates: every contender is evaluated on the validation split every
@@ -183,13 +183,13 @@ def _stopper(tracker: Tracker, batch_size: int):
     return Stopper()
 
 
-def _train(model, args, train_set, collator, tracker: Tracker) -> int:
+def _train(model, args, train_set, collator, tracker: Tracker, trainer_class=None) -> int:
     """Train until the tracker stops it (or the epochs end); returns the batch size. Without
     progress bars (disable_tqdm) Trainer prints every log: its printer goes too."""
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback
 
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collator,
+    trainer = (trainer_class or Trainer)(model=model, args=args, train_dataset=train_set, data_collator=collator,
                       callbacks=[_stopper(tracker, args.train_batch_size)])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
@@ -216,18 +216,17 @@ def pipeline(model, tok, data: sources.Labelled, params: dict, folder: Path, tra
 
     from scratchlm import training
     from scratchlm.data import features
-    from scratchlm.finetune import _collator
+    from scratchlm.finetune import collator
     from scratchlm.params import finetuning
     from scratchlm.tokenize import tokenize
 
     raw = DatasetDict({"train": Dataset.from_dict({"text": data.train_texts, "label": data.train_labels},
                                                   features=features("classification", sources.LABELS))})
     train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
-    train_set = train_set.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
     args = training.arguments({**finetuning(params, "gru"), **RACE_SCHEDULE}, folder, params["seed"], "cpu",
-                              "accuracy", True, train_sampling_strategy="group_by_length")
+                              "accuracy", True, train_sampling_strategy="group_by_length", remove_unused_columns=False)
     args = replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False, disable_tqdm=True)
-    return _train(model, args, train_set, _collator("sequence-classification", tok), tracker)
+    return _train(model, args, train_set, collator("sequence-classification", tok), tracker, training.trainer_class())
 
 
 def padding_share(tok, texts: list[str]) -> float:

@@ -84,17 +84,30 @@ def subset(train, fraction: float, seed: int):
     return train.shuffle(seed=seed).select(range(max(1, math.ceil(len(train) * fraction))))
 
 
-def _collator(task_type: str, tok):
+MODEL_COLUMNS = ("input_ids", "labels")  # what the collator passes on; padding adds the mask
+
+
+def collator(task_type: str, tok):
+    """Dynamic padding of the model's columns; the others (`length`, NER's words and tags) stay
+    in the dataset. Trainer's own column removal would strip `length` before its length-grouped
+    sampler reads it, and the sampler would then fetch every row to measure it (1 s on SST-2)."""
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
-    return DataCollatorWithPadding(tok) if task_type == "sequence-classification" else DataCollatorForTokenClassification(tok)
+    padder = DataCollatorWithPadding if task_type == "sequence-classification" else DataCollatorForTokenClassification
+    pad = padder(tok)
+
+    def collate(rows: list[dict]) -> dict:
+        return pad([{k: row[k] for k in MODEL_COLUMNS if k in row} for row in rows])
+
+    return collate
 
 
 def _ulmfit(net, options: dict, cfg: dict, train_rows: int) -> tuple[tuple, list]:
     """(optimizers, callbacks) for Trainer: ULMFiT's groups, schedule and unfreezing."""
     from . import ulmfit
 
-    steps = cfg["max_steps"] if cfg["max_steps"] > 0 else math.ceil(cfg["epochs"] * math.ceil(train_rows / cfg["batch_size"]))
+    per_epoch = math.ceil(train_rows / cfg["batch_size"])
+    steps = cfg["max_steps"] if cfg["max_steps"] > 0 else math.ceil(cfg["epochs"] * per_epoch)
     opt = ulmfit.optimizer(net, options, cfg["lr"], cfg["weight_decay"])
     sched = ulmfit.scheduler(opt, options, steps, math.ceil(steps * cfg["warmup_ratio"]))
     return (opt, sched), [ulmfit.unfreezing_callback(net)] if options["gradual_unfreezing"] else []
@@ -102,7 +115,7 @@ def _ulmfit(net, options: dict, cfg: dict, train_rows: int) -> tuple[tuple, list
 
 def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0) -> dict:
     from datasets import load_from_disk
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from . import metrics, training, ulmfit
     from .params import finetuning
@@ -123,7 +136,6 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     names = label_names(data["train"])
     net = build_model(method, pretrained_dir(model), spec["type"], names, ft["pooling"], seed, ft["lora"])
     train_set = subset(data["train"], fraction, seed)
-    train_set = train_set.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
 
     use_ulmfit = (method == "full" and net.config.model_type == "scratchlm-recurrent"
                   and ulmfit.enabled(ft["ulmfit"]))
@@ -134,10 +146,10 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
         "data": train_set._fingerprint, "model": _model_stamp(pretrained_dir(model))})
     metric = spec["metric"]
     args = training.arguments(cfg, run_dir, seed, device, metric, METRICS[metric],
-                              train_sampling_strategy="group_by_length")
+                              train_sampling_strategy="group_by_length", remove_unused_columns=False)
     optimizers, extra_callbacks = _ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit else ((None, None), [])
-    trainer = Trainer(model=net, args=args, train_dataset=train_set, eval_dataset=data["validation"],
-                      data_collator=_collator(spec["type"], tok),
+    trainer = training.trainer_class()(model=net, args=args, train_dataset=train_set, eval_dataset=data["validation"],
+                      data_collator=collator(spec["type"], tok),
                       compute_metrics=metrics.for_trainer(spec["type"], names), optimizers=optimizers,
                       callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
                                                    key=training.settings_key(params, "finetune", model)) + extra_callbacks)

@@ -117,7 +117,7 @@ def state_saturation(lm, blocks, batch_size: int = 32, max_blocks: int = 256) ->
 
 def run(params: dict, model: str) -> dict:
     from datasets import load_from_disk
-    from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
+    from transformers import DataCollatorForLanguageModeling, set_seed
 
     from . import training
     from .models import is_causal, pretraining_model
@@ -139,12 +139,13 @@ def run(params: dict, model: str) -> dict:
         collator = MaskedOnce(tok, spec["mlm_probability"])
         validation = mask_validation(blocks["validation"], tok, spec["mlm_probability"], seed)
 
-    run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": [spec, cfg, seed, params["pretrain"]["corpus"], params["processes"]],
-                                                             "data": blocks["train"]._fingerprint})
-    trainer = Trainer(model=lm, args=training.arguments(cfg, run_dir, seed, device, "eval_loss", False),
-                      train_dataset=blocks["train"], eval_dataset=validation, data_collator=collator,
-                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
-                                                         key=training.settings_key(params, "pretrain", model)))
+    stamp = [spec, cfg, seed, params["pretrain"]["corpus"], params["processes"]]
+    run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": stamp, "data": blocks["train"]._fingerprint})
+    args = training.arguments(cfg, run_dir, seed, device, "eval_loss", False)
+    trainer = training.trainer_class()(model=lm, args=args, train_dataset=blocks["train"], eval_dataset=validation,
+                                       data_collator=collator,
+                                       callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
+                                                                    key=training.settings_key(params, "pretrain", model)))
     recurrent = lm.config.model_type == "scratchlm-recurrent"
     saturation_at_init = state_saturation(lm, blocks["validation"]) if recurrent else None
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
