@@ -84,8 +84,7 @@ def _timing_name(command: str, chosen: dict) -> str | None:
     if command in RUN_STAGES:
         from .workflow import Run
 
-        run = Run(chosen["task"], chosen["model"], chosen["method"], chosen["fraction"])
-        return f"{run.task}/{run.model}/{run.name}"
+        return Run(chosen["task"], chosen["model"], chosen["method"], chosen["fraction"]).timing_name
     return next(iter(chosen.values()), None)
 
 

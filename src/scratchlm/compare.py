@@ -29,7 +29,10 @@ def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict
     for row in found:
         if row.get("rev") == "workspace" and not workspace:
             continue
-        name = row["rev"] if row.get("typ") in ("baseline", "workspace") else f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
+        if row.get("typ") in ("baseline", "workspace"):
+            name = row["rev"]
+        else:
+            name = f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
         values = {}
         for key, value in row.items():
             m = KEY.match(key)

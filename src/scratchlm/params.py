@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from .errors import ScratchError
+from .published import BENCHMARKS
 from .readers import FORMATS, suffix_format
 
 PARAMS_FILE = Path("params.yaml")
@@ -223,8 +224,6 @@ TASK_KINDS = {"sequence-classification": ("classification",), "token-classificat
 TASK_METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
                 "token-classification": ("entity_f1", "token_accuracy")}
 TEXT_KINDS = ("corpus", "classification")
-# the published benchmarks a dataset may declare itself to be, by kind
-BENCHMARK_KINDS = {"imdb": "classification", "sst2": "classification", "conll2003": "ner"}
 # the dataset kinds a local file format can hold (JSON, JSON Lines and Parquet hold any)
 FORMAT_KINDS = {"conll": ("ner",), "csv": ("classification", "corpus"), "tsv": ("classification", "corpus")}
 
@@ -262,8 +261,8 @@ def _check_overrides(p: dict, source: str) -> None:
 def _check_dataset(name: str, spec: dict, source: str) -> None:
     """What the kind of a hub or local dataset contradicts: its benchmark, its files' formats."""
     key, kind, bench = f"data.datasets.{name}", spec.get("kind"), spec.get("benchmark")
-    if bench and BENCHMARK_KINDS[bench] != kind:
-        raise ScratchError(f"{source}: {key}.benchmark = {bench!r} is a {BENCHMARK_KINDS[bench]} benchmark but "
+    if bench and BENCHMARKS[bench].kind != kind:
+        raise ScratchError(f"{source}: {key}.benchmark = {bench!r} is a {BENCHMARKS[bench].kind} benchmark but "
                            f"kind is {kind!r}; correct kind, or remove benchmark")
     for split, path in spec.get("files", {}).items():
         if path:

@@ -20,6 +20,7 @@ from .finetune import results_dir as finetune_results
 from .errors import ScratchError
 from .io import atomic_path, read_json, write_text
 from .pretrain import results_dir as pretrain_results
+from .published import BENCHMARKS
 from .workflow import Run, runs
 
 REPORT = Path("results/report.md")
@@ -27,14 +28,6 @@ HTML = Path("results/report.html")
 FIGURES = Path("results/figures")
 PACKAGES = ["torch", "transformers", "datasets", "tokenizers", "peft", "seqeval", "snakemake", "dvc", "dvclive",
             "scikit-learn"]
-# published numbers, shown only beside runs on the same benchmark: (who, metric, value, split)
-REFERENCES = {
-    "imdb": [("GRU, the tutorial chapter", "accuracy", 0.89, "test"),
-             ("ULMFiT (Howard & Ruder, 2018)", "accuracy", 0.954, "test")],
-    "sst2": [("BERT-base (Devlin et al., 2019)", "accuracy", 0.923, "dev")],
-    "conll2003": [("BERT-base (Devlin et al., 2019)", "entity_f1", 0.924, "test"),
-                  ("BiLSTM-CRF (Lample et al., 2016)", "entity_f1", 0.909, "test")],
-}
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -72,7 +65,7 @@ def benchmark(spec: dict) -> str | None:
     if spec.get("benchmark"):
         return spec["benchmark"]
     path = spec.get("path", "").lower() if spec["source"] == "hub" else ""
-    return next((name for name in REFERENCES if name in path.replace("-", "")), None)
+    return next((name for name in BENCHMARKS if name in path.replace("-", "")), None)
 
 
 # ---------------------------------------------------------------- sections
@@ -96,7 +89,7 @@ def references(params: dict, found: dict) -> str:
         if not bench or not ours:
             continue
         best, run = max(ours)
-        for who, metric, value, split in REFERENCES[bench]:
+        for who, metric, value, split in BENCHMARKS[bench].references:
             rows.append([task, bench, who, f"{metric} {_pct(value)} ({split})", f"{run.model}/{run.name}: {_pct(best)}"])
     if not rows:
         return ""
@@ -189,8 +182,8 @@ def language_models(params: dict) -> str:
     table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters",
                     "saturated states (init → pretrained)"], rows)
     return (table + "\n\nSaturated states: the share of recurrent state values beyond ±0.9 on validation text, "
-            "where tanh passes less than a fifth of the gradient.\n\nWhat each learned — causal LMs: sampled continuations (top-k 20); encoders: top guesses "
-            "for the masked word:\n\n" + "\n".join(samples))
+            "where tanh passes less than a fifth of the gradient.\n\nWhat each learned — causal LMs: sampled "
+            "continuations (top-k 20); encoders: top guesses for the masked word:\n\n" + "\n".join(samples))
 
 
 def across_revisions(params: dict) -> str:

@@ -58,5 +58,5 @@ def stage_runs(params: dict) -> list[tuple[str, str | None]]:
     found += [("tokenize", t) for t in params["tasks"]] + [("pack", None)]
     found += [("pretrain", m) for m in params["pretrain"]["models"]]
     for stage in ("finetune", "evaluate"):
-        found += [(stage, f"{r.task}/{r.model}/{r.name}") for r in runs(params)]
+        found += [(stage, r.timing_name) for r in runs(params)]
     return found

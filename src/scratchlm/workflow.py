@@ -31,6 +31,11 @@ class Run(NamedTuple):
         """Which dvc.yaml matrix holds the run: `` (the main one), `_lora` or `_fraction`."""
         return "_lora" if self.method == "lora" else "_fraction" if self.fraction != 1.0 else ""
 
+    @property
+    def timing_name(self) -> str:
+        """Its results/timing/<stage>/ file name, without .json."""
+        return f"{self.task}/{self.model}/{self.name}"
+
     def args(self) -> str:
         extra = f" --fraction {self.fraction:g}" if self.fraction != 1.0 else ""
         return f"--task {self.task} --model {self.model} --method {self.method}{extra}"

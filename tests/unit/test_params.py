@@ -149,3 +149,11 @@ def test_did_you_mean_only_when_one_choice_is_close():
     assert params.did_you_mean("sentimnt", ["sentiment", "ner", "corpus"]) == "; did you mean 'sentiment'?"
     assert params.did_you_mean("classification", ["sequence-classification", "token-classification"]) == ""
     assert params.did_you_mean("gpu", ["auto", "cpu", "cuda"]) == ""
+
+
+def test_schema_benchmark_names_are_the_published_table():
+    """The schema's enum and scratchlm.published list the same benchmarks (kinds and references there)."""
+    from scratchlm.published import BENCHMARKS
+
+    enum = params._schema()["$defs"]["reading"]["benchmark"]["enum"]
+    assert set(enum) - {None} == set(BENCHMARKS)
