@@ -150,3 +150,31 @@ def test_state_saturation_counts_states_beyond_the_threshold():
         rnn.bias_ih_l0[h:2 * h].fill_(-50.0)
         rnn.bias_ih_l0[2 * h:].fill_(50.0)
     assert state_saturation(lm, blocks) > 0.95
+
+
+def test_lm_loss_and_gradient_equal_torch_cross_entropy():
+    """The hand-written cross-entropy: F.cross_entropy on the shifted labels, value and gradient,
+    with ignored (-100) labels among them."""
+    from scratchlm.models.recurrent import _next_token_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 11, requires_grad=True)
+    labels = torch.randint(0, 11, (3, 7))
+    labels[1, 2:] = -100
+    ours = _next_token_loss(logits, labels)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+    theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), shifted.reshape(-1), ignore_index=-100)
+    (grad_theirs,) = torch.autograd.grad(theirs, logits)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(grad_ours, grad_theirs, atol=1e-7)
+
+
+def test_lm_loss_refuses_a_second_backward():
+    from scratchlm.models.recurrent import _next_token_loss
+
+    logits = torch.randn(2, 5, 9, requires_grad=True)
+    loss = _next_token_loss(logits, torch.randint(0, 9, (2, 5)))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass"):
+        loss.backward()
