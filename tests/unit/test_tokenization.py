@@ -93,3 +93,18 @@ def test_tokenizer_is_byte_identical_across_processes():
     hashes = {subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], capture_output=True, text=True,
                              check=True).stdout.strip() for _ in range(2)}
     assert len(hashes) == 1 and len(next(iter(hashes))) == 64
+
+
+@pytest.mark.parametrize("task_type", ["sequence-classification", "token-classification"])
+def test_collator_pads_the_model_columns_and_rebuilds_the_mask(tok, tiny_params, task_type):
+    """Tokenized rows carry `length` (and NER's words and tags) for the sampler and evaluation;
+    the collator passes on input_ids and labels only, padded, with the mask padding makes."""
+    from scratchlm.finetune import collator
+
+    name = "sentiment" if task_type == "sequence-classification" else "ner"
+    dd, _ = data.build(name, tiny_params["data"]["datasets"][name], 1)
+    rows = list(tokenize.tokenize(dd, tok, task_type, max_length=32)["train"].select(range(4)))
+    batch = collator(task_type, tok)(rows)
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["attention_mask"].sum(1).tolist() == [row["length"] for row in rows]
+    assert batch["input_ids"].shape[1] == max(row["length"] for row in rows)
