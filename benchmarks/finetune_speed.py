@@ -14,8 +14,8 @@ training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.ma
     (batch 8, linear decay, no warmup) except the learning rate: Trainer's default 5e-5 is a
     transformer fine-tuning rate at which a randomly initialised GRU barely moves.
 (c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow with a `length` column),
-    training.arguments and Trainer as finetune.run builds them (its batch size, group_by_length)
-    with a schedule sized for the race (RACE_SCHEDULE), and finetune's collator.
+    training.arguments and Trainer as finetune.run builds them (group_by_length) with batch size
+    and schedule sized for SST-2 (RACE_SCHEDULE), and finetune's collator.
 
 The clock starts before any tokenization (tokenizing is part of each contender's cost) and
 stops while the harness evaluates: every contender is evaluated on the validation split every
