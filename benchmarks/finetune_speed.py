@@ -14,8 +14,9 @@ training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.ma
     (batch 8, linear decay, no warmup) except the learning rate: Trainer's default 5e-5 is a
     transformer fine-tuning rate at which a randomly initialised GRU barely moves.
 (c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow with a `length` column),
-    training.arguments and Trainer as finetune.run builds them (group_by_length) with batch size
-    and schedule sized for SST-2 (RACE_SCHEDULE), and finetune's collator.
+    training.arguments and Trainer as finetune.run builds them (group_by_length, the precision
+    params.yaml's `precision` picks: bf16 autocast on a CPU with AVX512-BF16 or AMX) with batch
+    size and schedule sized for SST-2 (RACE_SCHEDULE), and finetune's collator.
 
 The clock starts before any tokenization (tokenizing is part of each contender's cost) and
 stops while the harness evaluates: every contender is evaluated on the validation split every
@@ -211,7 +212,8 @@ def trainer_defaults(model, tok, data: sources.Labelled, lr: float, seed: int, f
     return _train(model, args, train_set, DataCollatorWithPadding(tok), tracker)
 
 
-def pipeline(model, tok, data: sources.Labelled, params: dict, folder: Path, tracker: Tracker) -> int:
+def pipeline(model, tok, data: sources.Labelled, params: dict, precision: str, folder: Path,
+             tracker: Tracker) -> int:
     """(c): our tokenize stage's function, then finetune.run's data, arguments and collator."""
     from datasets import Dataset, DatasetDict
 
@@ -225,7 +227,7 @@ def pipeline(model, tok, data: sources.Labelled, params: dict, folder: Path, tra
                                                   features=features("classification", sources.LABELS))})
     train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
     args = training.arguments({**finetuning(params, "gru"), **RACE_SCHEDULE}, folder, params["seed"], "cpu",
-                              "accuracy", True, train_sampling_strategy="group_by_length", remove_unused_columns=False)
+                              precision, "accuracy", True, train_sampling_strategy="group_by_length", remove_unused_columns=False)
     args = replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False, disable_tqdm=True)
     return _train(model, args, train_set, collator("sequence-classification", tok), tracker, training.trainer_class())
 
@@ -258,8 +260,10 @@ def _race(data: sources.Labelled, tok, params: dict, sizes: Sizes, folder: Path)
     """Run (a) to fix the target, then (b) and (c) against it: the target and each contender's
     batch size, throughput, time to the target and curve."""
     from scratchlm.params import finetuning
+    from scratchlm.training import pick_precision
 
     lr, seed = finetuning(params, "gru")["lr"], params["seed"]
+    precision = pick_precision(params["precision"], "cpu")
     evaluate = evaluator(tok, data.dev_texts, data.dev_labels, params["tokenize"]["max_length"])
     fresh = model_factory(params, tok, sizes, folder / "init")
     warm_up(fresh(), tok, data)
@@ -269,16 +273,20 @@ def _race(data: sources.Labelled, tok, params: dict, sizes: Sizes, folder: Path)
     b = Tracker(evaluate, sizes.cadence, budget_s=budget, target=target)
     batch_b = trainer_defaults(fresh(), tok, data, lr, seed, folder / "trainer", b)
     c = Tracker(evaluate, sizes.cadence, budget_s=budget, target=target)
-    batch_c = pipeline(fresh(), tok, data, params, folder / "pipeline", c)
+    batch_c = pipeline(fresh(), tok, data, params, precision, folder / "pipeline", c)
     return {"target_accuracy": target, "budget_s": round(budget, 1), "learning_rate": lr,
-            "tutorial": {"batch_size": batch_a, **a.summary(target)},
-            "trainer_defaults": {"batch_size": batch_b, **b.summary(target)},
-            "pipeline": {"batch_size": batch_c, **c.summary(target)}}
+            "tutorial": {"batch_size": batch_a, "precision": "fp32", **a.summary(target)},
+            "trainer_defaults": {"batch_size": batch_b, "precision": "fp32", **b.summary(target)},
+            "pipeline": {"batch_size": batch_c, "precision": precision, **c.summary(target)}}
 
 
 def _speedup(race: dict, peer: str) -> float | None:
     ours, theirs = race["pipeline"]["seconds_to_target"], race[peer]["seconds_to_target"]
     return round(theirs / ours, 2) if ours is not None and theirs is not None else None
+
+
+def _setup(contender: dict) -> str:
+    return f"batch {contender['batch_size']}, {contender['precision']}"
 
 
 def _not_reached(race: dict, name: str) -> str:
@@ -302,8 +310,8 @@ def measure(data: sources.Labelled, tok, params: dict, sizes: Sizes) -> Outcome:
         if speedup is None:
             out.nulls[key] = _not_reached(race, "pipeline" if ours["seconds_to_target"] is None else peer)
         theirs = race[peer]
-        out.rows.append(Row(f"fine-tuning time to accuracy {race['target_accuracy']}: ours (batch {ours['batch_size']}) "
-                            f"vs {label} (batch {theirs['batch_size']})",
+        out.rows.append(Row(f"fine-tuning time to accuracy {race['target_accuracy']}: ours ({_setup(ours)}) "
+                            f"vs {label} ({_setup(theirs)})",
                             fmt(ours["seconds_to_target"], " s", 1), fmt(theirs["seconds_to_target"], " s", 1),
                             speedup, f"≥ {goal}×", at_least(speedup, goal), key))
         ratio = round(ours["examples_per_second"] / theirs["examples_per_second"], 2)

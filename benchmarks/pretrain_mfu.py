@@ -7,6 +7,10 @@ per token and layer a GRU does 3 gate blocks and an LSTM 4, each 2*(E*H + H*H) F
 projection to the embedding width and the tied softmax over the vocabulary (per direction for
 an ELMo-style bidirectional model). The step is the model's own forward and backward, AdamW
 and gradient clipping, without Trainer around it: what the cores can do for the model.
+
+The MFU keys are fp32 training against the fp32 peak. Where the pipeline trains in bf16 (params
+`precision: auto` on a CPU with AVX512-BF16 or AMX), the same step under autocast is timed too:
+its tokens/s beside fp32's, and in the detail its model FLOP/s as a fraction of the bf16 peak.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .common import Outcome, Row, at_least, fmt
 GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 MODELS = ("gru", "lstm")
 GOAL = 0.6
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,11 @@ QUICK = Sizes(steps=2, peak_n=256, peak_repeats=5,
               tiny={"embedding_size": 16, "hidden_size": 32, "vocab_size": 500, "batch": 4, "block": 16})
 
 
-def matmul_peak(n: int, repeats: int) -> float:
-    """Best fp32 matmul FLOP/s over a few timed batches (what the cores can do at best)."""
+def matmul_peak(n: int, repeats: int, dtype: str = "fp32") -> float:
+    """Best matmul FLOP/s over a few timed batches (what the cores can do at best)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = (torch.randn(n, n).to(getattr(torch, DTYPES[dtype])) for _ in range(2))
     for _ in range(3):
         a @ b
     best = 0.0
@@ -61,7 +66,10 @@ def flops_per_token(config) -> float:
     return 3 * directions * (recurrent + head)  # training step: forward + backward (about twice the forward)
 
 
-def tokens_per_second(config, steps: int, batch: int, block: int) -> float:
+def tokens_per_second(config, steps: int, batch: int, block: int, precision: str = "fp32") -> float:
+    """Training tokens/s; precision bf16 or fp16 runs the forward under CPU autocast, as Trainer does."""
+    import contextlib
+
     import torch
 
     from scratchlm.models import RecurrentForCausalLM
@@ -72,7 +80,9 @@ def tokens_per_second(config, steps: int, batch: int, block: int) -> float:
     ids = torch.randint(5, config.vocab_size, (batch, block))
 
     def step():
-        loss = model(ids, labels=ids).loss
+        autocast = precision != "fp32"
+        with torch.autocast("cpu", dtype=getattr(torch, DTYPES[precision])) if autocast else contextlib.nullcontext():
+            loss = model(ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -98,9 +108,12 @@ def _config(params: dict, model: str, tiny: dict | None):
 
 
 def measure(params: dict, sizes: Sizes) -> Outcome:
+    from scratchlm.training import pick_precision
+
     tiny = sizes.tiny or {}
     batch = tiny.get("batch", params["pretrain"]["training"]["batch_size"])
     block = tiny.get("block", params["pack"]["block_size"])
+    precision = pick_precision(params["precision"], "cpu")  # what the pipeline trains with here
     peak_before = matmul_peak(sizes.peak_n, sizes.peak_repeats)
     models = {}
     for name in MODELS:
@@ -109,14 +122,28 @@ def measure(params: dict, sizes: Sizes) -> Outcome:
         models[name] = {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
                         "num_layers": config.num_layers, "vocab_size": config.vocab_size,
                         "tokens_per_second": round(tps), "model_flops_per_second": round(flops_per_token(config) * tps)}
+        if precision != "fp32":
+            models[name][f"tokens_per_second_{precision}"] = round(
+                tokens_per_second(config, sizes.steps, batch, block, precision))
     peak = max(peak_before, matmul_peak(sizes.peak_n, sizes.peak_repeats))  # before and after: the best of both
     out = Outcome(detail={"matmul_peak_flops_per_second": round(peak), "matmul_n": sizes.peak_n, "batch": batch,
-                          "block": block, "steps": sizes.steps, "models": models})
+                          "block": block, "steps": sizes.steps, "pipeline_precision": precision, "models": models})
+    if precision != "fp32":
+        out.detail[f"matmul_peak_flops_per_second_{precision}"] = round(
+            matmul_peak(sizes.peak_n, sizes.peak_repeats, precision))
     for name, m in models.items():
         mfu = out.summary[f"pretrain_mfu_{name}"] = round(m["model_flops_per_second"] / peak, 4)
         m["mfu"] = mfu
-        out.rows.append(Row(f"{name.upper()} LM pretraining: model FLOP/s vs fp32 matmul peak "
-                            f"(E{m['embedding_size']} H{m['hidden_size']} V{m['vocab_size']}, batch {batch}x{block})",
+        shape = f"E{m['embedding_size']} H{m['hidden_size']} V{m['vocab_size']}, batch {batch}x{block}"
+        out.rows.append(Row(f"{name.upper()} LM pretraining, fp32: model FLOP/s vs fp32 matmul peak ({shape})",
                             fmt(m["model_flops_per_second"] / 1e9, " GFLOP/s", 1), fmt(peak / 1e9, " GFLOP/s", 1),
                             mfu, f"≥ {GOAL}", at_least(mfu, GOAL), f"pretrain_mfu_{name}"))
+        if precision != "fp32":
+            fast = m[f"tokens_per_second_{precision}"]
+            m[f"mfu_{precision}"] = round(flops_per_token(_config(params, name, sizes.tiny)) * fast
+                                          / out.detail[f"matmul_peak_flops_per_second_{precision}"], 4)
+            out.rows.append(Row(f"{name.upper()} LM pretraining tokens/s: {precision} autocast (the pipeline's "
+                                f"precision here) vs fp32", fmt(fast / 1e3, " k tok/s", 1),
+                                fmt(m["tokens_per_second"] / 1e3, " k tok/s", 1),
+                                round(fast / m["tokens_per_second"], 2), "—", None))
     return out

@@ -130,6 +130,7 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
         cfg = {**cfg, "epochs": cfg["epochs"] / fraction}
     ft = params["finetune"]
     device = training.pick_device(params["device"])
+    precision = training.pick_precision(params["precision"], device)
     set_seed(seed)
     tok = load()
     data = load_from_disk(upstream(tokenized_dir(task), f"tokenize --task {task}"))
@@ -141,18 +142,19 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
                   and ulmfit.enabled(ft["ulmfit"]))
     run_name = f"finetune/{task}/{model}/{name}"
     run_dir = training.checkpoint_dir(run_name, {
-        "params": [spec, cfg, seed, params["processes"], ft["pooling"], ft["lora"] if method == "lora" else None,
+        "params": [spec, cfg, seed, params["processes"], precision, ft["pooling"], ft["lora"] if method == "lora" else None,
                    ft["ulmfit"] if use_ulmfit else None],
         "data": train_set._fingerprint, "model": _model_stamp(pretrained_dir(model))})
     metric = spec["metric"]
-    args = training.arguments(cfg, run_dir, seed, device, metric, METRICS[metric],
+    args = training.arguments(cfg, run_dir, seed, device, precision, metric, METRICS[metric],
                               train_sampling_strategy="group_by_length", remove_unused_columns=False)
     optimizers, extra_callbacks = _ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit else ((None, None), [])
+    callbacks = training.callbacks(cfg, run_dir / "live", resume=True,
+                                   key=training.settings_key(params, "finetune", model)) + extra_callbacks
     trainer = training.trainer_class()(model=net, args=args, train_dataset=train_set, eval_dataset=data["validation"],
-                      data_collator=collator(spec["type"], tok),
-                      compute_metrics=metrics.for_trainer(spec["type"], names), optimizers=optimizers,
-                      callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
-                                                   key=training.settings_key(params, "finetune", model)) + extra_callbacks)
+                                       data_collator=collator(spec["type"], tok),
+                                       compute_metrics=metrics.for_trainer(spec["type"], names),
+                                       optimizers=optimizers, callbacks=callbacks)
     figures = training.train(trainer, run_dir)
     val = trainer.evaluate()  # the restored best checkpoint
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
@@ -168,7 +170,7 @@ def run(params: dict, task: str, model: str, method: str, fraction: float = 1.0)
     write_json(out / "metrics.json", {
         f"val_{metric}": round(val[f"eval_{metric}"], 4), "val_loss": round(val["eval_loss"], 4),
         "train_examples": len(train_set), "steps": trainer.state.global_step,
-        "ulmfit": use_ulmfit, "device": device, **counts})
+        "ulmfit": use_ulmfit, "device": device, "precision": precision, **counts})
     training.finish(run_dir)
     print(f"finetune: {run_name}: validation {metric} {val[f'eval_{metric}']:.4f}")
     return figures

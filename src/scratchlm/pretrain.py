@@ -128,6 +128,7 @@ def run(params: dict, model: str) -> dict:
 
     spec, cfg, seed = params["pretrain"]["models"][model], pretraining(params, model), params["seed"]
     device = training.pick_device(params["device"])
+    precision = training.pick_precision(params["precision"], device)
     set_seed(seed)
     tok = load()
     blocks = load_from_disk(upstream(blocks_dir(params["pretrain"]["corpus"]), "pack"))
@@ -139,9 +140,9 @@ def run(params: dict, model: str) -> dict:
         collator = MaskedOnce(tok, spec["mlm_probability"])
         validation = mask_validation(blocks["validation"], tok, spec["mlm_probability"], seed)
 
-    stamp = [spec, cfg, seed, params["pretrain"]["corpus"], params["processes"]]
+    stamp = [spec, cfg, seed, params["pretrain"]["corpus"], params["processes"], precision]
     run_dir = training.checkpoint_dir(f"pretrain/{model}", {"params": stamp, "data": blocks["train"]._fingerprint})
-    args = training.arguments(cfg, run_dir, seed, device, "eval_loss", False)
+    args = training.arguments(cfg, run_dir, seed, device, precision, "eval_loss", False)
     trainer = training.trainer_class()(model=lm, args=args, train_dataset=blocks["train"], eval_dataset=validation,
                                        data_collator=collator,
                                        callbacks=training.callbacks(cfg, run_dir / "live", resume=True,
@@ -160,7 +161,8 @@ def run(params: dict, model: str) -> dict:
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
         "unigram_perplexity": round(unigram_perplexity(blocks["train"]["input_ids"],
                                                        blocks["validation"]["input_ids"], len(tok)), 3),
-        "steps": trainer.state.global_step, "device": device, **training.count_parameters(lm),
+        "steps": trainer.state.global_step, "device": device, "precision": precision,
+        **training.count_parameters(lm),
     }
     if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
         metrics.update(state_saturation_init=saturation_at_init,

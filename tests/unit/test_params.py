@@ -34,6 +34,7 @@ def error_for(p: dict) -> str:
 @pytest.mark.parametrize("mutate, expected", [
     (lambda p: p["finetune"]["training"].__setitem__("lr", -1), ["finetune.training.lr", "-1", "minimum"]),
     (lambda p: p.__setitem__("device", "tpu"), ["device", "'tpu'", "auto, cpu, cuda"]),
+    (lambda p: p.__setitem__("precision", "fp8"), ["precision", "'fp8'", "auto, fp32, bf16, fp16"]),
     (lambda p: p["finetune"].__setitem__("methods", ["full", "lora"]), ["finetune.methods.1", "'lora'", "full, frozen, scratch"]),
     (lambda p: p["finetune"]["training"].__setitem__("lrr", 1), ["finetune.training", "'lrr'", "allowed keys", "lr"]),
     (lambda p: p.pop("tasks"), ["tasks is missing"]),
@@ -157,3 +158,28 @@ def test_schema_benchmark_names_are_the_published_table():
 
     enum = params._schema()["$defs"]["reading"]["benchmark"]["enum"]
     assert set(enum) - {None} == set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("requested, device, capabilities, expected", [
+    ("auto", "cpu", {"avx512_bf16": True}, "bf16"),
+    ("auto", "cpu", {"amx_bf16": True}, "bf16"),
+    ("auto", "cpu", {"avx2": True}, "fp32"),  # emulated bf16 would be slower than fp32
+    ("fp32", "cpu", {"avx512_bf16": True}, "fp32"),
+    ("bf16", "cpu", {"avx2": True}, "bf16"),  # asked for: allowed, only slower
+])
+def test_precision_follows_the_hardware_unless_set(monkeypatch, requested, device, capabilities, expected):
+    import torch
+
+    from scratchlm.training import pick_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert pick_precision(requested, device) == expected
+
+
+def test_fp16_on_cpu_fails_in_one_line_naming_the_fix():
+    from scratchlm.training import pick_precision
+
+    with pytest.raises(ScratchError) as e:
+        pick_precision("fp16", "cpu")
+    assert str(e.value) == ("params.yaml: precision = 'fp16' needs a CUDA device (this run is on cpu); "
+                            "set precision: auto, bf16 or fp32")

@@ -11,8 +11,8 @@ def finetune_params(w):
     """The params a run reads (a change reruns it), as dvc.yaml lists them."""
     run = run_of(w)
     ft = P["finetune"]
-    out = {"seed": P["seed"], "device": P["device"], "processes": P["processes"], "task": P["tasks"][w.task], "pooling": ft["pooling"],
-           "training": ft["training"], "overrides": ft["overrides"]}
+    out = {"seed": P["seed"], "device": P["device"], "precision": P["precision"], "processes": P["processes"],
+           "task": P["tasks"][w.task], "pooling": ft["pooling"], "training": ft["training"], "overrides": ft["overrides"]}
     if run.method == "lora":
         out["lora"] = ft["lora"]
     else:

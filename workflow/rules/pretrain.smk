@@ -12,6 +12,7 @@ rule pretrain:
     params:
         seed=P["seed"],
         device=P["device"],
+        precision=P["precision"],
         processes=P["processes"],
         spec=lambda w: P["pretrain"]["models"][w.model],
         training=P["pretrain"]["training"],
