@@ -62,7 +62,9 @@ class Demo:
     def measure(self) -> Outcome:
         copy = Path(self.tmp.name) / "repo"
         commit = export(self.root, copy)
-        env = subprocess_env(PYTHONPATH=str(copy / "src"))
+        # as `make reproduce` runs it: cli.main then lets the tokenizing stages use every core
+        # (this process set TOKENIZERS_PARALLELISM=false for its own stage functions)
+        env = subprocess_env(PYTHONPATH=str(copy / "src"), TOKENIZERS_PARALLELISM=None)
         start = time.perf_counter()
         try:
             proc = subprocess.run(["snakemake", "--cores", "all"], cwd=copy, env=env, capture_output=True,

@@ -4,7 +4,9 @@ reaches what the tutorial loop (a) reaches after `target_examples` (20,000) trai
 Contenders, all on the same data, the same tokenizer, the same model (the pipeline's `gru`
 model spec, built by finetune.build_model with method `scratch`, so identical initial weights),
 the same learning rate (the pipeline's finetune.training.lr), the same torch threads and the
-training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.main has it):
+training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.main has it),
+except while (b) and (c) tokenize their training set: there the tokenizers library's thread pool is
+on, as it is in run_glue.py (nothing turns it off) and in our tokenize stage (cli.main turns it on):
 
 (a) the tutorial chapters' loop: a `Dataset` that tokenizes in `__getitem__` with
     padding='max_length', max_length=128; DataLoader batch 16; plain PyTorch loop, AdamW at a
@@ -28,7 +30,9 @@ after `budget_factor` times (a)'s whole run; not reached means a null speedup.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -198,6 +202,20 @@ def _train(model, args, train_set, collator, tracker: Tracker, trainer_class=Non
     return args.train_batch_size
 
 
+@contextlib.contextmanager
+def all_cores_tokenizing():
+    """The tokenizers library's thread pool on for the block (it reads the variable per call)."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 def trainer_defaults(model, tok, data: sources.Labelled, lr: float, seed: int, folder: Path,
                      tracker: Tracker) -> int:
     """(b): run_glue.py's recipe with dynamic padding and TrainingArguments' defaults."""
@@ -205,8 +223,9 @@ def trainer_defaults(model, tok, data: sources.Labelled, lr: float, seed: int, f
     from transformers import DataCollatorWithPadding, TrainingArguments
 
     raw = Dataset.from_dict({"sentence": data.train_texts, "label": data.train_labels})
-    train_set = raw.map(lambda b: tok(b["sentence"], padding=False, max_length=RUN_GLUE_MAX_LENGTH, truncation=True),
-                        batched=True)
+    with all_cores_tokenizing():
+        train_set = raw.map(lambda b: tok(b["sentence"], padding=False, max_length=RUN_GLUE_MAX_LENGTH,
+                                          truncation=True), batched=True)
     args = TrainingArguments(output_dir=str(folder), learning_rate=lr, seed=seed, use_cpu=True, report_to=[],
                              save_strategy="no", disable_tqdm=True)
     return _train(model, args, train_set, DataCollatorWithPadding(tok), tracker)
@@ -225,7 +244,8 @@ def pipeline(model, tok, data: sources.Labelled, params: dict, precision: str, f
 
     raw = DatasetDict({"train": Dataset.from_dict({"text": data.train_texts, "label": data.train_labels},
                                                   features=features("classification", sources.LABELS))})
-    train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
+    with all_cores_tokenizing():
+        train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
     args = training.arguments({**finetuning(params, "gru"), **RACE_SCHEDULE}, folder, params["seed"], "cpu",
                               precision, "accuracy", True, train_sampling_strategy="group_by_length", remove_unused_columns=False)
     args = replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False, disable_tqdm=True)

@@ -35,3 +35,20 @@ def test_quick_bench_writes_every_key(tmp_path):
     for contender in ("tutorial", "trainer_defaults", "pipeline"):
         assert detail["finetune"][contender]["curve"], contender
     assert "| measurement | ours | peer | ratio | goal | met? |" in table
+    assert detail["finetune"]["pipeline"]["precision"] == detail["pretrain"]["pipeline_precision"]
+    assert detail["finetune"]["tutorial"]["precision"] == "fp32"
+
+
+def test_tokenizing_block_turns_the_thread_pool_on_and_restores_the_setting(monkeypatch):
+    import os
+
+    from benchmarks.finetune_speed import all_cores_tokenizing
+
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    with all_cores_tokenizing():
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM")
+    with all_cores_tokenizing():
+        pass
+    assert "TOKENIZERS_PARALLELISM" not in os.environ
