@@ -93,7 +93,10 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     assert re.search(r"higher-lr\s.*Success", status), status
 
     stages = ran_stages(said(run(["dvc", "queue", "logs", "higher-lr"], tiny_repo)))
-    assert {"finetune@sentiment-gru-full", "evaluate_lora@ner-bert", "report"} <= stages, stages
+    # finetune.training is a param of every fine-tuning stage, so DVC reruns them all; the BERT
+    # runs' lr comes from finetune.overrides.bert, so their models (and what reads them) may not change
+    assert {"finetune@sentiment-gru-full", "evaluate@sentiment-gru-full", "finetune_lora@ner-bert",
+            "report"} <= stages, stages
     assert not [s for s in stages if s.startswith(UPSTREAM)], stages
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo).stdout)
     exp = next(e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "higher-lr")
