@@ -129,12 +129,38 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
             "dropout": 0.0, "max_position": 64, "mlm_probability": 0.15}
     mlm = pretraining_model(spec, Tok())
     ids = torch.tensor([[2, 10, 11, 3]])
-    assert mlm(ids, labels=ids).logits.shape == (1, 4, 60)
+    assert mlm(ids).logits.shape == (1, 4, 60)
+    assert mlm(ids, labels=torch.tensor([[-100, 10, -100, -100]])).logits.shape == (1, 60)  # masked rows only
     mlm.save_pretrained(tmp_path)
     frozen = build_model("frozen", tmp_path, "sequence-classification", ["a", "b"], "concat", seed=0)
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
     assert frozen(ids).logits.shape == (1, 2)
+
+
+def test_sparse_masked_lm_has_the_full_heads_loss_gradients_and_weights(tmp_path):
+    from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
+
+    from scratchlm.models.bert import BertForSparseMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)
+    full, sparse = BertForMaskedLM(config).eval(), BertForSparseMaskedLM(config).eval()
+    sparse.load_state_dict(full.state_dict())
+    ids = torch.randint(5, 50, (3, 8))
+    labels = torch.where(torch.rand(3, 8) < 0.3, ids, -100)
+    labels[0, 0] = ids[0, 0]  # at least one masked position
+    a, b = full(ids, labels=labels), sparse(ids, labels=labels)
+    a.loss.backward()
+    b.loss.backward()
+    assert torch.allclose(a.loss, b.loss, atol=1e-6)
+    assert torch.allclose(a.logits[labels != -100], b.logits, atol=1e-5)
+    for (name, p), q in zip(full.named_parameters(), sparse.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    sparse.save_pretrained(tmp_path)  # a plain BERT checkpoint to the Auto classes
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path).eval()
+    assert torch.allclose(loaded(ids).logits, full(ids).logits, atol=1e-5)
 
 
 def test_state_saturation_counts_states_beyond_the_threshold():

@@ -1,6 +1,6 @@
 rule pretrain:
     input:
-        src(*TRAIN_SRC, "pretrain.py"),
+        src(*TRAIN_SRC, "models/bert.py", "pretrain.py"),
         "models/tokenizer",
         f"data/blocks/{P['pretrain']['corpus']}",
     output:

@@ -45,9 +45,9 @@ def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
                               "from save_pretrained), or set it to null to pretrain from scratch") from None
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
-        from transformers import BertForMaskedLM
+        from .bert import BertForSparseMaskedLM
 
-        return BertForMaskedLM(config)
+        return BertForSparseMaskedLM(config)
     return RecurrentForCausalLM(config)
 
 
