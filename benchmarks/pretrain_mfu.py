@@ -118,10 +118,11 @@ def measure(params: dict, sizes: Sizes) -> Outcome:
     models = {}
     for name in MODELS:
         config = _config(params, name, sizes.tiny)
-        tps = tokens_per_second(config, sizes.steps, batch, block)
+        tps, per_token = tokens_per_second(config, sizes.steps, batch, block), flops_per_token(config)
         models[name] = {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
                         "num_layers": config.num_layers, "vocab_size": config.vocab_size,
-                        "tokens_per_second": round(tps), "model_flops_per_second": round(flops_per_token(config) * tps)}
+                        "flops_per_token": per_token, "tokens_per_second": round(tps),
+                        "model_flops_per_second": round(per_token * tps)}
         if precision != "fp32":
             models[name][f"tokens_per_second_{precision}"] = round(
                 tokens_per_second(config, sizes.steps, batch, block, precision))
@@ -140,7 +141,7 @@ def measure(params: dict, sizes: Sizes) -> Outcome:
                             mfu, f"≥ {GOAL}", at_least(mfu, GOAL), f"pretrain_mfu_{name}"))
         if precision != "fp32":
             fast = m[f"tokens_per_second_{precision}"]
-            m[f"mfu_{precision}"] = round(flops_per_token(_config(params, name, sizes.tiny)) * fast
+            m[f"mfu_{precision}"] = round(m["flops_per_token"] * fast
                                           / out.detail[f"matmul_peak_flops_per_second_{precision}"], 4)
             out.rows.append(Row(f"{name.upper()} LM pretraining tokens/s: {precision} autocast (the pipeline's "
                                 f"precision here) vs fp32", fmt(fast / 1e3, " k tok/s", 1),
