@@ -8,9 +8,13 @@ recipe and of ModernBERT) gives the same loss and gradients for a fraction of th
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from transformers import BertForMaskedLM
 from transformers.modeling_outputs import MaskedLMOutput
+
+
+ROWS = 64  # the scored rows are padded to a multiple of this (see forward)
 
 
 class BertForSparseMaskedLM(BertForMaskedLM):
@@ -21,8 +25,16 @@ class BertForSparseMaskedLM(BertForMaskedLM):
         if labels is None:
             return super().forward(input_ids=input_ids, **kwargs)
         kwargs.pop("return_dict", None)
-        hidden = self.bert(input_ids, return_dict=True, **kwargs).last_hidden_state
-        masked = labels != -100
-        logits = self.cls(hidden[masked])
-        loss = F.cross_entropy(logits.float(), labels[masked])
-        return MaskedLMOutput(loss=loss, logits=logits)
+        hidden = self.bert(input_ids, return_dict=True, **kwargs).last_hidden_state.flatten(0, 1)
+        flat = labels.flatten()
+        rows = flat.ne(-100).nonzero().squeeze(1)
+        # The masked count varies per batch; tensors of ever-new sizes fragment glibc's heap
+        # (peak RSS 1.1 GB against 0.78 for the dense head, 150 steps). Padding the count to
+        # a multiple of ROWS with ignored rows keeps the sizes few: 0.58 GB, at the same speed.
+        n = len(rows)
+        rows = torch.cat([rows, rows.new_zeros(-n % ROWS)])
+        targets = flat[rows]
+        targets[n:] = -100
+        logits = self.cls(hidden[rows])
+        loss = F.cross_entropy(logits.float(), targets)
+        return MaskedLMOutput(loss=loss, logits=logits[:n])
