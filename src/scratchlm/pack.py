@@ -16,7 +16,7 @@ def blocks_dir(corpus: str) -> Path:
 
 def _blocks(core, block_size: int):
     def fn(batch):
-        ids = list(chain.from_iterable(e.ids for e in core.encode_batch(batch["text"])))
+        ids = list(chain.from_iterable(e.ids for e in core.encode_batch_fast(batch["text"])))
         n = len(ids) // block_size * block_size
         return {"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]}
     return fn

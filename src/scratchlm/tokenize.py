@@ -35,7 +35,9 @@ def encoder(tok, max_length: int | None = None):
     """The fast tokenizer's Rust core (a copy: truncation is its state), truncating at
     `max_length`. Its Encodings give the ids directly; transformers' __call__ would also build
     Python lists of the attention mask and other fields for every row, a third of the stage's
-    time on short texts (measured on SST-2)."""
+    time on short texts (measured on SST-2). Where only the ids are needed, `encode_batch_fast`
+    skips tracking character offsets: the same ids 1.55x sooner (20k IMDB reviews). Word ids
+    need the offsets, so NER keeps `encode_batch`."""
     from tokenizers import Tokenizer
 
     core = Tokenizer.from_str(tok.backend_tokenizer.to_str())
@@ -55,7 +57,7 @@ def _ids_features(**columns):
 
 def _classification(core):
     def fn(batch):
-        ids = [e.ids for e in core.encode_batch(batch["text"])]
+        ids = [e.ids for e in core.encode_batch_fast(batch["text"])]
         return {"input_ids": ids, "length": [len(x) for x in ids], "labels": batch["label"]}
     return fn
 

@@ -72,8 +72,9 @@ def test_pack_cuts_equal_blocks(tok, corpus):
     blocks = pack.pack(corpus, tok, 16)
     lengths = {len(b) for b in blocks["train"]["input_ids"]}
     assert lengths == {16}
-    total = sum(len(x) for x in tok(list(corpus["train"]["text"]))["input_ids"])
-    assert len(blocks["train"]) == total // 16
+    stream = [i for ids in tok(list(corpus["train"]["text"]))["input_ids"] for i in ids]
+    assert len(blocks["train"]) == len(stream) // 16
+    assert [i for b in blocks["train"]["input_ids"] for i in b] == stream[:len(stream) // 16 * 16]
 
 
 TRAIN_AND_HASH = """
