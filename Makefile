@@ -30,7 +30,7 @@ test-quick: $(STAMP)
 sync: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scratchlm sync
 
-# about 25 minutes on 2 cores: results/bench.json and results/bench.md (see benchmarks/run.py);
+# about 16 minutes on 2 cores: results/bench.json and results/bench.md (see benchmarks/run.py);
 # options through BENCH_ARGS, e.g. make bench BENCH_ARGS=--skip-demo
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m benchmarks.run $(BENCH_ARGS)
