@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlm-installed
 
-.PHONY: setup reproduce test test-quick sync bench clean-venv
+.PHONY: setup reproduce test test-quick lint sync bench clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 test-quick: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest -m "not slow"
+
+# ruff: 120 columns, import order, no stdlib-shadowing modules, banned unpickling loads (pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
 
 sync: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" scratchlm sync

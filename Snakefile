@@ -1,6 +1,6 @@
-# scratchlm: the pipeline as a Snakemake workflow. Thin on purpose: every rule calls one
-# `python -m scratchlm <stage>` command, the same one dvc.yaml runs (tests/test_frontends.py
-# checks that the two declare the same stages, commands and outputs).
+# scratchlm: the pipeline as a Snakemake workflow. Thin on purpose: every rule takes its inputs,
+# outputs, params and command from the stage table in src/scratchlm/dag.py, which dvc.yaml is
+# generated from, and calls one `python -m scratchlm <stage>` command.
 
 configfile: "params.yaml"
 
@@ -10,12 +10,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/pretrain.smk"
-include: "workflow/rules/finetune.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/report.md",
+        paths.REPORT,

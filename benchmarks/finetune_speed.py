@@ -6,7 +6,7 @@ model spec, built by finetune.build_model with method `scratch`, so identical in
 the same learning rate (the pipeline's finetune.training.lr), the same torch threads and the
 training stages' environment (TOKENIZERS_PARALLELISM=false unless set, as cli.main has it),
 except while (b) and (c) tokenize their training set: there the tokenizers library's thread pool is
-on, as it is in run_glue.py (nothing turns it off) and in our tokenize stage (cli.main turns it on):
+on, as it is in run_glue.py (nothing turns it off) and in our encode stage (cli.main turns it on):
 
 (a) the tutorial chapters' loop: a `Dataset` that tokenizes in `__getitem__` with
     padding='max_length', max_length=128; DataLoader batch 16; plain PyTorch loop, AdamW at a
@@ -15,7 +15,7 @@ on, as it is in run_glue.py (nothing turns it off) and in our tokenize stage (cl
     without padding, DataCollatorWithPadding (dynamic padding), TrainingArguments defaults
     (batch 8, linear decay, no warmup) except the learning rate: Trainer's default 5e-5 is a
     transformer fine-tuning rate at which a randomly initialised GRU barely moves.
-(c) our pipeline: scratchlm.tokenize.tokenize (pre-tokenized Arrow with a `length` column),
+(c) our pipeline: scratchlm.stages.encode.encode (pre-tokenized Arrow with a `length` column),
     training.arguments and Trainer as finetune.run builds them (group_by_length, the precision
     params.yaml's `precision` picks: bf16 autocast on a CPU with AVX512-BF16 or AMX) with batch
     size and schedule sized for SST-2 (RACE_SCHEDULE), and finetune's collator.
@@ -129,7 +129,7 @@ def evaluator(tok, texts: list[str], labels: list[int], max_length: int, batch_s
 def model_factory(params: dict, tok, sizes: Sizes, folder: Path):
     """A function returning the benchmark model, fresh and identical each time: the pipeline's
     `gru` spec (its sizes overridden in quick mode) through build_config and build_model."""
-    from scratchlm.finetune import build_model
+    from scratchlm.finetuning import build_model
     from scratchlm.models import build_config
 
     spec = dict(params["pretrain"]["models"]["gru"])
@@ -233,23 +233,25 @@ def trainer_defaults(model, tok, data: sources.Labelled, lr: float, seed: int, f
 
 def pipeline(model, tok, data: sources.Labelled, params: dict, precision: str, folder: Path,
              tracker: Tracker) -> int:
-    """(c): our tokenize stage's function, then finetune.run's data, arguments and collator."""
+    """(c): our encode stage's function, then finetune.run's data, arguments and collator."""
     from datasets import Dataset, DatasetDict
 
     from scratchlm import training
-    from scratchlm.data import features
-    from scratchlm.finetune import collator
-    from scratchlm.params import finetuning
-    from scratchlm.tokenize import tokenize
+    from scratchlm.finetuning import collator
+    from scratchlm.params import training_config
+    from scratchlm.stages.data import features
+    from scratchlm.stages.encode import encode
 
     raw = DatasetDict({"train": Dataset.from_dict({"text": data.train_texts, "label": data.train_labels},
                                                   features=features("classification", sources.LABELS))})
     with all_cores_tokenizing():
-        train_set = tokenize(raw, tok, "sequence-classification", params["tokenize"]["max_length"])["train"]
-    args = training.arguments({**finetuning(params, "gru"), **RACE_SCHEDULE}, folder, params["seed"], "cpu",
-                              precision, "accuracy", True, train_sampling_strategy="group_by_length", remove_unused_columns=False)
+        train_set = encode(raw, tok, "sequence-classification", params["encode"]["max_length"])["train"]
+    cfg = training_config(params, "finetune", "gru").replace(**RACE_SCHEDULE)
+    ctx = training.Context("cpu", precision, params["seed"], 1)
+    args = training.arguments(cfg, folder, ctx, "accuracy", True, train_sampling_strategy="group_by_length",
+                              remove_unused_columns=False)
     args = replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False, disable_tqdm=True)
-    return _train(model, args, train_set, collator("sequence-classification", tok), tracker, training.trainer_class())
+    return _train(model, args, train_set, collator("sequence-classification", tok), tracker, training.LengthListTrainer)
 
 
 def padding_share(tok, texts: list[str]) -> float:
@@ -279,12 +281,12 @@ def warm_up(model, tok, data: sources.Labelled) -> None:
 def _race(data: sources.Labelled, tok, params: dict, sizes: Sizes, folder: Path) -> dict:
     """Run (a) to fix the target, then (b) and (c) against it: the target and each contender's
     batch size, throughput, time to the target and curve."""
-    from scratchlm.params import finetuning
-    from scratchlm.training import pick_precision
+    from scratchlm.devices import pick_precision
+    from scratchlm.params import training_config
 
-    lr, seed = finetuning(params, "gru")["lr"], params["seed"]
+    lr, seed = training_config(params, "finetune", "gru").lr, params["seed"]
     precision = pick_precision(params["precision"], "cpu")
-    evaluate = evaluator(tok, data.dev_texts, data.dev_labels, params["tokenize"]["max_length"])
+    evaluate = evaluator(tok, data.dev_texts, data.dev_labels, params["encode"]["max_length"])
     fresh = model_factory(params, tok, sizes, folder / "init")
     warm_up(fresh(), tok, data)
     a = Tracker(evaluate, sizes.cadence, max_examples=sizes.target_examples)

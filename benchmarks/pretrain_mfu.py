@@ -108,7 +108,7 @@ def _config(params: dict, model: str, tiny: dict | None):
 
 
 def measure(params: dict, sizes: Sizes) -> Outcome:
-    from scratchlm.training import pick_precision
+    from scratchlm.devices import pick_precision
 
     tiny = sizes.tiny or {}
     batch = tiny.get("batch", params["pretrain"]["training"]["batch_size"])

@@ -120,7 +120,7 @@ def markdown(result: dict, rows: list) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     _quiet()
-    from scratchlm.io import write_json, write_text
+    from scratchlm.atomic import write_json, write_text
 
     result, rows = bench(args)
     text = markdown(result, rows)

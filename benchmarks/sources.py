@@ -33,7 +33,7 @@ def _glue_tsv(path: Path, limit: int | None) -> tuple[list[str], list[int]]:
 
 
 def _synthetic_sentiment(seed: int, n: int) -> tuple[list[str], list[int]]:
-    from scratchlm.synthetic import sentiment_examples
+    from scratchlm.sources.synthetic import sentiment_examples
 
     rows = list(sentiment_examples(seed, n))
     return [r["text"] for r in rows], [r["label"] for r in rows]
@@ -44,8 +44,10 @@ def sentiment(data_dir: Path, train: int | None, dev: int | None, synthetic_trai
     same shape when the folder is absent."""
     folder = data_dir / "sst2"
     if (folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file():
-        return Labelled(f"SST-2 ({folder})", *_glue_tsv(folder / "train.tsv", train), *_glue_tsv(folder / "dev.tsv", dev))
-    return Labelled("synthetic sentiment (scratchlm.synthetic)", *_synthetic_sentiment(seed, train or synthetic_train),
+        return Labelled(f"SST-2 ({folder})", *_glue_tsv(folder / "train.tsv", train),
+                        *_glue_tsv(folder / "dev.tsv", dev))
+    return Labelled("synthetic sentiment (scratchlm.sources.synthetic)",
+                    *_synthetic_sentiment(seed, train or synthetic_train),
                     *_synthetic_sentiment(seed + 1, dev or 872))
 
 
@@ -55,15 +57,15 @@ def corpus(data_dir: Path, n: int, seed: int) -> tuple[str, list[str]]:
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as f:
             return f"IMDB unsup ({path})", [json.loads(line)["text"] for line in islice(f, n)]
-    from scratchlm.synthetic import corpus_examples
+    from scratchlm.sources.synthetic import corpus_examples
 
-    return "synthetic corpus (scratchlm.synthetic)", [r["text"] for r in corpus_examples(seed, n)]
+    return "synthetic corpus (scratchlm.sources.synthetic)", [r["text"] for r in corpus_examples(seed, n)]
 
 
 def tokenizer(texts: list[str], vocab_size: int):
-    """Our tokenizer stage's trainer (scratchlm.tokenizer.train) on the task's training text."""
+    """Our tokenizer stage's trainer (scratchlm.stages.tokenizer.train) on the task's training text."""
     from datasets import Dataset
 
-    from scratchlm.tokenizer import train
+    from scratchlm.stages.tokenizer import train
 
     return train(Dataset.from_dict({"text": texts}), vocab_size=vocab_size, min_frequency=2)

@@ -1,14 +1,14 @@
-"""Tokenization throughput of our `tokenize` stage on the IMDB unsup corpus (synthetic corpus
+"""Tokenization throughput of our `encode` stage on the IMDB unsup corpus (synthetic corpus
 when ../shared/data is absent), against the raw limit and against a per-example loop.
 
 Every configuration runs in a fresh subprocess (`python -m benchmarks.tokenize_speed METHOD
 FOLDER`), which reports its seconds (imports excluded) and its own peak RSS:
 
-- ours: the real stage, `scratchlm tokenize --task bench` through scratchlm.cli.main, in a
+- ours: the real stage, `scratchlm encode --task bench` through scratchlm.cli.main, in a
   folder laid out as the pipeline's (data/raw/bench, models/tokenizer, params.yaml), with the
   environment a pipeline job gets (TOKENIZERS_PARALLELISM unset: cli.main turns it on for the
   tokenizing stages); it loads the raw Arrow data, maps, casts the labels and saves
-  data/tokenized/bench.
+  data/encoded/bench.
 - raw: the same fast tokenizer's `tokenizers.Tokenizer.encode_batch`, 1000 texts per call (the
   stage's batch), all cores, nothing else: the issue's "raw limit", the key's denominator.
 - raw_fast: the same with `encode_batch_fast` (no character offsets), which the stage itself
@@ -18,7 +18,7 @@ FOLDER`), which reports its seconds (imports excluded) and its own peak RSS:
 
 Tokens/s divides the corpus's tokens (untruncated, [CLS]/[SEP] included, as the raw run counts
 them) by each configuration's seconds, so all do the same work per token; our stage then cuts
-at tokenize.max_length, which changes what it keeps, not what it tokenizes.
+at encode.max_length, which changes what it keeps, not what it tokenizes.
 """
 
 from __future__ import annotations
@@ -105,15 +105,15 @@ def _ours(folder: Path) -> dict:
 
     from scratchlm import cli
 
-    for module in ("transformers", "scratchlm.tokenize", "scratchlm.tokenizer", "scratchlm.data"):
+    for module in ("transformers", "scratchlm.stages.encode", "scratchlm.tokenization", "scratchlm.stages.data"):
         importlib.import_module(module)  # before the clock: importing is not tokenizing
 
     os.chdir(folder)
     with Clock() as clock:
-        status = cli.main(["--params", "params.yaml", "tokenize", "--task", "bench"])
+        status = cli.main(["--params", "params.yaml", "encode", "--task", "bench"])
     if status != 0:
-        raise SystemExit("the tokenize stage failed")
-    out = datasets.load_from_disk("data/tokenized/bench")
+        raise SystemExit("the encode stage failed")
+    out = datasets.load_from_disk("data/encoded/bench")
     kept = sum(pc.sum(pc.list_value_length(out[s].data.column("input_ids"))).as_py() for s in out)
     return clock.figures(output_tokens=kept)
 
@@ -134,7 +134,7 @@ def _raw_fast(folder: Path) -> dict:
 
 
 def _loop(folder: Path) -> dict:
-    from scratchlm.tokenizer import load
+    from scratchlm.tokenization import load
 
     texts, tok = _texts(folder), load(folder / "models/tokenizer")
     with Clock() as clock:
@@ -146,7 +146,7 @@ def _loop(folder: Path) -> dict:
 def _map(folder: Path) -> dict:
     from datasets import load_from_disk
 
-    from scratchlm.tokenizer import load
+    from scratchlm.tokenization import load
 
     ds, tok = load_from_disk(str(folder / "data/raw/bench"))["train"], load(folder / "models/tokenizer")
     with Clock() as clock:
@@ -178,7 +178,7 @@ def _folder(root: Path, texts: list[str], tok) -> Path:
     validation and test: the stage maps every split) and the tokenizer."""
     from datasets import Dataset, DatasetDict
 
-    from scratchlm.data import features
+    from scratchlm.stages.data import features
 
     folder = root / str(len(texts))
     feats = features("classification", sources.LABELS)
@@ -226,17 +226,17 @@ def measure(data_dir: Path, tok, sizes: Sizes, seed: int) -> Outcome:
     n = f"{max(sizes.documents):,} docs"
     rate = lambda method: fmt(large[method]["tokens_per_second"] / 1e6, " M tok/s")  # noqa: E731
     rows = [
-        Row(f"tokenize stage throughput ({n}): ours vs raw encode_batch", rate("ours"), rate("raw"), fraction,
+        Row(f"encode stage throughput ({n}): ours vs raw encode_batch", rate("ours"), rate("raw"), fraction,
             "≥ 0.90", at_least(fraction, 0.9), "tokenize_fraction_of_raw"),
-        Row(f"tokenize stage throughput ({n}): ours vs raw encode_batch_fast (what the stage calls)",
+        Row(f"encode stage throughput ({n}): ours vs raw encode_batch_fast (what the stage calls)",
             rate("ours"), rate("raw_fast"),
             round(large["ours"]["tokens_per_second"] / large["raw_fast"]["tokens_per_second"], 3), "—", None),
-        Row(f"tokenize stage throughput ({n}): ours vs per-example loop", rate("ours"), rate("loop"),
+        Row(f"encode stage throughput ({n}): ours vs per-example loop", rate("ours"), rate("loop"),
             round(large["ours"]["tokens_per_second"] / large["loop"]["tokens_per_second"], 2), "—", None),
-        Row(f"tokenize stage peak RSS: {n} vs {min(sizes.documents):,} docs",
+        Row(f"encode stage peak RSS: {n} vs {min(sizes.documents):,} docs",
             fmt(large["ours"]["peak_rss_mb"], " MB", 0), fmt(small["ours"]["peak_rss_mb"], " MB", 0), growth,
             f"≤ {RSS_FLAT} (flat)", at_most(growth, RSS_FLAT), "tokenize_peak_rss_growth"),
-        Row(f"tokenize stage peak anonymous RSS (mapped Arrow pages left out): {n} vs {min(sizes.documents):,} docs",
+        Row(f"encode stage peak anonymous RSS (mapped Arrow pages left out): {n} vs {min(sizes.documents):,} docs",
             fmt(large["ours"]["peak_anon_rss_mb"], " MB", 0), fmt(small["ours"]["peak_anon_rss_mb"], " MB", 0),
             anon_growth, f"≤ {RSS_FLAT} (flat)", at_most(anon_growth, RSS_FLAT)),
     ]

@@ -1,98 +1,81 @@
-"""`scratchlm <stage>` / `python -m scratchlm <stage>`: one subcommand per pipeline stage, plus
-`check`, `preset`, `sync` and `compare`. Each stage validates params.yaml before any work; a user-facing
-failure prints one line and exits 1."""
+"""scratchlm: run a pipeline stage, or check params, apply a preset, sync, compare, print the DAG.
+
+`scratchlm <stage>` / `python -m scratchlm <stage>`: one subcommand per pipeline stage (from the
+table in dag.py), plus `check`, `preset`, `sync`, `compare` and `dag`. Each stage validates
+params.yaml before any work; a user-facing failure prints one line and exits 1.
+
+A command's module is imported by name when it runs (`scratchlm.stages.<stage>`, or the tool's),
+so that each stage's code dependencies are its own module's imports and this file's."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import subprocess
 import sys
 
+from . import dag, timing
+from . import params as params_mod
+from .atomic import write_text
 from .errors import ScratchError
 
-# subcommand (= module) -> (help, option -> the params keys whose names it must match)
-STAGES = {
-    "data": ("Get a dataset into data/raw/<name>", {"dataset": ("data", "datasets")}),
-    "tokenizer": ("Train the tokenizer into models/tokenizer", {}),
-    "tokenize": ("Tokenize a task's dataset into data/tokenized/<task>", {"task": ("tasks",)}),
-    "pack": ("Cut the pretraining corpus into LM blocks in data/blocks/<corpus>", {}),
-    "pretrain": ("Pretrain a language model into models/pretrain/<model>", {"model": ("pretrain", "models")}),
-    "finetune": ("Fine-tune <model> on <task> with <method> (on a --fraction of the labels)",
-                 {"task": ("tasks",), "model": ("pretrain", "models")}),
-    "evaluate": ("Score a fine-tuned run on the test split",
-                 {"task": ("tasks",), "model": ("pretrain", "models")}),
-    "report": ("Write results/report.md", {}),
+# tool command -> (module, help); each module has run(args)
+TOOLS = {
+    "preset": ("presets", "Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)"),
+    "sync": ("frontends", "After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock"),
+    "compare": ("compare", "Main test metrics across git revisions and their DVC experiments"),
 }
-RUN_STAGES = ("finetune", "evaluate")  # these also take --method and --fraction
-TRAINING_STAGES = ("pretrain", "finetune")  # these run as `processes` torchrun workers
-TOKENIZING_STAGES = ("tokenizer", "tokenize", "pack")
+TOKENIZING_STAGES = ("tokenizer", "encode", "pack")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchlm", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, options) in STAGES.items():
-        p = sub.add_parser(name, help=help_text)
-        for option in options:
-            p.add_argument(f"--{option}", required=True)
-        if name in RUN_STAGES:
-            p.add_argument("--method", required=True)
-            p.add_argument("--fraction", type=float, default=1.0, help="share of the training labels (default 1)")
+    for stage in dag.STAGES.values():
+        p = sub.add_parser(stage.name, help=stage.help)
+        for wildcard in stage.wildcards:
+            p.add_argument(f"--{wildcard}", required=True)
     sub.add_parser("check", help="Validate params.yaml and exit")
-    p = sub.add_parser("preset", help="Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)")
+    p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it)")
+    p.add_argument("--write", action="store_true")
+    p = sub.add_parser("preset", help=TOOLS["preset"][1])
     p.add_argument("name")
-    sub.add_parser("sync", help="After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock")
-    p = sub.add_parser("compare", help="Main test metrics across git revisions and their DVC experiments")
+    sub.add_parser("sync", help=TOOLS["sync"][1])
+    p = sub.add_parser("compare", help=TOOLS["compare"][1])
     p.add_argument("revs", nargs="*", metavar="REV", help="git revisions (default HEAD); their experiments come along")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     return parser
 
 
-def _check_names(params: dict, options: dict, args: argparse.Namespace) -> dict:
-    chosen = {}
-    for option, keys in options.items():
-        value, declared = getattr(args, option), params
-        for key in keys:
-            declared = declared[key]
-        if value not in declared:
-            from .params import did_you_mean
-
-            raise ScratchError(f"{args.params}: {'.'.join(keys)} has no {value!r} (declared: {', '.join(declared)})"
-                               + did_you_mean(value, list(declared)))
-        chosen[option] = value
-    return chosen
-
-
-def _check_run(params: dict, args: argparse.Namespace) -> dict:
-    """A fine-tuning run must be one that params declare (workflow.runs), so that its outputs are
+def _job(params: dict, args: argparse.Namespace) -> dag.Job:
+    """The job the options name, which must be one that params declare, so that its outputs are
     ones both front ends know."""
-    from .workflow import Run, runs
-
-    run = Run(args.task, args.model, args.method, args.fraction)
-    declared = [r for r in runs(params) if (r.task, r.model) == (run.task, run.model)]
-    if run not in declared:
-        raise ScratchError(f"{args.params}: no fine-tuning run {run.name!r} of {run.model} on {run.task} is declared "
-                           f"(declared: {', '.join(r.name for r in declared)}); see finetune.methods, "
-                           f"finetune.lora and finetune.data_efficiency")
-    return {"method": run.method, "fraction": run.fraction}
-
-
-def _timing_name(command: str, chosen: dict) -> str | None:
-    """Where a stage run's timing goes: results/timing/<stage>/<this>.json."""
-    if command in RUN_STAGES:
-        from .workflow import Run
-
-        return Run(chosen["task"], chosen["model"], chosen["method"], chosen["fraction"]).timing_name
-    return next(iter(chosen.values()), None)
+    stage = dag.STAGES[args.command]
+    chosen = {}
+    for wildcard in stage.wildcards:
+        value = getattr(args, wildcard)
+        if wildcard == "run":
+            task, model = chosen["task"], chosen["model"]
+            declared = [r.name for r in dag.runs(params) if (r.task, r.model) == (task, model)]
+            if value not in declared:
+                raise ScratchError(f"{args.params}: no fine-tuning run {value!r} of {model} on {task} is declared "
+                                   f"(declared: {', '.join(declared)}); see finetune.methods, finetune.lora and "
+                                   f"finetune.data_efficiency")
+        else:
+            key = dag.COLLECTIONS[wildcard]
+            declared = list(dag.lookup(params, key))
+            if value not in declared:
+                raise ScratchError(f"{args.params}: {key} has no {value!r} (declared: {', '.join(declared)})"
+                                   + params_mod.did_you_mean(value, declared))
+        chosen[wildcard] = value
+    return dag.Job(stage.name, chosen)
 
 
 def _launch(processes: int, argv: list[str]) -> None:
     """Run this same command as `processes` DDP workers under torchrun (the workers find
     LOCAL_RANK set and train; Trainer shards the batches and averages the gradients)."""
-    import subprocess
-
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
            "-m", "scratchlm", *argv]
     code = subprocess.run(cmd).returncode
@@ -101,48 +84,41 @@ def _launch(processes: int, argv: list[str]) -> None:
                            f"the workers' error is above, or set processes: 1")
 
 
+def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
+    job = _job(params, args)
+    stage = importlib.import_module(f"{__package__}.stages.{job.stage}")
+    if dag.STAGES[job.stage].training and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch(params["processes"], argv)
+    if not dag.STAGES[job.stage].timed:
+        return stage.run(params, **job.wildcards)
+    with timing.recorded(job.stage, job.name) as figures:
+        figures.update(stage.run(params, **job.wildcards) or {})
+
+
 def run(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     # the fast tokenizer's batches on every core where a stage only tokenizes (measured: 62% of
     # raw encode_batch throughput on one core, about 90% on all); off where a DataLoader may fork
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if args.command in TOKENIZING_STAGES else "false")
-    if args.command == "preset":
-        from .presets import apply
-        return apply(args.name, args.params)
-    if args.command == "sync":
-        from .workflow import sync
-        return sync()
-    if args.command == "compare":
-        from .compare import run as compare
-        return compare(args.revs, args.format)
-    from . import params as params_mod
-
+    if args.command == "dag":
+        return _dag(args.write)
+    if args.command in TOOLS:
+        return importlib.import_module(f"{__package__}.{TOOLS[args.command][0]}").run(args)
     params = params_mod.load(args.params)
     if args.command == "check":
         print(f"{args.params}: valid")
         return
-    chosen = _check_names(params, STAGES[args.command][1], args)
-    if args.command in RUN_STAGES:
-        chosen.update(_check_run(params, args))
-    if args.command != "report":
-        from datasets import disable_caching
+    _run_stage(params, args, argv)
 
-        # `map` on a loaded dataset would otherwise write cache-*.arrow files into the stage's
-        # input folder, another stage's DVC output, changing its hash after the fact
-        disable_caching()
-    stage = importlib.import_module(f".{args.command}", __package__)
-    if args.command == "report":  # it reads the timing files; it writes none of its own
-        return stage.run(params)
-    if args.command in TRAINING_STAGES and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
-        from .training import check_processes
 
-        check_processes(params, args.command, args.model)
-        return _launch(params["processes"], argv)
-    from .timing import recorded
-
-    with recorded(args.command, _timing_name(args.command, chosen)) as figures:
-        figures.update(stage.run(params, **chosen) or {})
+def _dag(write: bool) -> None:
+    text = dag.dvc_yaml()
+    if not write:
+        print(text, end="")
+        return
+    write_text("dvc.yaml", text)
+    print("dag: wrote dvc.yaml from the stage table")
 
 
 def _close_progress_bars() -> None:

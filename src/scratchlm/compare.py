@@ -9,10 +9,13 @@ import re
 import subprocess
 from pathlib import Path
 
+from . import paths
 from .errors import ScratchError, first_line
+from .params import TASK_METRICS
 
 # results/metrics/<task>/<model>/<run>.json:<metric>, for the main metric of each task type
-KEY = re.compile(r"^results/metrics/(?P<run>[^:]+)\.json:(?P<metric>accuracy|entity_f1)$")
+KEY = re.compile("^" + re.escape(paths.METRICS.split("{")[0]) + r"(?P<run>[^:]+)\.json:(?P<metric>"
+                 + "|".join(m[0] for m in TASK_METRICS.values()) + ")$")
 
 
 def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict]:
@@ -49,8 +52,10 @@ def _check_revisions(revs: list[str], repo: str) -> None:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             inside = subprocess.run(["git", "-C", repo, "rev-parse", "--git-dir"], capture_output=True).returncode == 0
-            raise ScratchError(f"compare: {rev!r} is not a commit of this repository; see `git log`" if inside
-                               else f"compare: {Path(repo).resolve()} is not a git repository; run it in the project's clone")
+            if inside:
+                raise ScratchError(f"compare: {rev!r} is not a commit of this repository; see `git log`")
+            raise ScratchError(f"compare: {Path(repo).resolve()} is not a git repository; run it in the project's "
+                               f"clone")
 
 
 def table(found: list[dict], fmt: str = "markdown") -> str:
@@ -73,8 +78,9 @@ def _cell(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def run(revs: list[str], fmt: str) -> None:
-    found = rows(revs)
+def run(args) -> None:
+    """`scratchlm compare [REV ...] [--format csv]`."""
+    found = rows(args.revs)
     if not found:
         raise ScratchError("compare: no revision with metrics found; commit a run first (dvc.lock and results/)")
-    print(table(found, fmt), end="")
+    print(table(found, args.format), end="")

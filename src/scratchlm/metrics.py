@@ -4,7 +4,7 @@ strict IOB2 mode next to the token-level report."""
 
 from __future__ import annotations
 
-IGNORE = -100  # label of unscored positions (special tokens, continuation sub-tokens), as tokenize writes it
+IGNORE = -100  # label of unscored positions (special tokens, continuation sub-tokens), as encode writes it
 
 
 def classification(y_true, y_pred, label_names: list[str]) -> dict:
@@ -76,7 +76,7 @@ def word_tags(predictions, labels, names: list[str]) -> tuple[list[list[str]], l
     positions: each word's first sub-token."""
     true, pred = [], []
     for p_row, l_row in zip(predictions, labels):
-        keep = [(names[l], names[p]) for p, l in zip(p_row, l_row) if l != IGNORE]
+        keep = [(names[gold], names[p]) for p, gold in zip(p_row, l_row) if gold != IGNORE]
         true.append([t for t, _ in keep])
         pred.append([p for _, p in keep])
     return true, pred

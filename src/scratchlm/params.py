@@ -7,6 +7,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import difflib
 import functools
@@ -21,7 +22,7 @@ import yaml
 
 from .errors import ScratchError
 from .published import BENCHMARKS
-from .readers import FORMATS, suffix_format
+from .sources.readers import FORMATS, suffix_format
 
 PARAMS_FILE = Path("params.yaml")
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -199,7 +200,8 @@ def _describe(error: jsonschema.ValidationError, source: str) -> str:
         return (f"{source}: {key} = {error.instance!r} is not allowed (allowed: {allowed})"
                 f"{did_you_mean(error.instance, error.validator_value)}")
     if kind == "pattern":
-        return f"{source}: {key} = {error.instance!r} must be {error.schema.get('description', 'like ' + error.validator_value)}"
+        wanted = error.schema.get("description", "like " + error.validator_value)
+        return f"{source}: {key} = {error.instance!r} must be {wanted}"
     return f"{source}: {key} = {_show(error.instance)}: {_expected(error)}"
 
 
@@ -220,7 +222,9 @@ def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
 SYNTHETIC_KIND = {"sentiment": "classification", "ner": "ner", "corpus": "corpus"}
 # the dataset kinds each consumer can read
 TASK_KINDS = {"sequence-classification": ("classification",), "token-classification": ("ner",)}
-# task type -> the validation metrics it can select on, the default first
+# task type -> the metrics it is scored on: the main one first (the report's, compare's and the default
+# validation metric that selects the checkpoint), then the one the report shows beside it; all
+# greater-is-better
 TASK_METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
                 "token-classification": ("entity_f1", "token_accuracy")}
 TEXT_KINDS = ("corpus", "classification")
@@ -233,14 +237,53 @@ def dataset_kind(spec: dict) -> str:
     return SYNTHETIC_KIND[spec["generator"]] if spec["source"] == "synthetic" else spec["kind"]
 
 
-def pretraining(p: dict, model: str) -> dict:
-    """pretrain.training with the model's own overrides merged in."""
-    return {**p["pretrain"]["training"], **p["pretrain"]["models"][model].get("training", {})}
+# stage -> (its training section, where a model's own overrides of it live)
+TRAINING_SECTIONS = {"pretrain": ("pretrain.training", "pretrain.models.{model}.training"),
+                     "finetune": ("finetune.training", "finetune.overrides.{model}")}
 
 
-def finetuning(p: dict, model: str) -> dict:
-    """finetune.training with finetune.overrides.<model> merged in."""
-    return {**p["finetune"]["training"], **p["finetune"]["overrides"].get(model, {})}
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """A training run's optimisation settings: the stage's `training` section with the model's own
+    overrides merged in, built in one place (training_config) and read by the training code."""
+    epochs: float
+    max_steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    scheduler: str
+    grad_clip: float
+    eval_steps: int
+    early_stopping_patience: int
+    overridden: tuple[str, ...] = ()  # the settings the model's overrides set
+    section: str = "finetune.training"
+    override_section: str = "finetune.overrides.model"
+
+    def key(self, setting: str) -> str:
+        """The params key a setting came from, for messages: `finetune.overrides.bert.lr`."""
+        return f"{self.override_section if setting in self.overridden else self.section}.{setting}"
+
+    def replace(self, **changes) -> "TrainingConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _lookup(p: dict, dotted: str) -> dict:
+    for part in dotted.split("."):
+        p = p.get(part, {})
+    return p
+
+
+def training_section(p: dict, stage: str, model: str) -> dict:
+    """The merged training settings of a model in a stage, as a plain mapping (validation checks it)."""
+    section, override = (s.format(model=model) for s in TRAINING_SECTIONS[stage])
+    return {**_lookup(p, section), **_lookup(p, override)}
+
+
+def training_config(p: dict, stage: str, model: str) -> TrainingConfig:
+    section, override = (s.format(model=model) for s in TRAINING_SECTIONS[stage])
+    return TrainingConfig(**training_section(p, stage, model), overridden=tuple(_lookup(p, override)),
+                          section=section, override_section=override)
 
 
 def _check_overrides(p: dict, source: str) -> None:
@@ -250,12 +293,16 @@ def _check_overrides(p: dict, source: str) -> None:
             raise ScratchError(f"{source}: finetune.overrides.{name} names no model (declared: {', '.join(models)})")
     training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
     for name in models:
-        for merged, where in ((pretraining(p, name), ["pretrain", "models", name, "training"]),
-                              (finetuning(p, name), ["finetune", "overrides", name])):
+        for stage in TRAINING_SECTIONS:
+            merged, where = training_section(p, stage, name), TRAINING_SECTIONS[stage][1].format(model=name).split(".")
             error = jsonschema.exceptions.best_match(training.iter_errors(merged))
             if error is not None:
                 error.path.extendleft(reversed(where))
                 raise ScratchError(_describe(error, source))
+            if merged["batch_size"] % p["processes"]:  # the batch is split over the training processes
+                key = training_config(p, stage, name).key("batch_size")
+                raise ScratchError(f"{source}: {key} = {merged['batch_size']} does not split over processes = "
+                                   f"{p['processes']}; make it a multiple of {p['processes']}")
 
 
 def _check_dataset(name: str, spec: dict, source: str) -> None:
@@ -308,10 +355,10 @@ def _check_references(p: dict, source: str) -> None:
             continue
         if spec["hidden_size"] % spec["num_heads"]:
             raise ScratchError(f"{key}.num_heads = {spec['num_heads']} must divide hidden_size = {spec['hidden_size']}")
-        longest = max(p["tokenize"]["max_length"], p["pack"]["block_size"])
+        longest = max(p["encode"]["max_length"], p["pack"]["block_size"])
         if spec["max_position"] < longest:
             raise ScratchError(f"{key}.max_position = {spec['max_position']} is shorter than the longest input "
-                               f"({longest}: tokenize.max_length / pack.block_size); raise max_position to at "
+                               f"({longest}: encode.max_length / pack.block_size); raise max_position to at "
                                f"least {longest}, or lower those")
     need("tokenizer.corpus", p["tokenizer"]["corpus"], ("corpus", "classification", "ner"))
     need("pretrain.corpus", p["pretrain"]["corpus"], TEXT_KINDS)

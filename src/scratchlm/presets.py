@@ -11,8 +11,8 @@ import copy
 import io
 from pathlib import Path
 
+from .atomic import write_text
 from .errors import ScratchError
-from .io import write_text
 from .params import SCHEMA_FILE, read_yaml, validate
 
 PRESETS_DIR = SCHEMA_FILE.parents[1] / "presets"
@@ -53,6 +53,11 @@ def _empty_like(mapping):
     empty = CommentedMap()
     empty.fa.set_flow_style()
     return empty
+
+
+def run(args) -> None:
+    """`scratchlm preset NAME`."""
+    apply(args.name, args.params)
 
 
 def apply(name: str, params_file: str = "params.yaml") -> None:

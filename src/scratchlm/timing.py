@@ -11,17 +11,10 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Iterator
 
-from .io import write_json
-
-TIMING = Path("results/timing")
-
-
-def path(stage: str, name: str | None) -> Path:
-    """results/timing/<stage>.json for single stages, results/timing/<stage>/<name>.json otherwise."""
-    return TIMING / (f"{stage}.json" if name is None else f"{stage}/{name}.json")
+from . import paths
+from .atomic import write_json
 
 
 def peak_rss_mb() -> float:
@@ -46,17 +39,5 @@ def recorded(stage: str, name: str | None) -> Iterator[dict]:
     yield extra
     if os.environ.get("RANK", "0") != "0":  # one of several training processes: rank 0 records
         return
-    write_json(path(stage, name), {"seconds": round(time.perf_counter() - start, 2),
+    write_json(paths.timing(stage, name), {"seconds": round(time.perf_counter() - start, 2),
                                    "peak_rss_mb": peak_rss_mb(), **extra})
-
-
-def stage_runs(params: dict) -> list[tuple[str, str | None]]:
-    """(stage, name) of every stage run the params declare, in pipeline order."""
-    from .workflow import runs
-
-    found = [("data", d) for d in params["data"]["datasets"]] + [("tokenizer", None)]
-    found += [("tokenize", t) for t in params["tasks"]] + [("pack", None)]
-    found += [("pretrain", m) for m in params["pretrain"]["models"]]
-    for stage in ("finetune", "evaluate"):
-        found += [(stage, r.timing_name) for r in runs(params)]
-    return found

@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 import re
 
+import torch
+from transformers import TrainerCallback, get_scheduler
+
 CUT_FRAC, RATIO = 0.1, 32  # the paper's slanted-triangular settings
 
 
@@ -38,8 +41,6 @@ def layer_groups(model) -> list[list]:
 def optimizer(model, options: dict, lr: float, weight_decay: float):
     """AdamW over every group at its own learning rate (frozen groups included, so that unfreezing
     needs no new optimizer); biases are not decayed."""
-    import torch
-
     param_groups = []
     top = len(layer_groups(model)) - 1
     for k, params in enumerate(layer_groups(model)):
@@ -58,20 +59,15 @@ def slanted_triangular(step: int, total: int) -> float:
     return (1 + max(0.0, p) * (RATIO - 1)) / RATIO
 
 
-def scheduler(opt, options: dict, total_steps: int, warmup_steps: int):
-    """The slanted triangle, or Trainer's linear warmup and decay over the same groups."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
+def scheduler(opt, options: dict, name: str, total_steps: int, warmup_steps: int):
+    """The slanted triangle, or the run's own `scheduler` (finetune.training) over the same groups."""
     if options["slanted_triangular"]:
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: slanted_triangular(step, total_steps))
-    return get_linear_schedule_with_warmup(opt, warmup_steps, total_steps)
+    return get_scheduler(name, opt, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
 
 
 def unfreezing_callback(model):
     """Epoch e trains the top e+1 layer groups (requires_grad; AdamW skips gradient-less weights)."""
-    from transformers import TrainerCallback
-
     groups = layer_groups(model)
 
     class GradualUnfreezing(TrainerCallback):

@@ -13,11 +13,11 @@ import yaml
 
 from conftest import env, kill_at
 from scratchlm import cli
-from scratchlm.io import read_json
+from scratchlm.atomic import read_json
 
 pytestmark = pytest.mark.slow
 
-FINETUNE = ["finetune", "--task", "ner", "--model", "gru", "--method", "full"]
+FINETUNE = ["finetune", "--task", "ner", "--model", "gru", "--run", "full"]
 
 
 def start(cwd):
@@ -39,7 +39,7 @@ def two_copies(tmp_path, tiny_params):
     os.chdir(killed)
     try:
         for argv in (["data", "--dataset", "ner"], ["data", "--dataset", "corpus"], ["tokenizer"],
-                     ["tokenize", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"]):
+                     ["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"]):
             assert cli.main(argv) == 0, argv
     finally:
         os.chdir(here)

@@ -7,8 +7,9 @@ import copy
 import pytest
 from datasets import load_from_disk
 
-from scratchlm import data, evaluate, finetune, pack, pretrain, tokenize, tokenizer
-from scratchlm.io import read_json
+from scratchlm import paths
+from scratchlm.atomic import read_json
+from scratchlm.stages import data, encode, evaluate, finetune, pack, pretrain, tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +32,13 @@ def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     for name in ("sentiment", "corpus"):
         data.run(p, name)
     tokenizer.run(p)
-    tokenize.run(p, "sentiment")
+    encode.run(p, "sentiment")
     pack.run(p)
     pretrain.run(p, "gru")  # only its config is used by the scratch control
     finetune.run(p, "sentiment", "gru", "scratch")
     evaluate.run(p, "sentiment", "gru", "scratch")
 
-    gru = read_json(evaluate.output("metrics", "sentiment", "gru", "scratch"))["accuracy"]
+    gru = read_json(paths.path(paths.METRICS, task="sentiment", model="gru", run="scratch"))["accuracy"]
     bow = bag_of_words_accuracy(load_from_disk("data/raw/sentiment"))
     assert bow < 0.6
     assert gru > 0.8, f"GRU test accuracy {gru:.3f}"

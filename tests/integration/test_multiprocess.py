@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from scratchlm import cli
+from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
-from scratchlm.io import read_json
-from scratchlm.training import check_processes
+from scratchlm.params import validate
 
-STAGES = (["pretrain", "--model", "gru"], ["finetune", "--task", "sentiment", "--model", "gru", "--method", "full"])
+STAGES = (["pretrain", "--model", "gru"], ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"])
 
 
 def in_folder(folder, p: dict, argvs) -> None:
@@ -38,7 +38,7 @@ def prepared(tmp_path, tiny_params):
     one = tmp_path / "one"
     one.mkdir()
     in_folder(one, p, (["data", "--dataset", "sentiment"], ["data", "--dataset", "corpus"], ["tokenizer"],
-                       ["tokenize", "--task", "sentiment"], ["pack"]))
+                       ["encode", "--task", "sentiment"], ["pack"]))
     return p, one
 
 
@@ -61,5 +61,8 @@ def test_two_gloo_processes_train_to_the_metrics_of_one(prepared, tmp_path):
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(tiny_params):
     p = {**copy.deepcopy(tiny_params), "processes": 3}
+    with pytest.raises(ScratchError, match=r"pretrain.training.batch_size = 16 does not split over processes = 3"):
+        validate(p)
+    p["pretrain"]["training"]["batch_size"] = 15
     with pytest.raises(ScratchError, match=r"finetune.training.batch_size = 16 does not split over processes = 3"):
-        check_processes(p, "finetune", "gru")
+        validate(p)

@@ -11,7 +11,7 @@ from conftest import copy_repo, git_commit, run
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = ("data@", "tokenizer", "tokenize@", "pack", "pretrain@")
+UPSTREAM = ("data@", "tokenizer", "encode@", "pack", "pretrain@")
 
 
 def said(proc) -> str:
@@ -37,7 +37,7 @@ def test_snakemake_runs_every_stage_and_records_them_in_dvc_lock(tiny_repo):
         m = json.loads((tiny_repo / f"results/metrics/sentiment/gru/{method}.json").read_text())
         assert 0.0 <= m["accuracy"] <= 1.0
     lock = (tiny_repo / "dvc.lock").read_text()
-    for stage in ("data@sentiment", "tokenizer", "tokenize@sentiment", "pack", "pretrain@gru",
+    for stage in ("data@sentiment", "tokenizer", "encode@sentiment", "pack", "pretrain@gru",
                   "finetune@sentiment-gru-full", "evaluate@sentiment-gru-scratch", "report"):
         assert f"  {stage}:\n" in lock
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import SHARED_DATA, env, kill_at
-from scratchlm import data, pack, pretrain, tokenizer
-from scratchlm.io import read_json
+from scratchlm.atomic import read_json
+from scratchlm.stages import data, pack, pretrain, tokenizer
 
 pytestmark = pytest.mark.slow
 

@@ -77,7 +77,7 @@ def test_push_fills_the_local_remote(shared):
 def test_clone_pulls_every_output_with_the_same_content(shared):
     repo, clone, _, pulled = shared
     files = cached_files(repo)
-    assert MODEL in files and any(f.startswith("data/tokenized/sentiment/") for f in files)
+    assert MODEL in files and any(f.startswith("data/encoded/sentiment/") for f in files)
     assert re.search(r"\b\d+ files? (fetched|added)", said(pulled)), said(pulled)
     for name in files:
         assert (clone / name).is_file(), name

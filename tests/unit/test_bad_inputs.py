@@ -25,7 +25,7 @@ from scratchlm.params import read_yaml
 BASE = read_yaml(ROOT / "params.yaml")
 DATA = ["data", "--dataset", "sentiment"]
 LOCAL = ["data", "--dataset", "x"]
-FINETUNE = ["finetune", "--task", "sentiment", "--model", "gru", "--method", "full"]
+FINETUNE = ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"]
 # the start of every message: the params file (with its line), an input file (with its line), or a key
 PLACE = re.compile(r"^scratchlm: error: (params\.yaml(:\d+)?[: ]|data/external/\S+?(:\d+)?: |data\.datasets\.x\.|"
                    r"(data|models)/\S+: )")
@@ -133,14 +133,14 @@ CASES = [
     ("label-noise-above-one", params(put("data.datasets.sentiment.label_noise", 1.5)), DATA,
      ["data.datasets.sentiment.label_noise = 1.5", "allowed: >= 0 and <= 1"]),
     # ------------------------------------------------ params: unknown task, model, method, dataset names
-    ("cli-unknown-task", params(), ["tokenize", "--task", "sentimnt"],
+    ("cli-unknown-task", params(), ["encode", "--task", "sentimnt"],
      ["tasks has no 'sentimnt'", "declared: sentiment, ner"]),
     ("cli-unknown-model", params(), ["pretrain", "--model", "gpt2"],
      ["pretrain.models has no 'gpt2'", "declared: gru"]),
     ("cli-unknown-dataset", params(), ["data", "--dataset", "imdb"], ["data.datasets has no 'imdb'", "declared:"]),
-    ("cli-undeclared-method", params(), ["finetune", "--task", "ner", "--model", "gru", "--method", "lora"],
+    ("cli-undeclared-method", params(), ["finetune", "--task", "ner", "--model", "gru", "--run", "lora"],
      ["no fine-tuning run 'lora' of gru on ner", "declared: full", "see finetune.methods"]),
-    ("cli-fraction-above-one", params(), [*FINETUNE, "--fraction", "1.5"],
+    ("cli-fraction-above-one", params(), ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full-1.5"],
      ["no fine-tuning run 'full-1.5'", "declared:"]),
     ("unknown-task-type", params(put("tasks.sentiment.type", "classification")), DATA,
      ["tasks.sentiment.type = 'classification'", "allowed: sequence-classification, token-classification"]),
@@ -193,7 +193,7 @@ CASES = [
     ("checkpoint-without-its-tokenizer", params(put("pretrain.models.bert.checkpoint", "bert-base-cased")), DATA,
      ["pretrain.models.bert.checkpoint = 'bert-base-cased' needs its own vocabulary", "set tokenizer.checkpoint"]),
     ("max-position-below-max-length", params(put("pretrain.models.bert.max_position", 128),
-                                             put("tokenize.max_length", 256)), DATA,
+                                             put("encode.max_length", 256)), DATA,
      ["pretrain.models.bert.max_position = 128 is shorter than the longest input (256"]),
     ("method-listed-twice", params(put("finetune.methods", ["full", "full"])), DATA,
      ['finetune.methods = ["full", "full"]: "full" is listed twice; keep one']),
@@ -263,14 +263,14 @@ CASES = [
     ("train-too-small-to-carve", dataset(local("classification", "a.csv"), {"a.csv": "text,label\nfine,pos\n"}), LOCAL,
      ["data.datasets.x.files.train: 1 rows are too few to carve validation and test from"]),
     # ------------------------------------------------ stages run out of order
-    ("tokenize-before-data", params(), ["tokenize", "--task", "sentiment"],
+    ("encode-before-data", params(), ["encode", "--task", "sentiment"],
      ["data/raw/sentiment: not found; run `scratchlm data --dataset sentiment` first"]),
     ("pretrain-before-tokenizer", params(), ["pretrain", "--model", "gru"],
      ["models/tokenizer: not found; run `scratchlm tokenizer` first"]),
-    ("evaluate-before-finetune", params(), ["evaluate", "--task", "sentiment", "--model", "gru", "--method", "full"],
+    ("evaluate-before-finetune", params(), ["evaluate", "--task", "sentiment", "--model", "gru", "--run", "full"],
      ["models/finetune/sentiment/gru/full: not found; run `scratchlm finetune --task sentiment --model gru "
-      "--method full` first"]),
-    ("cli-misspelt-task", params(), ["tokenize", "--task", "sentimnt"], ["did you mean 'sentiment'?"]),
+      "--run full` first"]),
+    ("cli-misspelt-task", params(), ["encode", "--task", "sentimnt"], ["did you mean 'sentiment'?"]),
 ]
 SUBPROCESS = ["type-lr-string", "misspelt-top-level", "params-not-utf8", "cli-unknown-task", "conll-one-column",
               "csv-not-utf8"]

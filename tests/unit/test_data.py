@@ -2,14 +2,12 @@ import gzip
 import json
 
 import pytest
-from conftest import spec_for
 from datasets import ClassLabel, load_from_disk
 
-from scratchlm import data
+from conftest import spec_for
+from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
-from scratchlm.io import read_json
-
-
+from scratchlm.stages import data
 
 
 def test_synthetic_build_gives_typed_splits_deterministically(params_copy):
@@ -138,7 +136,8 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(ext):
     ("rows.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n', {}, "rows.jsonl:2: invalid JSON"),
     ("rows.jsonl", '{"txt": "a", "label": "x"}\n', {}, "rows.jsonl:1: no column 'text'"),
     ("tags.jsonl", '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n', {"kind": "ner"}, "tags.jsonl:1: 2 tokens but 1 tags"),
-    ("tags.conll", "a O\nb\n", {"kind": "ner"}, "tags.conll:2: 1 column ('b'); a CoNLL line needs the token and its tag"),
+    ("tags.conll", "a O\nb\n", {"kind": "ner"},
+     "tags.conll:2: 1 column ('b'); a CoNLL line needs the token and its tag"),
     ("tags.conll", "a O\nb X-PER\n", {"kind": "ner"}, "tags.conll:2: tag 'X-PER' is not O, B-TYPE or I-TYPE"),
 ])
 def test_bad_rows_are_named_by_file_and_line(ext, name, text, fields, message):
@@ -218,5 +217,5 @@ def test_data_output_is_byte_stable_and_later_stages_leave_it_alone(workdir, tin
     assert _file_hashes("data/raw/sentiment") == first
     assert cli.main(["data", "--dataset", "corpus"]) == 0
     assert cli.main(["tokenizer"]) == 0
-    assert cli.main(["tokenize", "--task", "sentiment"]) == 0
+    assert cli.main(["encode", "--task", "sentiment"]) == 0
     assert _file_hashes("data/raw/sentiment") == first

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, env
-
-from scratchlm.io import atomic_path, read_json, write_json
+from scratchlm.atomic import atomic_path, read_json, write_json
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -122,12 +121,12 @@ def test_killed_data_and_tokenize_stages_leave_nothing_half_written(tmp_path, mo
     p["tokenizer"].update(corpus="sentiment", vocab_size=400)
     Path("params.yaml").write_text(yaml.safe_dump(p))
     stages = {Path("data/raw/sentiment"): ["data", "--dataset", "sentiment"],
-              Path("data/tokenized/sentiment"): ["tokenize", "--task", "sentiment"]}
-    for argv in (stages[Path("data/raw/sentiment")], ["tokenizer"], stages[Path("data/tokenized/sentiment")]):
+              Path("data/encoded/sentiment"): ["encode", "--task", "sentiment"]}
+    for argv in (stages[Path("data/raw/sentiment")], ["tokenizer"], stages[Path("data/encoded/sentiment")]):
         assert cli.main(argv) == 0
     previous = {out: _hashes(out) for out in stages}
 
-    p["seed"], p["tokenize"]["max_length"] = 7, 32  # each stage would now write a new version
+    p["seed"], p["encode"]["max_length"] = 7, 32  # each stage would now write a new version
     Path("params.yaml").write_text(yaml.safe_dump(p))
     for out, argv in stages.items():
         _kill_while_writing(argv, tmp_path, out)

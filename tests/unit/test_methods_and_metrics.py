@@ -3,10 +3,10 @@ import math
 import pytest
 
 from scratchlm import metrics, ulmfit
-from scratchlm.finetune import build_model, subset
+from scratchlm.dag import Job, Run, runs
+from scratchlm.finetuning import build_model, subset
 from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 from scratchlm.training import count_parameters
-from scratchlm.workflow import Run, dvc_stage, runs
 
 SEQ, TOK = "sequence-classification", "token-classification"
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
@@ -15,7 +15,8 @@ LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("pretrained")
-    RecurrentForCausalLM(RecurrentConfig(vocab_size=40, embedding_size=8, hidden_size=8, num_layers=2)).save_pretrained(path)
+    config = RecurrentConfig(vocab_size=40, embedding_size=8, hidden_size=8, num_layers=2)
+    RecurrentForCausalLM(config).save_pretrained(path)
     return path
 
 
@@ -60,7 +61,7 @@ def test_lora_adapter_saves_loads_and_merges_to_the_same_function(pretrained_ber
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    from scratchlm.finetune import _save
+    from scratchlm.finetuning import save
 
     model = build_model("lora", pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora=LORA)
     with torch.no_grad():  # make the adapters non-trivial (B starts at zero)
@@ -70,7 +71,7 @@ def test_lora_adapter_saves_loads_and_merges_to_the_same_function(pretrained_ber
     model.eval()
     x = torch.randint(1, 40, (3, 7))
     before = model(input_ids=x).logits
-    _save(model, tmp_path, "lora")
+    save(model, tmp_path, "lora")
     base = AutoModelForSequenceClassification.from_pretrained(pretrained_bert, num_labels=2)
     reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -166,7 +167,7 @@ def test_word_tags_keep_first_subtokens_only():
 def test_word_predictions_pad_truncated_words_with_o():
     import numpy as np
 
-    from scratchlm.evaluate import word_predictions
+    from scratchlm.stages.evaluate import word_predictions
 
     probs = np.array([[0.1, 0.9], [0.2, 0.8], [0.9, 0.1], [0.5, 0.5]])
     assert word_predictions(probs, [-100, 1, -100, 0], n_words=4) == [1, 0, 0, 0]
@@ -179,15 +180,18 @@ def test_runs_and_dvc_stage_names():
     found = runs(p)
     assert found[:2] == [("sentiment", "gru", "full", 1.0), ("sentiment", "gru", "scratch", 1.0)]
     assert len(found) == 2 * 2 * 2 + 2 + 2 * 2
-    assert [r.name for r in found if r.task == "ner" and r.model == "gru"] == ["full", "scratch", "full-0.1", "full-0.25"]
-    assert dvc_stage("finetune", {"task": "sentiment", "model": "gru", "run": "full"}) == "finetune@sentiment-gru-full"
-    assert dvc_stage("evaluate", {"task": "ner", "model": "bert", "run": "lora"}) == "evaluate_lora@ner-bert"
-    assert dvc_stage("finetune", {"task": "ner", "model": "gru", "run": "full-0.25"}) == \
+    names = [r.name for r in found if (r.task, r.model) == ("ner", "gru")]
+    assert names == ["full", "scratch", "full-0.1", "full-0.25"]
+    assert Job("finetune", {"task": "sentiment", "model": "gru", "run": "full"}).dvc_stage == \
+        "finetune@sentiment-gru-full"
+    assert Job("evaluate", {"task": "ner", "model": "bert", "run": "lora"}).dvc_stage == "evaluate_lora@ner-bert"
+    assert Job("finetune", {"task": "ner", "model": "gru", "run": "full-0.25"}).dvc_stage == \
         "finetune_fraction@ner-gru-full-0.25"
     assert Run.parse("ner", "gru", "full-0.25") == Run("ner", "gru", "full", 0.25)
-    assert Run("ner", "gru", "full", 0.25).args() == "--task ner --model gru --method full --fraction 0.25"
-    assert dvc_stage("data", {"dataset": "ner"}) == "data@ner"
-    assert dvc_stage("report", {}) == "report"
+    assert Job("evaluate", {"task": "ner", "model": "gru", "run": "full-0.25"}).args() == \
+        ["--task", "ner", "--model", "gru", "--run", "full-0.25"]
+    assert Job("data", {"dataset": "ner"}).dvc_stage == "data@ner"
+    assert Job("report", {}).dvc_stage == "report"
     assert math.isclose(Run.parse("a", "b", "scratch-0.5").fraction, 0.5)
 
 
@@ -199,8 +203,8 @@ def test_checkpoints_are_kept_only_for_the_same_inputs(workdir):
     assert training.last_checkpoint(training.checkpoint_dir("pretrain/x", {"params": 1})).endswith("checkpoint-5")
     training.checkpoint_dir("pretrain/x", {"params": 2})
     assert training.last_checkpoint(run) is None
-    training.finish(run)
-    assert not run.exists()
+    training.finish(training.Fitted(None, {}, {}, run), workdir / "model", workdir / "plots", lambda folder: None)
+    assert not run.exists() and (workdir / "model").is_dir()
 
 
 def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():

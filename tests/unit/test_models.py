@@ -1,10 +1,20 @@
 import pytest
 import torch
-from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 
-from scratchlm.models import (RecurrentConfig, RecurrentForCausalLM, RecurrentForSequenceClassification,
-                              RecurrentForTokenClassification, RecurrentModel)
+from scratchlm.models import (
+    RecurrentConfig,
+    RecurrentForCausalLM,
+    RecurrentForSequenceClassification,
+    RecurrentForTokenClassification,
+    RecurrentModel,
+)
 from scratchlm.models.recurrent import pool, reverse_padded
 
 
@@ -116,7 +126,7 @@ def test_backward_lm_does_not_see_the_token_it_predicts():
 
 
 def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
-    from scratchlm.finetune import build_model
+    from scratchlm.finetuning import build_model
     from scratchlm.models import pretraining_model
 
     class Tok:
@@ -164,8 +174,8 @@ def test_sparse_masked_lm_has_the_full_heads_loss_gradients_and_weights(tmp_path
 
 
 def test_state_saturation_counts_states_beyond_the_threshold():
+    from scratchlm.lm import state_saturation
     from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
-    from scratchlm.pretrain import state_saturation
 
     lm = RecurrentForCausalLM(RecurrentConfig(vocab_size=30, embedding_size=8, hidden_size=8))
     blocks = {"input_ids": torch.randint(1, 30, (5, 12)).tolist()}

@@ -35,12 +35,15 @@ def error_for(p: dict) -> str:
     (lambda p: p["finetune"]["training"].__setitem__("lr", -1), ["finetune.training.lr", "-1", "minimum"]),
     (lambda p: p.__setitem__("device", "tpu"), ["device", "'tpu'", "auto, cpu, cuda"]),
     (lambda p: p.__setitem__("precision", "fp8"), ["precision", "'fp8'", "auto, fp32, bf16, fp16"]),
-    (lambda p: p["finetune"].__setitem__("methods", ["full", "lora"]), ["finetune.methods.1", "'lora'", "full, frozen, scratch"]),
+    (lambda p: p["finetune"].__setitem__("methods", ["full", "lora"]),
+     ["finetune.methods.1", "'lora'", "full, frozen, scratch"]),
     (lambda p: p["finetune"]["training"].__setitem__("lrr", 1), ["finetune.training", "'lrr'", "allowed keys", "lr"]),
     (lambda p: p.pop("tasks"), ["tasks is missing"]),
     (lambda p: p["pretrain"]["models"].__setitem__("Big-GRU", {"arch": "recurrent"}), ["Big-GRU", "lower-case"]),
-    (lambda p: p["tasks"]["sentiment"].__setitem__("dataset", "imdb"), ["tasks.sentiment.dataset", "'imdb'", "declared"]),
-    (lambda p: p["pretrain"].__setitem__("corpus", "ner"), ["pretrain.corpus", "is a ner dataset", "corpus or classification"]),
+    (lambda p: p["tasks"]["sentiment"].__setitem__("dataset", "imdb"),
+     ["tasks.sentiment.dataset", "'imdb'", "declared"]),
+    (lambda p: p["pretrain"].__setitem__("corpus", "ner"),
+     ["pretrain.corpus", "is a ner dataset", "corpus or classification"]),
     (lambda p: p["pretrain"]["training"].__setitem__("batch_size", "big"), ["pretrain.training.batch_size", "big"]),
     (lambda p: p["pretrain"]["models"]["bert"].__setitem__("training", {"lr": -1}),
      ["pretrain.models.bert.training.lr", "-1"]),
@@ -54,8 +57,10 @@ def error_for(p: dict) -> str:
      ["tasks.ner.metric = 'accuracy' does not apply to token-classification", "entity_f1"]),
     (lambda p: p["tasks"]["sentiment"].__setitem__("type", "token-classification"),
      ["tasks.sentiment.dataset", "is a classification dataset", "must be ner"]),
-    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gru"]), ["finetune.lora.models", "'gru'", "recurrent", "fused"]),
-    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gpt"]), ["finetune.lora.models", "'gpt'", "names no model"]),
+    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gru"]),
+     ["finetune.lora.models", "'gru'", "recurrent", "fused"]),
+    (lambda p: p["finetune"]["lora"].__setitem__("models", ["gpt"]),
+     ["finetune.lora.models", "'gpt'", "names no model"]),
     (lambda p: p["finetune"]["data_efficiency"].__setitem__("fractions", [1.5]),
      ["finetune.data_efficiency.fractions.0", "1.5"]),
     (lambda p: p["finetune"]["data_efficiency"].__setitem__("methods", ["lora"]),
@@ -98,10 +103,10 @@ def test_digest_is_stable(tiny_params):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["finetune", "--task", "ner", "--model", "gru", "--method", "lora"], "no fine-tuning run 'lora' of gru on ner"),
-    (["evaluate", "--task", "ner", "--model", "gru", "--method", "full", "--fraction", "0.3"],
+    (["finetune", "--task", "ner", "--model", "gru", "--run", "lora"], "no fine-tuning run 'lora' of gru on ner"),
+    (["evaluate", "--task", "ner", "--model", "gru", "--run", "full-0.3"],
      "no fine-tuning run 'full-0.3'"),
-    (["finetune", "--task", "pos", "--model", "gru", "--method", "full"], "tasks has no 'pos'"),
+    (["finetune", "--task", "pos", "--model", "gru", "--run", "full"], "tasks has no 'pos'"),
 ])
 def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
     from scratchlm import cli
@@ -114,7 +119,7 @@ def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
 @pytest.mark.parametrize("name", ["tiny", "paper"])
 def test_every_preset_merges_into_valid_params(name):
     from scratchlm import presets
-    from scratchlm.workflow import runs
+    from scratchlm.dag import runs
 
     raw = params.read_yaml(ROOT / "params.yaml")
     presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / f"{name}.yaml"))
@@ -170,14 +175,14 @@ def test_schema_benchmark_names_are_the_published_table():
 def test_precision_follows_the_hardware_unless_set(monkeypatch, requested, device, capabilities, expected):
     import torch
 
-    from scratchlm.training import pick_precision
+    from scratchlm.devices import pick_precision
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
     assert pick_precision(requested, device) == expected
 
 
 def test_fp16_on_cpu_fails_in_one_line_naming_the_fix():
-    from scratchlm.training import pick_precision
+    from scratchlm.devices import pick_precision
 
     with pytest.raises(ScratchError) as e:
         pick_precision("fp16", "cpu")

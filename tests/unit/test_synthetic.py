@@ -1,6 +1,6 @@
 from collections import Counter
 
-from scratchlm import iob, synthetic
+from scratchlm.sources import iob, synthetic
 
 
 def test_generators_are_deterministic():

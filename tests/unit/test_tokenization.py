@@ -4,7 +4,7 @@ import sys
 import pytest
 from datasets import ClassLabel
 
-from scratchlm import data, pack, tokenize, tokenizer
+from scratchlm.stages import data, encode, pack, tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,12 @@ def test_word_ids_map_subwords_to_words(tok):
 
 
 def test_align_labels_first_subtoken_only():
-    assert tokenize.align_labels([None, 0, 0, 1, 2, 2, 2, None], [3, 0, 5]) == [-100, 3, -100, 0, 5, -100, -100, -100]
+    assert encode.align_labels([None, 0, 0, 1, 2, 2, 2, None], [3, 0, 5]) == [-100, 3, -100, 0, 5, -100, -100, -100]
 
 
 def test_classification_keeps_label_names_and_truncates(tok, tiny_params):
     dd, _ = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
-    out = tokenize.tokenize(dd, tok, "sequence-classification", max_length=32)
+    out = encode.encode(dd, tok, "sequence-classification", max_length=32)
     assert isinstance(out["train"].features["labels"], ClassLabel)
     assert list(out["train"]["labels"]) == list(dd["train"]["label"])
     assert max(len(x) for x in out["train"]["input_ids"]) == 32
@@ -50,7 +50,7 @@ def test_stage_ids_equal_transformers_tokenizer_call(tok, tiny_params):
     """The stage reads the Rust core's Encodings; what it keeps must be what tok(...) gives."""
     dd, _ = data.build("sentiment", tiny_params["data"]["datasets"]["sentiment"], 1)
     tok.backend_tokenizer.no_truncation()
-    out = tokenize.tokenize(dd, tok, "sequence-classification", max_length=32)["train"]
+    out = encode.encode(dd, tok, "sequence-classification", max_length=32)["train"]
     assert tok.backend_tokenizer.truncation is None  # the stage truncates on its own copy
     expected = tok(list(dd["train"]["text"]), truncation=True, max_length=32)["input_ids"]
     assert list(out["input_ids"]) == expected
@@ -59,11 +59,11 @@ def test_stage_ids_equal_transformers_tokenizer_call(tok, tiny_params):
 
 def test_token_labels_equal_word_ids_alignment(tok, tiny_params):
     dd, _ = data.build("ner", tiny_params["data"]["datasets"]["ner"], 1)
-    out = tokenize.tokenize(dd, tok, "token-classification", max_length=12)["train"]
+    out = encode.encode(dd, tok, "token-classification", max_length=12)["train"]
     words, tags = list(dd["train"]["tokens"]), list(dd["train"]["ner_tags"])
     enc = tok(words, is_split_into_words=True, truncation=True, max_length=12)
     assert list(out["input_ids"]) == enc["input_ids"]
-    assert list(out["labels"]) == [tokenize.align_labels(enc.word_ids(i), t) for i, t in enumerate(tags)]
+    assert list(out["labels"]) == [encode.align_labels(enc.word_ids(i), t) for i, t in enumerate(tags)]
     assert list(out["words"]) == words and list(out["word_tags"]) == tags
     assert out.features["word_tags"] == dd["train"].features["ner_tags"]
 
@@ -79,7 +79,7 @@ def test_pack_cuts_equal_blocks(tok, corpus):
 
 TRAIN_AND_HASH = """
 import hashlib, tempfile
-from scratchlm import data, tokenizer
+from scratchlm.stages import data, tokenizer
 spec = {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10, "coherence": 0.75}
 corpus = data.build("corpus", spec, 5)[0]
 tok = tokenizer.train(corpus["train"], 300, 2)
@@ -100,11 +100,11 @@ def test_tokenizer_is_byte_identical_across_processes():
 def test_collator_pads_the_model_columns_and_rebuilds_the_mask(tok, tiny_params, task_type):
     """Tokenized rows carry `length` (and NER's words and tags) for the sampler and evaluation;
     the collator passes on input_ids and labels only, padded, with the mask padding makes."""
-    from scratchlm.finetune import collator
+    from scratchlm.finetuning import collator
 
     name = "sentiment" if task_type == "sequence-classification" else "ner"
     dd, _ = data.build(name, tiny_params["data"]["datasets"][name], 1)
-    rows = list(tokenize.tokenize(dd, tok, task_type, max_length=32)["train"].select(range(4)))
+    rows = list(encode.encode(dd, tok, task_type, max_length=32)["train"].select(range(4)))
     batch = collator(task_type, tok)(rows)
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["attention_mask"].sum(1).tolist() == [row["length"] for row in rows]

@@ -1,4 +1,6 @@
-# Shared set-up: validate params.yaml, refuse overrides, DVC bookkeeping after each run.
+# Shared set-up: validate params.yaml, refuse overrides, read the stage table, and the dvc.lock
+# bookkeeping after each run. Every rule takes its inputs, outputs, params and command from the
+# table in src/scratchlm/dag.py, the one dvc.yaml is generated from.
 import os
 import shutil
 import sys
@@ -6,9 +8,9 @@ import sys
 from snakemake.common.configfile import load_configfile
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # works without `pip install -e .` too
+from scratchlm import dag, paths
 from scratchlm import params as scratchlm_params
 from scratchlm.errors import ScratchError
-from scratchlm.workflow import dvc_stage, runs
 
 # A user error ends the run with one line (sys.exit), as the stage commands do; a WorkflowError
 # would add Snakemake's traceback lines.
@@ -32,9 +34,9 @@ shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 # Training rules claim a `gpu` unit per training process when a GPU is configured, so
 # `--resources gpu=N` caps concurrent GPU jobs; on CPU they claim none.
 GPU = P["processes"] if P["device"] == "cuda" or (P["device"] == "auto" and shutil.which("nvidia-smi")) else 0
-# Two training jobs at a time, each on half the cores: measured on 2 cores, two 1-thread GRU jobs
-# get 17% more steps done than one 2-thread job, and each hides the other's start-up.
-TRAIN_THREADS = max(1, workflow.cores // 2)  # torch reads OMP_NUM_THREADS={threads}
+# Two training jobs at a time, each on half the cores (see docs/design.md); torch reads
+# OMP_NUM_THREADS={threads}
+TRAIN_THREADS = max(1, workflow.cores // 2)
 
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
@@ -43,12 +45,38 @@ wildcard_constraints:
     run=r"[a-z][a-z0-9_]*(-[0-9.]+)?",
 
 
-def src(*modules):
-    """The package's source files a rule depends on (each stage's own module, plus what it imports)."""
-    return [f"src/scratchlm/{m}" for m in ("cli.py", "params.py", "io.py", "timing.py", *modules)]
+def job(stage, wildcards):
+    return dag.Job(stage, dict(wildcards))
 
 
-TRAIN_SRC = ("training.py", "models/__init__.py", "models/recurrent.py")
+def code(stage):
+    """The package files the stage's command imports (from the import graph)."""
+    return dag.code_deps(stage)
+
+
+def inputs(stage):
+    return lambda w: dag.inputs(P, job(stage, w))
+
+
+# `snakemake --report`: the captions of the outputs the table puts in a report category
+CAPTIONS = {"Report": "../report/report.rst", "Figures": "../report/figures.rst"}
+
+
+def outputs(stage):
+    found = []
+    for out in dag.STAGES[stage].all_outs:
+        path = dag.fill(out.template, P)
+        path = directory(path) if out.directory else path
+        if out.report:
+            extra = {"patterns": ["{name}.png"]} if out.directory else {}
+            path = report(path, caption=CAPTIONS[out.report], category=out.report, **extra)
+        found.append(path)
+    return found
+
+
+def reads(stage):
+    """The params values a job reads: Snakemake reruns it when one changes."""
+    return lambda w: dag.params_read(P, job(stage, w))
 
 
 def dvc_commit(log):
@@ -56,7 +84,7 @@ def dvc_commit(log):
     would rewrite them, and the new mtimes would make Snakemake rerun)."""
     if workflow.touch or workflow.dryrun:
         return
-    stages = sorted({dvc_stage(j.rule.name, dict(j.wildcards)) for j in workflow.dag.finished_jobs
+    stages = sorted({job(j.rule.name, j.wildcards).dvc_stage for j in workflow.dag.finished_jobs
                      if j.rule.name != "all"})
     if stages:
         shell(f"{sys.executable} -m dvc commit --force --no-relink --quiet " + " ".join(stages))

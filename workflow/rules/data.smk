@@ -1,73 +1,43 @@
+# Data preparation: get each dataset, train the tokenizer, encode each task, pack the LM corpus.
+
+
 def local_files(w):
-    """A local dataset's own files: Snakemake sees an edit in place, which the folder's mtime hides."""
+    """A local dataset's own files: Snakemake sees an edit in place, which the folder's mtime hides
+    (DVC hashes the whole data/external folder)."""
     return [f for f in P["data"]["datasets"][w.dataset].get("files", {}).values() if f]
 
 
 rule data:
-    input:
-        src("data.py", "synthetic.py", "readers.py", "hub.py", "iob.py"),
-        "data/external",
-        local_files,
-    output:
-        directory("data/raw/{dataset}"),
-        "results/timing/data/{dataset}.json",
-        "results/data/{dataset}.json",
-    params:
-        seed=P["seed"],
-        spec=lambda w: P["data"]["datasets"][w.dataset],
-    log:
-        "logs/data/{dataset}.log",
+    input: code("data"), inputs("data"), local_files
+    output: outputs("data")
+    params: reads=reads("data")
+    log: dag.log_template("data")
     threads: 1
-    shell:
-        "python -m scratchlm data --dataset {wildcards.dataset} > {log} 2>&1"
+    shell: dag.snakemake_command("data")
 
 
 rule tokenizer:
-    input:
-        src("tokenizer.py"),
-        f"data/raw/{P['tokenizer']['corpus']}",
-    output:
-        directory("models/tokenizer"),
-        "results/timing/tokenizer.json",
-    params:
-        spec=P["tokenizer"],
-    log:
-        "logs/tokenizer.log",
+    input: code("tokenizer"), inputs("tokenizer")
+    output: outputs("tokenizer")
+    params: reads=reads("tokenizer")
+    log: dag.log_template("tokenizer")
     threads: 1
-    shell:
-        "python -m scratchlm tokenizer > {log} 2>&1"
+    shell: dag.snakemake_command("tokenizer")
 
 
-rule tokenize:
-    input:
-        src("tokenize.py"),
-        lambda w: f"data/raw/{P['tasks'][w.task]['dataset']}",
-        "models/tokenizer",
-    output:
-        directory("data/tokenized/{task}"),
-        "results/timing/tokenize/{task}.json",
-    params:
-        task=lambda w: P["tasks"][w.task],
-        spec=P["tokenize"],
-    log:
-        "logs/tokenize/{task}.log",
+rule encode:
+    input: code("encode"), inputs("encode")
+    output: outputs("encode")
+    params: reads=reads("encode")
+    log: dag.log_template("encode")
     threads: 1
-    shell:
-        "python -m scratchlm tokenize --task {wildcards.task} > {log} 2>&1"
+    shell: dag.snakemake_command("encode")
 
 
 rule pack:
-    input:
-        src("pack.py"),
-        f"data/raw/{P['pretrain']['corpus']}",
-        "models/tokenizer",
-    output:
-        directory(f"data/blocks/{P['pretrain']['corpus']}"),
-        "results/timing/pack.json",
-    params:
-        spec=P["pack"],
-    log:
-        "logs/pack.log",
+    input: code("pack"), inputs("pack")
+    output: outputs("pack")
+    params: reads=reads("pack")
+    log: dag.log_template("pack")
     threads: 1
-    shell:
-        "python -m scratchlm pack > {log} 2>&1"
+    shell: dag.snakemake_command("pack")

@@ -1,25 +1,11 @@
-from scratchlm import timing
+# The report: tables and figures from every run's results; its outputs also go into
+# `snakemake --report` (captions in workflow/report/).
 
 
 rule report:
-    input:
-        src("report.py", "compare.py", "figures.py", "metrics.py", "workflow.py"),
-        expand("results/data/{dataset}.json", dataset=P["data"]["datasets"]),
-        expand("results/pretrain/{model}/{f}", model=P["pretrain"]["models"], f=["metrics.json", "samples.md", "plots"]),
-        [f"results/{kind}/{r.task}/{r.model}/{r.name}.{ext}" for r in runs(P)
-         for kind, ext in (("metrics", "json"), ("details", "json"), ("predictions", "jsonl"),
-                           ("plots/confusion", "json"))],
-        [f"results/finetune/{r.task}/{r.model}/{r.name}/{f}" for r in runs(P) for f in ("metrics.json", "plots")],
-        [str(timing.path(stage, name)) for stage, name in timing.stage_runs(P)],
-    output:
-        report("results/report.md", caption="../report/report.rst", category="Report"),
-        report("results/report.html", caption="../report/report.rst", category="Report"),
-        report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
-               category="Figures"),
-    params:
-        report=P["report"],
-    log:
-        "logs/report.log",
+    input: code("report"), inputs("report")
+    output: outputs("report")
+    params: reads=reads("report")
+    log: dag.log_template("report")
     threads: 1
-    shell:
-        "python -m scratchlm report > {log} 2>&1"
+    shell: dag.snakemake_command("report")

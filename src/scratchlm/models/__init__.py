@@ -1,11 +1,25 @@
 """Model families, registered with the `transformers` Auto classes on import: our recurrent
 language models, and `transformers`' own BERT for the encoder."""
 
-from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+)
 
-from .recurrent import (RecurrentConfig, RecurrentForCausalLM, RecurrentForSequenceClassification,
-                        RecurrentForTokenClassification, RecurrentModel)
+from ..errors import cannot_load
+from .bert import BertForSparseMaskedLM
+from .recurrent import (
+    RecurrentConfig,
+    RecurrentForCausalLM,
+    RecurrentForSequenceClassification,
+    RecurrentForTokenClassification,
+    RecurrentModel,
+)
 
 AutoConfig.register(RecurrentConfig.model_type, RecurrentConfig)
 AutoModel.register(RecurrentConfig, RecurrentModel)
@@ -17,8 +31,6 @@ AutoModelForTokenClassification.register(RecurrentConfig, RecurrentForTokenClass
 def build_config(spec: dict, tokenizer):
     """The model config from a `pretrain.models.<name>` entry of params and the tokenizer."""
     if spec["arch"] == "bert":
-        from transformers import BertConfig
-
         return BertConfig(vocab_size=len(tokenizer), hidden_size=spec["hidden_size"],
                           num_hidden_layers=spec["num_layers"], num_attention_heads=spec["num_heads"],
                           intermediate_size=spec["intermediate_size"], hidden_dropout_prob=spec["dropout"],
@@ -34,19 +46,13 @@ def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
     """The model with its pretraining head: causal LM (recurrent) or masked LM (BERT), fresh, or
     loaded from the spec's `checkpoint`."""
     if spec.get("checkpoint"):
-        from transformers import AutoModelForMaskedLM
-
         try:
             return AutoModelForMaskedLM.from_pretrained(spec["checkpoint"], revision=spec["revision"])
         except Exception as e:  # offline, unknown id, missing files: all end the same way
-            from ..errors import cannot_load
-
             raise cannot_load(f"{key}.checkpoint = {spec['checkpoint']!r}", e, "Point it at a local copy (a directory "
                               "from save_pretrained), or set it to null to pretrain from scratch") from None
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
-        from .bert import BertForSparseMaskedLM
-
         return BertForSparseMaskedLM(config)
     return RecurrentForCausalLM(config)
 
@@ -55,5 +61,12 @@ def is_causal(spec: dict) -> bool:
     return spec["arch"] == "recurrent"
 
 
+def auto_class(task_type: str):
+    """The Auto class that builds and loads a task type's models (ours and BERT)."""
+    if task_type == "sequence-classification":
+        return AutoModelForSequenceClassification
+    return AutoModelForTokenClassification
+
+
 __all__ = ["RecurrentConfig", "RecurrentModel", "RecurrentForCausalLM", "RecurrentForSequenceClassification",
-           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal"]
+           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal", "auto_class"]

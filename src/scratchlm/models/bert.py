@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from transformers import BertForMaskedLM
 from transformers.modeling_outputs import MaskedLMOutput
 
-
 ROWS = 64  # the scored rows are padded to a multiple of this (see forward)
 
 

@@ -17,8 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import (BaseModelOutput, CausalLMOutput, SequenceClassifierOutput,
-                                           TokenClassifierOutput)
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    CausalLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 POOLINGS = ("last", "mean", "max", "concat")

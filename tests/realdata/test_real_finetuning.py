@@ -9,14 +9,15 @@ from collections import Counter, defaultdict
 import pytest
 
 from conftest import SHARED_DATA, spec_for
-from scratchlm import data, finetune, metrics, pack, pretrain, tokenize, tokenizer
-from scratchlm.io import read_json
+from scratchlm import metrics
+from scratchlm.atomic import read_json
+from scratchlm.stages import data, encode, finetune, pack, pretrain, tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here")]
 
 
 def local(kind: str, files: dict, **fields) -> dict:
-    
+
     return spec_for(source="local", kind=kind, files=files, **fields)
 
 
@@ -43,7 +44,7 @@ def run_route(p: dict) -> dict:
     for name in p["data"]["datasets"]:
         data.run(p, name)
     tokenizer.run(p)
-    tokenize.run(p, "task")
+    encode.run(p, "task")
     pack.run(p)
     pretrain.run(p, "gru")
     finetune.run(p, "task", "gru", "full")
@@ -98,7 +99,8 @@ def test_conll2003_pretrained_gru_beats_the_most_frequent_tag_baseline(external,
 def test_sst2_gru_beats_majority_by_a_wide_margin(external, default_params):
     sst = "data/external/sst2/"
     p = params_for(default_params, {
-        "sst2": local("classification", {"train": sst + "train.tsv", "validation": sst + "dev.tsv", "test": sst + "dev.tsv"},
+        "sst2": local("classification",
+                      {"train": sst + "train.tsv", "validation": sst + "dev.tsv", "test": sst + "dev.tsv"},
                       quoting="none",
                       columns={"text": "sentence"}, label_names=["negative", "positive"]),
     }, "sst2", {"type": "sequence-classification", "dataset": "sst2", "metric": "accuracy"})

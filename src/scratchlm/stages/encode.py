@@ -1,5 +1,5 @@
-"""Stage `tokenize`: batched `datasets.map` of one task's dataset with the trained tokenizer into
-data/tokenized/<task>, by task type:
+"""Stage `encode`: batched `datasets.map` of one task's dataset with the trained tokenizer into
+data/encoded/<task>, by task type:
 
 - sequence-classification: input_ids truncated to `max_length`, and the labels (their ClassLabel
   names kept); padding is left to the collator (dynamic, per batch), not done here.
@@ -13,45 +13,22 @@ walking the whole dataset. No attention_mask is stored: it is all ones before pa
 collators rebuild it when they pad. Ids are int32: 4 bytes a token written and read back where
 int64 ids and a mask took 16.
 
-Per task rather than per dataset: what to tokenize and how to align labels is the task's
+Per task rather than per dataset: what to encode and how to align labels is the task's
 business, and two tasks may read one dataset differently.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from .io import atomic_path, upstream
+from datasets import Features, Sequence, Value, load_from_disk
 
-IGNORE = -100  # the label cross-entropy skips (transformers' convention)
-
-
-def tokenized_dir(task: str) -> Path:
-    return Path("data/tokenized") / task
-
-
-def encoder(tok, max_length: int | None = None):
-    """The fast tokenizer's Rust core (a copy: truncation is its state), truncating at
-    `max_length`. Its Encodings give the ids directly; transformers' __call__ would also build
-    Python lists of the attention mask and other fields for every row, a third of the stage's
-    time on short texts (measured on SST-2). Where only the ids are needed, `encode_batch_fast`
-    skips tracking character offsets: the same ids 1.55x sooner (20k IMDB reviews). Word ids
-    need the offsets, so NER keeps `encode_batch`."""
-    from tokenizers import Tokenizer
-
-    core = Tokenizer.from_str(tok.backend_tokenizer.to_str())
-    core.no_padding()
-    if max_length is None:
-        core.no_truncation()
-    else:
-        core.enable_truncation(max_length)
-    return core
+from .. import paths
+from ..atomic import atomic_path, upstream
+from ..tokenization import IGNORE, count_tokens, encoder, load
 
 
 def _ids_features(**columns):
-    from datasets import Features, Sequence, Value
-
     return Features({"input_ids": Sequence(Value("int32")), "length": Value("int32"), **columns})
 
 
@@ -81,9 +58,7 @@ def _token_classification(core):
     return fn
 
 
-def tokenize(dd, tok, task_type: str, max_length: int):
-    from datasets import Sequence, Value
-
+def encode(dd, tok, task_type: str, max_length: int):
     core, given = encoder(tok, max_length), dd["train"].features
     if task_type == "sequence-classification":
         fn, features = _classification(core), _ids_features(labels=given["label"])
@@ -91,37 +66,18 @@ def tokenize(dd, tok, task_type: str, max_length: int):
         fn = _token_classification(core)
         features = _ids_features(labels=Sequence(Value("int32")), words=given["tokens"], word_tags=given["ner_tags"])
     return dd.map(fn, batched=True, batch_size=1000, remove_columns=dd["train"].column_names, features=features,
-                  desc=f"tokenize ({task_type})")
-
-
-def label_names(dataset) -> list[str]:
-    """The task's label (or tag) names, from the typed column of a tokenized split."""
-    if "word_tags" in dataset.column_names:
-        return dataset.features["word_tags"].feature.names
-    return dataset.features["labels"].names
-
-
-def count_tokens(dd) -> int:
-    """Tokens in every split, summed in Arrow (no Python lists)."""
-    import pyarrow.compute as pc
-
-    return sum(pc.sum(pc.list_value_length(dd[s].data.column("input_ids"))).as_py() or 0 for s in dd)
+                  desc=f"encode ({task_type})")
 
 
 def run(params: dict, task: str) -> dict:
-    from datasets import load_from_disk
-
-    from .data import raw_dir
-    from .tokenizer import load
-
     spec = params["tasks"][task]
-    raw = load_from_disk(upstream(raw_dir(spec["dataset"]), f"data --dataset {spec['dataset']}"))
+    raw = load_from_disk(upstream(paths.path(paths.RAW, dataset=spec["dataset"]), f"data --dataset {spec['dataset']}"))
     tok = load()
     start = time.perf_counter()
-    out = tokenize(raw, tok, spec["type"], params["tokenize"]["max_length"])
+    out = encode(raw, tok, spec["type"], params["encode"]["max_length"])
     seconds = time.perf_counter() - start
-    with atomic_path(tokenized_dir(task), is_dir=True) as tmp:
+    with atomic_path(paths.path(paths.ENCODED, task=task), is_dir=True) as tmp:
         out.save_to_disk(str(tmp))
-    print(f"tokenize: {task}: " + ", ".join(f"{s} {len(out[s])} rows" for s in out))
+    print(f"encode: {task}: " + ", ".join(f"{s} {len(out[s])} rows" for s in out))
     tokens = count_tokens(out)
     return {"tokens": tokens, "tokens_per_second": round(tokens / max(seconds, 1e-9), 1)}

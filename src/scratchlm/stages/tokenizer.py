@@ -9,14 +9,11 @@ sub-words through `word_ids()`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from datasets import load_from_disk
 
-from .errors import cannot_load
-from .io import atomic_path, upstream
-
-TOKENIZER_DIR = Path("models/tokenizer")
-SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
-            "sep_token": "[SEP]", "mask_token": "[MASK]"}
+from .. import paths
+from ..atomic import atomic_path, upstream
+from ..tokenization import SPECIALS, from_checkpoint
 
 
 def texts(ds, batch_size: int = 1000):
@@ -46,36 +43,16 @@ def train(ds, vocab_size: int, min_frequency: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
 
 
-def load(path: Path = TOKENIZER_DIR):
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast.from_pretrained(upstream(path, "tokenizer"))
-
-
-def from_checkpoint(name: str, revision: str, key: str):
-    """A hub (or local directory) checkpoint's tokenizer, or one line saying why not."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(name, revision=revision)
-    except Exception as e:  # offline, unknown id, missing files: all end the same way
-        raise cannot_load(f"{key} = {name!r}", e,
-                          "Point it at a local copy (a directory from save_pretrained), or set it to null") from None
-
-
 def run(params: dict) -> None:
-    from datasets import load_from_disk
-
-    from .data import raw_dir
-
     cfg = params["tokenizer"]
     if cfg["checkpoint"]:
         tok = from_checkpoint(cfg["checkpoint"], cfg["revision"], "tokenizer.checkpoint")
         source = f"taken from {cfg['checkpoint']}"
     else:
-        ds = load_from_disk(upstream(raw_dir(cfg["corpus"]), f"data --dataset {cfg['corpus']}"))["train"]
+        corpus = paths.path(paths.RAW, dataset=cfg["corpus"])
+        ds = load_from_disk(upstream(corpus, f"data --dataset {cfg['corpus']}"))["train"]
         tok = train(ds, cfg["vocab_size"], cfg["min_frequency"])
         source = f"trained on {len(ds)} texts of '{cfg['corpus']}'"
-    with atomic_path(TOKENIZER_DIR, is_dir=True) as tmp:
+    with atomic_path(paths.TOKENIZER, is_dir=True) as tmp:
         tok.save_pretrained(str(tmp))
     print(f"tokenizer: vocabulary of {len(tok)} {source}")

@@ -156,7 +156,9 @@ def _entity(rng: random.Random, kind: str) -> str:
         if form < 0.4:
             return f"{_word(rng)} {rng.choice(ORG_SUFFIXES)}"
         if form < 0.55:
-            return f"Bank of {_word(rng)}" if rng.random() < 0.5 else f"{_word(rng)} {_word(rng)} {rng.choice(ORG_SUFFIXES)}"
+            if rng.random() < 0.5:
+                return f"Bank of {_word(rng)}"
+            return f"{_word(rng)} {_word(rng)} {rng.choice(ORG_SUFFIXES)}"
         if form < 0.7:  # the four-token names
             return f"{_word(rng)} {_word(rng)} {rng.choice(ORG_SUFFIXES)} International"
         return _word(rng, 2, 4)

@@ -12,20 +12,16 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from . import compare, figures, metrics, timing
-from . import params as params_mod
-from .data import stats_file
-from .evaluate import output
-from .finetune import results_dir as finetune_results
-from .errors import ScratchError
-from .io import atomic_path, read_json, write_text
-from .pretrain import results_dir as pretrain_results
-from .published import BENCHMARKS
-from .workflow import Run, runs
+from .. import compare, dag, figures, metrics, paths
+from .. import params as params_mod
+from ..atomic import atomic_path, read_json, write_text
+from ..dag import Run, runs
+from ..errors import ScratchError
+from ..published import BENCHMARKS
 
-REPORT = Path("results/report.md")
-HTML = Path("results/report.html")
-FIGURES = Path("results/figures")
+REPORT = Path(paths.REPORT)
+HTML = Path(paths.REPORT_HTML)
+FIGURES = Path(paths.FIGURES)
 PACKAGES = ["torch", "transformers", "datasets", "tokenizers", "peft", "seqeval", "snakemake", "dvc", "dvclive",
             "scikit-learn"]
 
@@ -43,6 +39,10 @@ def _pct(x: float) -> str:
 def _main(params: dict, task: str) -> tuple[str, str]:
     """(main, secondary) test metric of a task."""
     return params_mod.TASK_METRICS[params["tasks"][task]["type"]]
+
+
+def _out(template: str, run: Run) -> Path:
+    return paths.path(template, task=run.task, model=run.model, run=run.name)
 
 
 class Figures:
@@ -75,7 +75,8 @@ def summary(params: dict, found: dict) -> str:
     for run, m in found.items():
         main, second = _main(params, run.task)
         rows.append([run.task, run.model, run.name, f"{main} {_pct(m[main])}", f"{second} {_pct(m[second])}",
-                     f"{m['train_examples']:,}", f"{m['trainable_parameters']:,}", f"{100 * m['trainable_fraction']:.1f}%"])
+                     f"{m['train_examples']:,}", f"{m['trainable_parameters']:,}",
+                     f"{100 * m['trainable_fraction']:.1f}%"])
     return _table(["task", "model", "run", "test metric %", "second metric %", "train examples", "trained params",
                    "trained share"], rows)
 
@@ -90,11 +91,13 @@ def references(params: dict, found: dict) -> str:
             continue
         best, run = max(ours)
         for who, metric, value, split in BENCHMARKS[bench].references:
-            rows.append([task, bench, who, f"{metric} {_pct(value)} ({split})", f"{run.model}/{run.name}: {_pct(best)}"])
+            rows.append([task, bench, who, f"{metric} {_pct(value)} ({split})",
+                         f"{run.model}/{run.name}: {_pct(best)}"])
     if not rows:
         return ""
     return ("\n\nPublished numbers, beside our best run on the same benchmark (note the split: our test split "
-            "may be the benchmark's dev set):\n\n" + _table(["task", "benchmark", "published", "their score", "ours"], rows))
+            "may be the benchmark's dev set):\n\n"
+            + _table(["task", "benchmark", "published", "their score", "ours"], rows))
 
 
 def pretraining_gain(params: dict, found: dict, figs: Figures) -> str:
@@ -132,10 +135,11 @@ def data_efficiency(params: dict, found: dict, figs: Figures) -> str:
 
 
 def learning_curves(params: dict, found: dict, figs: Figures) -> str:
-    panels = {"pretraining": {m: pretrain_results(m) / "plots/eval/loss.tsv" for m in params["pretrain"]["models"]}}
+    panels = {"pretraining": {m: paths.path(paths.PRETRAIN_PLOTS, model=m) / "eval/loss.tsv"
+                              for m in params["pretrain"]["models"]}}
     ylabel = {"pretraining": "validation loss"}
     for task, spec in params["tasks"].items():
-        panels[task] = {f"{r.model}/{r.name}": finetune_results(r.task, r.model, r.name) / f"plots/eval/{spec['metric']}.tsv"
+        panels[task] = {f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"eval/{spec['metric']}.tsv"
                         for r in found if r.task == task}
         ylabel[task] = f"validation {spec['metric']}"
     figures.learning_curves(panels, ylabel, figs.path("learning_curves.png"))
@@ -151,7 +155,7 @@ def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
         chosen = [r for r in found if r.task == task]
         if spec["type"] == "token-classification":
             chosen = [next(r for r in chosen if r.model == m) for m in dict.fromkeys(r.model for r in chosen)]
-        panels = {f"{r.model}/{r.name}": read_json(output("confusion", r.task, r.model, r.name)) for r in chosen}
+        panels = {f"{r.model}/{r.name}": read_json(_out(paths.CONFUSION, r)) for r in chosen}
         if panels:
             figures.confusions(panels, figs.path(f"confusion_{task}.png"))
             parts.append(f"**{task}** (rows: actual, normalised)\n\n"
@@ -161,7 +165,7 @@ def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
 
 def entity_types(found: dict) -> str:
     """Entity-level F1 per type (seqeval, strict IOB2) for every NER run."""
-    runs_ = [(r, read_json(output("details", r.task, r.model, r.name))) for r in found]
+    runs_ = [(r, read_json(_out(paths.DETAILS, r))) for r in found]
     runs_ = [(r, d) for r, d in runs_ if "per_type" in d]
     if not runs_:
         return "_No token-classification task._"
@@ -174,11 +178,12 @@ def entity_types(found: dict) -> str:
 def language_models(params: dict) -> str:
     rows, samples = [], []
     for model in params["pretrain"]["models"]:
-        m = read_json(pretrain_results(model) / "metrics.json")
+        m = read_json(paths.path(paths.PRETRAIN_METRICS, model=model))
         saturation = (f"{100 * m['state_saturation_init']:.0f}% → {100 * m['state_saturation']:.0f}%"
                       if "state_saturation" in m else "–")
-        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['parameters']:,}", saturation])
-        samples.append(f"**{model}**\n\n" + (pretrain_results(model) / "samples.md").read_text(encoding="utf-8"))
+        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['parameters']:,}",
+                     saturation])
+        samples.append(f"**{model}**\n\n" + paths.path(paths.PRETRAIN_SAMPLES, model=model).read_text(encoding="utf-8"))
     table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters",
                     "saturated states (init → pretrained)"], rows)
     return (table + "\n\nSaturated states: the share of recurrent state values beyond ±0.9 on validation text, "
@@ -214,9 +219,11 @@ def _throughput(t: dict) -> str:
 def stage_times(params: dict) -> str:
     """Wall time, training time, throughput and peak memory of every stage run (results/timing/)."""
     rows = []
-    for stage, name in timing.stage_runs(params):
-        t = read_json(timing.path(stage, name))
-        rows.append([stage, name or "", f"{t['seconds']:,.1f}", t.get("train_seconds", ""), _throughput(t),
+    for job in dag.jobs(params):
+        if not dag.STAGES[job.stage].timed:
+            continue
+        t = read_json(paths.timing(job.stage, job.name))
+        rows.append([job.stage, job.name or "", f"{t['seconds']:,.1f}", t.get("train_seconds", ""), _throughput(t),
                      f"{t['peak_rss_mb']:,.0f}"])
     total = sum(float(r[2].replace(",", "")) for r in rows)
     return (_table(["stage", "run", "wall s", "train s", "throughput", "peak RSS MB"], rows)
@@ -228,10 +235,10 @@ def per_class_report(run: Run) -> str:
     """Recomputed from the saved predictions, in the printed layouts of sklearn (classes) or
     seqeval and sklearn (entities, then tags)."""
     lines = [json.loads(line) for line in
-             output("predictions", run.task, run.model, run.name).read_text(encoding="utf-8").splitlines()]
+             _out(paths.PREDICTIONS, run).read_text(encoding="utf-8").splitlines()]
     if lines and "tags" in lines[0]:
         return metrics.entities_text([r["tags"] for r in lines], [r["predicted"] for r in lines])
-    names = read_json(output("details", run.task, run.model, run.name))["per_class"]
+    names = read_json(_out(paths.DETAILS, run))["per_class"]
     return metrics.classification_text([r["label"] for r in lines], [r["prediction"] for r in lines], list(names))
 
 
@@ -246,7 +253,7 @@ def _source(spec: dict) -> str:
 def datasets_section(params: dict) -> str:
     rows = []
     for name, spec in params["data"]["datasets"].items():
-        s = read_json(stats_file(name))
+        s = read_json(paths.path(paths.DATA_STATS, dataset=name))
         rows.append([name, _source(spec), s["splits"]["train"], s["splits"]["validation"], s["splits"]["test"],
                      s["train"]["words_p50"], s["train"]["words_max"], s["test_overlap_with_train"]])
     return _table(["dataset", "source", "train", "validation", "test", "median words", "max words",
@@ -274,7 +281,7 @@ def environment(params: dict) -> str:
 
 
 def build(params: dict, figs: Figures) -> str:
-    found = {run: read_json(output("metrics", run.task, run.model, run.name)) for run in runs(params)}
+    found = {run: read_json(_out(paths.METRICS, run)) for run in runs(params)}
     details = "\n\n".join(f"**{r.task} / {r.model} / {r.name}**\n\n```\n{per_class_report(r)}```" for r in found)
     return "\n\n".join([
         f"# {params['report']['title']}",

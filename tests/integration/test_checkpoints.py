@@ -11,9 +11,10 @@ import torch
 import yaml
 
 from conftest import env
-from scratchlm import data, pack, params, pretrain, tokenizer
+from scratchlm import params
+from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
-from scratchlm.io import read_json
+from scratchlm.stages import data, pack, pretrain, tokenizer
 
 
 @pytest.fixture
@@ -49,7 +50,8 @@ def test_checkpoint_is_loaded_instead_of_pretrained(workdir, tiny_params, checkp
     pretrain.run(p, "bert")
     m = read_json("results/pretrain/bert/metrics.json")
     assert m["steps"] == 0 and m["objective"] == "masked" and m["val_loss"] > 0
-    saved, original = load_file(workdir / "models/pretrain/bert/model.safetensors"), load_file(checkpoint / "model.safetensors")
+    saved = load_file(workdir / "models/pretrain/bert/model.safetensors")
+    original = load_file(checkpoint / "model.safetensors")
     assert all(torch.equal(saved[k], original[k]) for k in original)
 
 

@@ -18,21 +18,16 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-from . import iob, synthetic
-from .errors import ScratchError
-from .io import atomic_path, write_json
-from .params import dataset_kind
+from .. import paths
+from ..atomic import atomic_path, write_json
+from ..errors import ScratchError
+from ..params import dataset_kind
+from ..sources import hub, iob, synthetic
+from ..sources.readers import detect_format, read
 
 SPLITS = ("train", "validation", "test")
-
-
-def raw_dir(name: str) -> Path:
-    return Path("data/raw") / name
-
-
-def stats_file(name: str) -> Path:
-    return Path("results/data") / f"{name}.json"
 
 
 def _split_seed(seed: int, name: str, split: str) -> int:
@@ -41,8 +36,6 @@ def _split_seed(seed: int, name: str, split: str) -> int:
 
 
 def features(kind: str, label_names: list[str]):
-    from datasets import ClassLabel, Features, Sequence, Value
-
     if kind == "classification":
         return Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
     if kind == "ner":
@@ -64,8 +57,6 @@ def _synthetic_rows(spec: dict, seed: int, name: str, split: str) -> list[dict]:
 
 
 def _synthetic(name: str, spec: dict, seed: int):
-    from datasets import Dataset, DatasetDict
-
     kind = dataset_kind(spec)
     names = {"classification": synthetic.SENTIMENT_LABELS, "ner": synthetic.NER_TAGS}.get(kind, [])
     return DatasetDict({
@@ -103,7 +94,8 @@ class _Canon:
                 if self.kind == "corpus":  # blank lines are part of corpora like WikiText
                     self.skipped_empty += 1
                     continue
-                raise ScratchError(f"{where}: empty text in column {self.columns['text']!r}; remove the row or give it text")
+                raise ScratchError(f"{where}: empty text in column {self.columns['text']!r}; remove the row or give "
+                                   f"it text")
             if self.kind == "corpus":
                 out.append({"text": text})
             else:
@@ -169,8 +161,6 @@ class _Canon:
 
 
 def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
-    from .readers import detect_format, read
-
     splits = {}
     for split in SPLITS:
         path = spec["files"].get(split)
@@ -206,11 +196,8 @@ def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
 
 
 def _read(name: str, spec: dict, seed: int):
-    from datasets import Dataset, DatasetDict
-
     if spec["source"] == "hub":
-        from .hub import records
-        raw, source_names = records(name, spec)
+        raw, source_names = hub.records(name, spec)
     else:
         raw, source_names = _local_records(name, spec)
     canon = _Canon(name, spec, source_names)
@@ -297,7 +284,7 @@ def run(params: dict, dataset: str) -> None:
 
     disable_progress_bar()  # saving a few MB is not long work; the bars only clutter the log
     dd, info = build(dataset, params["data"]["datasets"][dataset], params["seed"])
-    with atomic_path(raw_dir(dataset), is_dir=True) as tmp:
+    with atomic_path(paths.path(paths.RAW, dataset=dataset), is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
-    write_json(stats_file(dataset), statistics(dd, info))
+    write_json(paths.path(paths.DATA_STATS, dataset=dataset), statistics(dd, info))
     print(f"data: {dataset}: " + ", ".join(f"{s} {len(dd[s])}" for s in dd))

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import run
-from scratchlm.workflow import dvc_stage
+from scratchlm.dag import Job
 
 
 def snakemake_jobs(repo) -> dict:
@@ -22,7 +22,7 @@ def snakemake_jobs(repo) -> dict:
         cmd = re.sub(r"^OMP_NUM_THREADS=\S+ ", "", shell.group(1).strip())
         cmd = re.sub(r" > \S+ 2>&1$", "", cmd)
         wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
-        jobs[cmd] = (dvc_stage(rule, wildcards), set(fields["output"].split(", ")),
+        jobs[cmd] = (Job(rule, wildcards).dvc_stage, set(fields["output"].split(", ")),
                      set(fields.get("input", "").split(", ")) - {""})
     return jobs
 

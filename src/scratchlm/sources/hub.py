@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .errors import ScratchError, cannot_load, first_line
+from ..errors import ScratchError, cannot_load, first_line
 
 
 def load(name: str, spec: dict):

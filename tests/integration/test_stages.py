@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from scratchlm import cli, data, evaluate, pretrain, timing
-from scratchlm.io import read_json
-from scratchlm.workflow import runs
+from scratchlm import cli, dag, lm, paths
+from scratchlm.atomic import read_json
+from scratchlm.stages import data
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,23 @@ def pipeline(tmp_path_factory, tiny_params):
             cli.run(["data", "--dataset", name])
         cli.run(["tokenizer"])
         for task in p["tasks"]:
-            cli.run(["tokenize", "--task", task])
+            cli.run(["encode", "--task", task])
         cli.run(["pack"])
         for model in p["pretrain"]["models"]:
             cli.run(["pretrain", "--model", model])
-        for run in runs(p):
-            cli.run(["finetune", *run.args().split()])
-            cli.run(["evaluate", *run.args().split()])
+        for stage in ("finetune", "evaluate"):
+            for job in dag.jobs(p, stage):
+                cli.run([stage, *job.args()])
         cli.run(["report"])
         yield root
     finally:
         os.chdir(here)
+
+
+def out(kind: str, task: str, model: str, run: str) -> Path:
+    template = {"metrics": paths.METRICS, "predictions": paths.PREDICTIONS, "confusion": paths.CONFUSION,
+                "details": paths.DETAILS}[kind]
+    return paths.path(template, task=task, model=model, run=run)
 
 
 def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
@@ -55,7 +61,7 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
     assert "state_saturation" not in read_json(pipeline / "results/pretrain/bert/metrics.json")
     assert (out / "plots/loss.tsv").read_text().startswith("step\tloss")
     assert (out / "plots/eval/loss.tsv").exists()
-    assert (out / "samples.md").read_text().count("- **") == len(pretrain.PROMPTS)
+    assert (out / "samples.md").read_text().count("- **") == len(lm.PROMPTS)
     assert (pipeline / "models/pretrain/gru/model.safetensors").exists()
     assert (pipeline / "models/pretrain/gru/tokenizer.json").exists()
     assert not (pipeline / "checkpoints/pretrain/gru").exists()  # a finished run leaves no checkpoints
@@ -63,15 +69,15 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
 
 def test_finetune_and_evaluate_write_consistent_metrics(pipeline):
     for method in ("full", "scratch"):
-        m = read_json(evaluate.output("metrics", "sentiment", "gru", method))
-        rows = [json.loads(line) for line in evaluate.output("predictions", "sentiment", "gru", method).read_text().splitlines()]
+        m = read_json(out("metrics", "sentiment", "gru", method))
+        rows = [json.loads(line) for line in out("predictions", "sentiment", "gru", method).read_text().splitlines()]
         assert m["test_examples"] == len(rows) == 50
         assert math.isclose(m["accuracy"], sum(r["label"] == r["prediction"] for r in rows) / len(rows))
         assert all(math.isclose(sum(r["probabilities"]), 1, abs_tol=1e-3) for r in rows)
         assert m["train_examples"] == 200
         # gradual unfreezing (ULMFiT, on in params.yaml) has reached the top layers only in 20 steps
         assert m["trainable_fraction"] == 1.0 if method == "scratch" else 0 < m["trainable_fraction"] < 1
-        confusion = read_json(evaluate.output("confusion", "sentiment", "gru", method))
+        confusion = read_json(out("confusion", "sentiment", "gru", method))
         assert len(confusion) == 50 and set(confusion[0]) == {"actual", "predicted"}
 
 
@@ -79,25 +85,26 @@ def test_ner_predictions_are_per_word_and_rescore_to_the_metrics(pipeline):
     from scratchlm import metrics
 
     for model in ("gru", "bert"):
-        m = read_json(evaluate.output("metrics", "ner", model, "full"))
-        rows = [json.loads(line) for line in evaluate.output("predictions", "ner", model, "full").read_text().splitlines()]
+        m = read_json(out("metrics", "ner", model, "full"))
+        rows = [json.loads(line) for line in out("predictions", "ner", model, "full").read_text().splitlines()]
         assert m["test_examples"] == len(rows) == 30
         assert all(len(r["words"]) == len(r["tags"]) == len(r["predicted"]) for r in rows)
         again = metrics.entities([r["tags"] for r in rows], [r["predicted"] for r in rows])
-        details = read_json(evaluate.output("details", "ner", model, "full"))
-        assert math.isclose(again["entity_f1"], m["entity_f1"]) and set(details["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
+        details = read_json(out("details", "ner", model, "full"))
+        assert math.isclose(again["entity_f1"], m["entity_f1"])
+        assert set(details["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
         assert all(isinstance(v, (int, float)) for v in m.values())  # scalars only: dvc metrics diff reads them
 
 
 def test_lora_run_trains_a_small_share_and_keeps_its_adapter(pipeline):
     for task in ("sentiment", "ner"):
-        m = read_json(evaluate.output("metrics", task, "bert", "lora"))
-        assert 0 < m["trainable_fraction"] < read_json(evaluate.output("metrics", task, "bert", "full"))["trainable_fraction"]
+        m = read_json(out("metrics", task, "bert", "lora"))
+        assert 0 < m["trainable_fraction"] < read_json(out("metrics", task, "bert", "full"))["trainable_fraction"]
         assert (pipeline / f"models/finetune/{task}/bert/lora/adapter/adapter_config.json").exists()
 
 
 def test_fraction_run_trains_on_its_share_of_the_labels(pipeline):
-    m = read_json(evaluate.output("metrics", "sentiment", "gru", "full-0.5"))
+    m = read_json(out("metrics", "sentiment", "gru", "full-0.5"))
     assert m["train_examples"] == 100 and m["test_examples"] == 50
 
 
@@ -115,7 +122,8 @@ def test_scratch_control_does_not_start_from_pretrained_weights(pipeline):
 
 def test_report_lists_every_run(pipeline):
     text = (pipeline / "results/report.md").read_text()
-    for run in ("sentiment | gru | full", "sentiment | gru | scratch", "ner | bert | lora", "sentiment | gru | full-0.5"):
+    for run in ("sentiment | gru | full", "sentiment | gru | scratch", "ner | bert | lora",
+                "sentiment | gru | full-0.5"):
         assert f"| {run} |" in text
     assert "What pretraining bought" in text and "precision    recall  f1-score" in text
     assert "## NER: entity F1 per type" in text and "| 50% |" in text
@@ -131,18 +139,19 @@ def test_html_report_is_self_contained(pipeline):
 
 
 def test_every_stage_run_records_its_time_apart_from_the_metrics(pipeline, tiny_params):
-    declared = timing.stage_runs(tiny_params)
-    assert {s for s, _ in declared} == {"data", "tokenizer", "tokenize", "pack", "pretrain", "finetune", "evaluate"}
-    for stage, name in declared:
-        t = read_json(pipeline / timing.path(stage, name))
-        assert t["seconds"] > 0 and t["peak_rss_mb"] > 10, (stage, name)
+    declared = [j for j in dag.jobs(tiny_params) if dag.STAGES[j.stage].timed]
+    assert {j.stage for j in declared} == {"data", "tokenizer", "encode", "pack", "pretrain", "finetune", "evaluate"}
+    for job in declared:
+        t = read_json(pipeline / paths.timing(job.stage, job.name))
+        assert t["seconds"] > 0 and t["peak_rss_mb"] > 10, job
     assert read_json(pipeline / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
     assert read_json(pipeline / "results/timing/finetune/ner/gru/full.json")["examples_per_second"] > 0
-    assert read_json(pipeline / "results/timing/tokenize/ner.json")["tokens"] > 1000
-    for metrics in [*pipeline.glob("results/pretrain/*/metrics.json"), *pipeline.glob("results/finetune/*/*/*/metrics.json")]:
+    assert read_json(pipeline / "results/timing/encode/ner.json")["tokens"] > 1000
+    for metrics in [*pipeline.glob("results/pretrain/*/metrics.json"),
+                    *pipeline.glob("results/finetune/*/*/*/metrics.json")]:
         assert not {"train_seconds", "tokens_per_second"} & set(read_json(metrics)), metrics
     text = (pipeline / "results/report.md").read_text()
-    assert "| tokenize | ner |" in text and "| finetune | ner/gru/full |" in text and "examples/s" in text
+    assert "| encode | ner |" in text and "| finetune | ner/gru/full |" in text and "examples/s" in text
 
 
 def test_report_outside_a_git_repository_says_why_there_is_no_comparison(pipeline):
@@ -150,8 +159,8 @@ def test_report_outside_a_git_repository_says_why_there_is_no_comparison(pipelin
     assert "## Across revisions and experiments\n\nNot available: compare: " in text
 
 
-def test_tokenized_task_keeps_splits(pipeline):
-    dd = load_from_disk(str(Path(pipeline) / "data/tokenized/sentiment"))
+def test_encoded_task_keeps_splits(pipeline):
+    dd = load_from_disk(str(Path(pipeline) / "data/encoded/sentiment"))
     assert set(dd) == {"train", "validation", "test"}
 
 
@@ -182,12 +191,12 @@ def digests(root: Path, folders: list[str]) -> dict:
 def test_same_params_twice_give_identical_weights_and_metric_files(pipeline, rerun):
     """Every stage from tokenization to evaluation again on CPU: byte-identical outputs (model
     weights, metric files, predictions), only the timing files differ."""
-    outputs = ["data/tokenized/ner", "data/blocks", "models/pretrain/gru", "results/pretrain/gru",
+    outputs = ["data/encoded/ner", "data/blocks", "models/pretrain/gru", "results/pretrain/gru",
                "models/finetune/ner/gru/full", "results/finetune/ner/gru/full", "results/metrics/ner/gru",
                "results/predictions/ner/gru"]
-    for argv in (["tokenize", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
-                 ["finetune", "--task", "ner", "--model", "gru", "--method", "full"],
-                 ["evaluate", "--task", "ner", "--model", "gru", "--method", "full"]):
+    for argv in (["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
+                 ["finetune", "--task", "ner", "--model", "gru", "--run", "full"],
+                 ["evaluate", "--task", "ner", "--model", "gru", "--run", "full"]):
         assert cli.main(argv) == 0, argv
     first, second = digests(pipeline, outputs), digests(rerun, outputs)
     assert len(first) > 20 and second == first
@@ -208,7 +217,7 @@ def test_non_finite_loss_stops_training_naming_step_and_learning_rate(rerun, cap
     for out in ("models/finetune/sentiment/gru/full", "results/finetune/sentiment/gru/full"):
         shutil.rmtree(rerun / out)
     capfd.readouterr()
-    assert cli.main(["finetune", "--task", "sentiment", "--model", "gru", "--method", "full"]) == 1
+    assert cli.main(["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"]) == 1
     err = capfd.readouterr().err  # transformers' own load report comes first
     ours = [line for line in err.splitlines() if line.startswith("scratchlm:")]
     assert len(ours) == 1 and ours[0].startswith("scratchlm: error: training diverged"), err

@@ -4,7 +4,7 @@ not have that folder). Files are linked under data/external/, as a user would pl
 import pytest
 
 from conftest import SHARED_DATA, spec_for
-from scratchlm import data
+from scratchlm.stages import data
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here")
 

@@ -12,8 +12,8 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import ScratchError, first_line
 from . import iob
-from .errors import ScratchError, first_line
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll")
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}

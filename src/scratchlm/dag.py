@@ -1,0 +1,419 @@
+"""The pipeline as data: one table of stages (their wildcards, inputs, outputs and params keys).
+
+The Snakefile's rules read their inputs, outputs, params and commands from it; dvc.yaml is
+generated from it (`scratchlm dag --write`; a test checks the committed file is what it
+generates); the CLI builds its stage subcommands from it; the report and the tests enumerate the
+jobs with it. Each stage's code dependencies are computed from the package's import graph
+(`code_deps`), so no list of source files is kept by hand.
+
+Templates: `{task}`-style wildcards; `<key.path>` reads a params value (`<pretrain.corpus>`,
+`<tasks.{task}.dataset>`). A fine-tuning run (`{run}`) is a method, LoRA, or a method on a
+share of the labels (`full`, `lora`, `full-0.1`); DVC needs one matrix per kind of run (a
+matrix is a full product and cannot leave cells out), Snakemake one rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from . import paths
+
+PACKAGE = Path(__file__).resolve().parent
+SRC = PACKAGE.parent
+
+
+class Run(NamedTuple):
+    """One fine-tuning run. Its folder name (`full`, `lora`, `full-0.1`) is the `run` wildcard."""
+    task: str
+    model: str
+    method: str
+    fraction: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.method if self.fraction == 1.0 else f"{self.method}-{self.fraction:g}"
+
+    @property
+    def kind(self) -> str:
+        """Which group of runs (dvc.yaml matrix) holds it: `` (the main one), `_lora` or `_fraction`."""
+        return "_lora" if self.method == "lora" else "_fraction" if self.fraction != 1.0 else ""
+
+    @property
+    def job(self) -> str:
+        """Its job name: the path under results/timing/<stage>/ and logs/<stage>/, without suffix."""
+        return f"{self.task}/{self.model}/{self.name}"
+
+    def dvc_stage(self, stage: str) -> str:
+        values = {"task": self.task, "model": self.model, "method": self.method, "fraction": f"{self.fraction:g}"}
+        return f"{stage}{self.kind}@" + "-".join(values[dim] for dim in RUN_KINDS[self.kind].matrix)
+
+    @classmethod
+    def parse(cls, task: str, model: str, name: str) -> Run:
+        method, _, fraction = name.partition("-")
+        return cls(task, model, method, float(fraction) if fraction else 1.0)
+
+
+class RunKind(NamedTuple):
+    """A group of runs: the params lists its DVC matrix spans, its run name, the params it reads."""
+    matrix: dict[str, str]
+    name: str
+    params: tuple[str, ...]
+
+
+RUN_KINDS = {
+    "": RunKind({"task": "tasks", "model": "pretrain.models", "method": "finetune.methods"}, "{method}",
+                ("finetune.ulmfit",)),
+    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",)),
+    "_fraction": RunKind({"task": "tasks", "model": "finetune.data_efficiency.models",
+                          "method": "finetune.data_efficiency.methods",
+                          "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}",
+                         ("finetune.ulmfit",)),
+}
+
+
+def runs(params: dict) -> list[Run]:
+    """Every fine-tuning run that params declare, kind by kind (as the matrices of dvc.yaml)."""
+    found = []
+    for kind in RUN_KINDS.values():
+        lists = [lookup(params, key) for key in kind.matrix.values()]
+        for values in itertools.product(*lists):
+            item = dict(zip(kind.matrix, values))
+            found.append(Run(item["task"], item["model"], item.get("method", "lora"), item.get("fraction", 1.0)))
+    return found
+
+
+# ---------------------------------------------------------------- the table
+
+@dataclass(frozen=True)
+class Out:
+    template: str
+    cache: bool = True  # DVC cache (data, models) or git (small results)
+    directory: bool = False
+    role: str = "out"  # out | metric | plot | confusion
+    report: str | None = None  # Snakemake --report category
+
+
+# wildcard -> the params mapping whose names it takes
+COLLECTIONS = {"dataset": "data.datasets", "task": "tasks", "model": "pretrain.models"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    wildcards: tuple[str, ...]  # one job per combination; dvc.yaml: a foreach over one, a matrix over runs
+    inputs: tuple[str, ...]  # earlier stages' outputs, as templates
+    outs: tuple[Out, ...]
+    params: tuple[str, ...]  # the params keys it reads (changing one reruns it), as templates
+    training: bool = False  # claims half the cores and, on a GPU machine, a `gpu` unit
+    timed: bool = True  # writes results/timing/<stage>[/<job>].json
+    reads_results_of: tuple[str, ...] = ()  # (report) every results/ output of these stages' jobs
+    runs: bool = False  # one job per fine-tuning run (wildcards task, model, run)
+
+    @property
+    def foreach(self) -> str | None:
+        """The params mapping a one-wildcard stage iterates over (a foreach in dvc.yaml)."""
+        return COLLECTIONS[self.wildcards[0]] if len(self.wildcards) == 1 else None
+
+    def timing_out(self) -> Out:
+        job = "/".join(f"{{{w}}}" for w in self.wildcards) or None
+        return Out(str(paths.timing(self.name, job)), cache=False)
+
+    @property
+    def all_outs(self) -> tuple[Out, ...]:
+        return (self.timing_out(), *self.outs) if self.timed else self.outs
+
+
+TRAINING_PARAMS = ("seed", "device", "precision", "processes")
+
+STAGES = {s.name: s for s in [
+    Stage("data", "Get a dataset into data/raw/<name>", ("dataset",),
+          inputs=(str(paths.EXTERNAL),),
+          outs=(Out(paths.RAW, directory=True), Out(paths.DATA_STATS, cache=False)),
+          params=("seed", "data.datasets.{dataset}")),
+    Stage("tokenizer", "Train the tokenizer into models/tokenizer", (),
+          inputs=(paths.RAW.replace("{dataset}", "<tokenizer.corpus>"),),
+          outs=(Out(paths.TOKENIZER, directory=True),),
+          params=("tokenizer",)),
+    Stage("encode", "Encode a task's dataset into token ids in data/encoded/<task>", ("task",),
+          inputs=(paths.RAW.replace("{dataset}", "<tasks.{task}.dataset>"), paths.TOKENIZER),
+          outs=(Out(paths.ENCODED, directory=True),),
+          params=("tasks.{task}", "encode")),
+    Stage("pack", "Cut the pretraining corpus into LM blocks in data/blocks/<corpus>", (),
+          inputs=(paths.RAW.replace("{dataset}", "<pretrain.corpus>"), paths.TOKENIZER),
+          outs=(Out(paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>"), directory=True),),
+          params=("pretrain.corpus", "pack")),
+    Stage("pretrain", "Pretrain a language model into models/pretrain/<model>", ("model",),
+          inputs=(paths.TOKENIZER, paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>")),
+          outs=(Out(paths.PRETRAINED, directory=True), Out(paths.PRETRAIN_SAMPLES, cache=False),
+                Out(paths.PRETRAIN_METRICS, cache=False, role="metric"),
+                Out(paths.PRETRAIN_PLOTS, cache=False, directory=True, role="plot")),
+          params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pretrain.training"), training=True),
+    Stage("finetune", "Fine-tune a pretrained model on a task in one run (method, LoRA, share of the labels)",
+          ("task", "model", "run"), runs=True,
+          inputs=(paths.TOKENIZER, paths.PRETRAINED, paths.ENCODED),
+          outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False, role="metric"),
+                Out(paths.FINETUNE_PLOTS, cache=False, directory=True, role="plot")),
+          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.pooling", "finetune.training", "finetune.overrides"),
+          training=True),
+    Stage("evaluate", "Score a fine-tuned run on the test split", ("task", "model", "run"), runs=True,
+          inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
+          outs=(Out(paths.DETAILS, cache=False), Out(paths.PREDICTIONS, cache=False),
+                Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False, role="confusion")),
+          params=("device", "evaluate", "tasks.{task}")),
+    Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
+          reads_results_of=("data", "pretrain", "finetune", "evaluate"), inputs=(),
+          outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
+                Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
+          params=("report",)),
+]}
+
+
+# ---------------------------------------------------------------- templates
+
+_REF = re.compile(r"<([^<>]+)>")
+
+
+def lookup(params: dict, dotted: str):
+    value = params
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def fill(template: str, params: dict, wildcards: dict | None = None) -> str:
+    """A template with its params references and its wildcards filled in (wildcards None: the
+    references only, the wildcards left for Snakemake)."""
+    resolved = _REF.sub(lambda m: str(lookup(params, m.group(1).format(**(wildcards or {})))), template)
+    return resolved if wildcards is None else resolved.format(**wildcards)
+
+
+class Job(NamedTuple):
+    """One run of a stage: its wildcards' values."""
+    stage: str
+    wildcards: dict
+
+    @property
+    def name(self) -> str | None:
+        """Its job name under results/timing/<stage>/ (None for a stage run once)."""
+        if STAGES[self.stage].runs:
+            return self.run.job
+        return "/".join(str(self.wildcards[w]) for w in STAGES[self.stage].wildcards) or None
+
+    @property
+    def run(self) -> Run:
+        return Run.parse(self.wildcards["task"], self.wildcards["model"], self.wildcards["run"])
+
+    @property
+    def dvc_stage(self) -> str:
+        """DVC's name for it: `data@sentiment`, `finetune@sentiment-gru-full`,
+        `finetune_lora@ner-bert`, `evaluate_fraction@ner-gru-full-0.1`, `report`."""
+        if STAGES[self.stage].runs:
+            return self.run.dvc_stage(self.stage)
+        keys = [str(self.wildcards[w]) for w in STAGES[self.stage].wildcards]
+        return f"{self.stage}@{'-'.join(keys)}" if keys else self.stage
+
+    def outputs(self, params: dict) -> list[str]:
+        return [fill(o.template, params, self.wildcards) for o in STAGES[self.stage].all_outs]
+
+    def args(self) -> list[str]:
+        """The CLI options that pick this job: `--task sentiment --model gru --run full`."""
+        return [a for w in STAGES[self.stage].wildcards for a in (f"--{w}", str(self.wildcards[w]))]
+
+
+def jobs(params: dict, stage: str | None = None) -> list[Job]:
+    """Every job params declare, in pipeline order (of one stage when named)."""
+    found = []
+    for s in STAGES.values() if stage is None else [STAGES[stage]]:
+        if s.runs:
+            found += [Job(s.name, {"task": r.task, "model": r.model, "run": r.name}) for r in runs(params)]
+        elif s.foreach:
+            found += [Job(s.name, {s.wildcards[0]: name}) for name in lookup(params, s.foreach)]
+        else:
+            found.append(Job(s.name, {}))
+    return found
+
+
+def job_for(stage: str, wildcards: dict) -> Job:
+    return Job(stage, dict(wildcards))
+
+
+def inputs(params: dict, job: Job) -> list[str]:
+    """The files a job reads: earlier stages' outputs (or, for the report, their results)."""
+    stage = STAGES[job.stage]
+    found = [fill(t, params, job.wildcards) for t in stage.inputs]
+    for upstream in stage.reads_results_of:
+        results = [o.template for o in STAGES[upstream].outs if not o.cache]
+        found += [fill(t, params, j.wildcards) for j in jobs(params, upstream) for t in results]
+    if stage.reads_results_of:
+        found += [str(paths.timing(j.stage, j.name)) for j in jobs(params) if STAGES[j.stage].timed]
+    return found
+
+
+def params_read(params: dict, job: Job) -> dict:
+    """{params key: value} of what the job reads: Snakemake reruns a job when one changes."""
+    keys = [k.format(**job.wildcards) for k in STAGES[job.stage].params]
+    if STAGES[job.stage].runs:
+        keys += RUN_KINDS[job.run.kind].params if job.stage == "finetune" else ()
+    return {k: lookup(params, k) for k in keys}
+
+
+def snakemake_command(stage: str) -> str:
+    """The rule's shell command: the stage's CLI call, its log, and its threads for torch."""
+    s = STAGES[stage]
+    cmd = f"python -m scratchlm {stage}" + "".join(f" --{w} {{wildcards.{w}}}" for w in s.wildcards)
+    return ("OMP_NUM_THREADS={threads} " if s.training else "") + cmd + " > {log} 2>&1"
+
+
+def log_template(stage: str) -> str:
+    return str(paths.log(stage, "/".join(f"{{{w}}}" for w in STAGES[stage].wildcards) or None))
+
+
+# ---------------------------------------------------------------- code dependencies
+
+def _module_file(module: str) -> Path | None:
+    """scratchlm.a.b -> its file (a module, or a package's __init__.py); None outside the package."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE.name:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(file: Path) -> str:
+    rel = file.relative_to(SRC).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _executed(module: str) -> set[Path]:
+    """The package's files that importing `module` runs: a.b.c runs a/__init__, a/b/__init__, a/b/c."""
+    parts = module.split(".")
+    return {f for i in range(1, len(parts) + 1) if (f := _module_file(".".join(parts[:i]))) is not None}
+
+
+def _imported(file: Path) -> set[Path]:
+    """The package's files that the imports in `file` run (at any depth in the file)."""
+    here = _module_name(file)
+    package = here if file.name == "__init__.py" else here.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"), str(file))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # submodules imported by name
+    return set().union(*map(_executed, found)) if found else set()
+
+
+@functools.cache
+def _closure(module: str) -> frozenset[Path]:
+    seen, todo = set(), list(_executed(module))
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo += _imported(f) - seen
+    return frozenset(seen)
+
+
+def code_deps(stage: str) -> list[str]:
+    """The package's source files a stage's command executes, from the import graph: the CLI
+    (`python -m scratchlm`) and what it imports, the stage's module and what it imports."""
+    files = _closure(f"{PACKAGE.name}.__main__") | _closure(f"{PACKAGE.name}.stages.{stage}")
+    return sorted(f.relative_to(SRC.parent).as_posix() for f in files)
+
+
+# ---------------------------------------------------------------- dvc.yaml
+
+HEADER = """\
+# scratchlm: the pipeline as DVC stages. GENERATED from the stage table in src/scratchlm/dag.py by
+# `scratchlm dag --write`: edit the table, not this file (tests/unit/test_dag.py checks they agree).
+# foreach/matrix expand over the names in params.yaml; each stage lists only the params it reads and
+# the package files its command imports, so a fine-tuning knob never reruns pretraining.
+"""
+
+
+def _dvc_expr(template: str, stage: Stage, kind: RunKind | None) -> str:
+    """A template in DVC's interpolation: wildcards become ${key} (foreach) or ${item.x} (matrix)."""
+    def ref(m: re.Match) -> str:
+        dotted = m.group(1)
+        if stage.foreach and dotted.startswith(f"{stage.foreach}.{{{stage.wildcards[0]}}}."):
+            return "${item." + dotted.rsplit(".", 1)[1] + "}"
+        return "${" + dotted + "}"
+
+    text = _REF.sub(ref, template)
+    if kind is not None:
+        text = text.replace("{run}", kind.name)
+        return re.sub(r"\{(\w+)\}", r"${item.\1}", text)
+    if stage.foreach:
+        return text.replace(f"{{{stage.wildcards[0]}}}", "${key}")
+    return text
+
+
+def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
+    path = _dvc_expr(out.template, stage, kind)
+    opts: dict = {} if out.cache else {"cache": False}
+    if out.role == "plot" and stage.name != "report":
+        opts["x"] = "step"
+    if out.role == "confusion":
+        opts.update(template="confusion", x="actual", y="predicted")
+    return {path: opts} if opts else path
+
+
+def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
+    wildcards = stage.wildcards
+    cmd = f"python -m scratchlm {stage.name}" + "".join(f" --{w} {{{w}}}" for w in wildcards)
+    deps = code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in stage.inputs] + _result_folders(stage)
+    params = [_dvc_expr(p, stage, kind) for p in stage.params]
+    if kind is not None and stage.name == "finetune":
+        params += kind.params
+    body: dict = {"cmd": _dvc_expr(cmd, stage, kind), "deps": deps, "params": params}
+    for section, roles in (("outs", ("out",)), ("metrics", ("metric",)), ("plots", ("plot", "confusion"))):
+        entries = [_dvc_out(o, stage, kind) for o in stage.all_outs if o.role in roles]
+        if entries:
+            body[section] = entries
+    if kind is not None:
+        return {"matrix": {dim: "${" + key + "}" for dim, key in kind.matrix.items()}, **body}
+    if stage.foreach:
+        return {"foreach": "${" + stage.foreach + "}", "do": body}
+    return body
+
+
+def _result_folders(stage: Stage) -> list[str]:
+    """The report's inputs as DVC sees them: the results/ folders (or files) its upstream outputs
+    and the timing files are in; Snakemake lists the files themselves."""
+    if not stage.reads_results_of:
+        return []
+    templates = [o.template for s in stage.reads_results_of for o in STAGES[s].outs if not o.cache]
+    templates.append(paths.TIMING + "/{stage}")
+    roots = sorted({t.split("{")[0].rstrip("/") for t in templates})
+    return [r for r in roots if not any(r.startswith(other + "/") for other in roots)]
+
+
+def dvc_yaml() -> str:
+    """dvc.yaml as generated from the table."""
+    import yaml
+
+    stages = {}
+    for stage in STAGES.values():
+        if stage.runs:
+            for suffix, kind in RUN_KINDS.items():
+                stages[stage.name + suffix] = _dvc_stage(stage, kind)
+        else:
+            stages[stage.name] = _dvc_stage(stage)
+    text = yaml.safe_dump({"stages": stages}, sort_keys=False, width=120, default_flow_style=False)
+    return HEADER + re.sub(r"\n  (\w+):\n", r"\n\n  \1:\n", text)

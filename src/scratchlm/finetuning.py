@@ -1,0 +1,103 @@
+"""Task models for fine-tuning, shared by `finetune` (which trains them) and `evaluate` (which
+loads them): the model for a method, LoRA, the share of the labels a run trains on, and the
+collator that pads a batch.
+
+Methods: `full` trains every weight; `frozen` trains only the task head over the frozen
+pretrained encoder; `lora` trains PEFT LoRA adapters on the encoder's Linear layers and the new
+head; `scratch` is the control: the pretrained model's own config (so the same architecture by
+construction) with random weights, trained on the same budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import AutoConfig, DataCollatorForTokenClassification, DataCollatorWithPadding
+
+from . import models
+from .errors import ScratchError
+
+ADAPTER_DIR = "adapter"  # a LoRA run keeps its adapter here, beside the merged model
+MODEL_COLUMNS = ("input_ids", "labels")  # what the collator passes on; padding adds the mask
+
+
+def build_model(method: str, pretrained: Path, task_type: str, label_names: list[str], pooling: str, seed: int,
+                lora: dict | None = None):
+    """The task model for a method. `frozen` trains exactly the weights the checkpoint did not
+    provide (the head: a recurrent model's classifier; BERT's pooler and classifier); `lora` the
+    adapters and those same new weights."""
+    auto = models.auto_class(task_type)
+    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+              "label2id": {n: i for i, n in enumerate(label_names)}}
+    if AutoConfig.from_pretrained(pretrained).model_type == models.RecurrentConfig.model_type:
+        labels["pooling"] = pooling  # BERT pools through its [CLS] pooler
+    torch.manual_seed(seed)  # the new head's initialisation
+    if method == "scratch":
+        return auto.from_config(AutoConfig.from_pretrained(pretrained, **labels))
+    model, info = auto.from_pretrained(pretrained, output_loading_info=True, **labels)
+    new = set(info["missing_keys"])
+    if method == "frozen":
+        for name, p in model.named_parameters():
+            p.requires_grad = name in new
+    if method == "lora":
+        return with_lora(model, lora, task_type, sorted({k.rsplit(".", 1)[0] for k in new}))
+    return model
+
+
+def with_lora(model, cfg: dict, task_type: str, new_modules: list[str]):
+    """PEFT LoRA on the encoder's `target_modules`; the new head modules train in full."""
+    peft_task = TaskType.SEQ_CLS if task_type == "sequence-classification" else TaskType.TOKEN_CLS
+    config = LoraConfig(task_type=peft_task, r=cfg["r"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
+                        target_modules=cfg["target_modules"], modules_to_save=new_modules)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as e:  # PEFT: target modules not found in the model
+        raise ScratchError(f"finetune.lora.target_modules = {cfg['target_modules']}: "
+                           f"{str(e).splitlines()[0]}") from None
+
+
+def save(net, folder: Path, method: str) -> None:
+    """The model `evaluate` loads through the Auto classes; a LoRA run's adapters merged into it,
+    and kept on their own under adapter/ (a few KB, loadable with PEFT on the pretrained model)."""
+    if method == "lora":
+        net.save_pretrained(str(folder / ADAPTER_DIR))
+        net = net.merge_and_unload()
+    net.save_pretrained(str(folder))
+
+
+def subset(train, fraction: float, seed: int):
+    """A deterministic share of the training rows (at least one row)."""
+    if fraction >= 1.0:
+        return train
+    return train.shuffle(seed=seed).select(range(max(1, math.ceil(len(train) * fraction))))
+
+
+def collator(task_type: str, tok):
+    """Dynamic padding of the model's columns; the others (`length`, NER's words and tags) stay
+    in the dataset. Trainer's own column removal would strip `length` before its length-grouped
+    sampler reads it, and the sampler would then fetch every row to measure it."""
+    padder = DataCollatorWithPadding if task_type == "sequence-classification" else DataCollatorForTokenClassification
+    pad = padder(tok)
+
+    def collate(rows: list[dict]) -> dict:
+        return pad([{k: row[k] for k in MODEL_COLUMNS if k in row} for row in rows])
+
+    return collate
+
+
+def weights_digest(folder: Path) -> str:
+    """Identity of the pretrained weights a run starts from (a content hash: a DVC checkout
+    changes mtimes, not content)."""
+    f = folder / "model.safetensors"
+    if not f.exists():
+        raise ScratchError(f"{f}: pretrained model missing; run the pretrain stage first "
+                           f"(snakemake --cores all, or dvc repro)")
+    digest = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,74 @@
+"""Stage `pretrain`: train one language model from scratch on the packed corpus blocks.
+
+Recurrent models learn causal LM on fixed blocks; the hidden state starts at zero in every block
+(no carry-over between blocks): blocks are shuffled for SGD, so the previous block in a batch is
+not the text's predecessor, and truncated BPTT with carried state would need ordered streams.
+The BERT-style encoder learns masked LM (BERT's 15%, 80/10/10); its validation blocks are
+masked once with a fixed seed, so every evaluation scores the same positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from datasets import load_from_disk
+from transformers import DataCollatorForLanguageModeling
+
+from .. import lm as lm_lib
+from .. import paths, training
+from ..atomic import upstream, write_json, write_text
+from ..models import RecurrentConfig, is_causal, pretraining_model
+from ..params import training_config
+from ..tokenization import load
+
+
+def run(params: dict, model: str) -> dict:
+    spec, cfg = params["pretrain"]["models"][model], training_config(params, "pretrain", model)
+    ctx = training.start(params)
+    tok = load()
+    corpus = params["pretrain"]["corpus"]
+    blocks = load_from_disk(upstream(paths.path(paths.BLOCKS, corpus=corpus), "pack"))
+    lm = pretraining_model(spec, tok, f"pretrain.models.{model}")
+    causal = is_causal(spec)
+    if causal:
+        collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), blocks["validation"]
+    else:
+        collator = lm_lib.MaskedOnce(tok, spec["mlm_probability"])
+        validation = lm_lib.mask_validation(blocks["validation"], tok, spec["mlm_probability"], ctx.seed)
+    recurrent = lm.config.model_type == RecurrentConfig.model_type
+    saturation_at_init = lm_lib.state_saturation(lm, blocks["validation"]) if recurrent else None
+    # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
+    fingerprint = {"params": [spec, corpus], "data": blocks["train"]._fingerprint}
+    fitted = training.fit(f"pretrain/{model}", lm, cfg, ctx, fingerprint, blocks["train"], validation, collator,
+                          skip_training=bool(spec.get("checkpoint")))
+    if not training.is_main_process():  # the other workers helped train; rank 0 writes
+        return {}
+
+    val = fitted.validation
+    metrics = {
+        "objective": "causal" if causal else "masked",
+        "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
+        "unigram_perplexity": round(lm_lib.unigram_perplexity(blocks["train"]["input_ids"],
+                                                              blocks["validation"]["input_ids"], len(tok)), 3),
+        "steps": fitted.trainer.state.global_step, "device": ctx.device, "precision": ctx.precision,
+        **training.count_parameters(lm),
+    }
+    if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
+        metrics.update(state_saturation_init=saturation_at_init,
+                       state_saturation=lm_lib.state_saturation(lm, blocks["validation"]))
+
+    def save_model(folder):
+        fitted.trainer.save_model(str(folder))
+        tok.save_pretrained(str(folder))
+
+    text = lm_lib.samples(lm, tok, lm_lib.PROMPTS, ctx.seed) if causal else lm_lib.fill_masks(lm, tok, lm_lib.MASKED)
+    training.finish(fitted, paths.path(paths.PRETRAINED, model=model), paths.path(paths.PRETRAIN_PLOTS, model=model),
+                    save_model)
+    write_text(paths.path(paths.PRETRAIN_SAMPLES, model=model), text)
+    write_json(paths.path(paths.PRETRAIN_METRICS, model=model), metrics)
+    print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
+          f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")
+    figures = fitted.figures
+    if figures:
+        figures["tokens_per_second"] = round(figures["examples_per_second"] * len(blocks["train"][0]["input_ids"]), 1)
+    return figures

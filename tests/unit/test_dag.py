@@ -1,0 +1,71 @@
+"""The stage table: dvc.yaml is what it generates, and each stage's code dependencies follow the
+package's import graph (which stays visible: package imports at module top)."""
+
+import ast
+
+import yaml
+
+from conftest import ROOT
+from scratchlm import dag
+
+PACKAGE = ROOT / "src/scratchlm"
+
+
+def test_committed_dvc_yaml_is_the_generated_one():
+    committed = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    assert committed == dag.dvc_yaml(), "dvc.yaml differs from the stage table: run `scratchlm dag --write`"
+
+
+def test_dvc_yaml_declares_every_stage_and_run_kind():
+    stages = yaml.safe_load(dag.dvc_yaml())["stages"]
+    expected = {s for s in dag.STAGES if not dag.STAGES[s].runs}
+    expected |= {s + kind for s in ("finetune", "evaluate") for kind in dag.RUN_KINDS}
+    assert set(stages) == expected
+    assert stages["encode"]["do"]["deps"][-2:] == ["data/raw/${item.dataset}", "models/tokenizer"]
+    assert stages["finetune_fraction"]["cmd"].endswith("--run ${item.method}-${item.fraction}")
+    lora = stages["finetune_lora"]["params"]
+    assert "finetune.lora" in lora and "finetune.ulmfit" not in lora
+
+
+def deps(stage: str) -> set[str]:
+    return {d.removeprefix("src/scratchlm/") for d in dag.code_deps(stage)}
+
+
+def test_each_stage_depends_on_the_modules_it_runs_and_no_others():
+    common = {"__init__.py", "__main__.py", "cli.py", "dag.py", "params.py", "paths.py", "errors.py", "timing.py",
+              "atomic.py", "stages/__init__.py"}
+    for stage in dag.STAGES:
+        assert common | {f"stages/{stage}.py"} <= deps(stage), stage
+        assert not {f"stages/{other}.py" for other in dag.STAGES if other != stage} & deps(stage), stage
+    assert {"models/recurrent.py", "training.py", "ulmfit.py", "finetuning.py", "metrics.py"} <= deps("finetune")
+    assert {"models/recurrent.py", "models/bert.py", "tokenization.py", "metrics.py"} <= deps("evaluate")
+    assert not {"training.py", "ulmfit.py", "compare.py"} & deps("evaluate")  # loads and predicts; trains nothing
+    assert not {"training.py", "models/__init__.py"} & deps("data")
+    assert {"compare.py", "figures.py"} <= deps("report") and "compare.py" not in deps("finetune")
+
+
+def test_package_imports_are_at_module_top():
+    """An import of our own modules inside a function hides an edge of the graph from a reader
+    (the graph itself would still see it): they all sit at module level. The CLI imports the
+    command's module by name (importlib), which is the table's doing."""
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            own = (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("scratchlm"))) \
+                or (isinstance(node, ast.Import) and any(a.name.startswith("scratchlm") for a in node.names))
+            assert not own or id(node) in top, f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"
+
+
+def test_jobs_and_their_names(default_params):
+    jobs = dag.jobs(default_params)
+    assert [j.dvc_stage for j in jobs[:4]] == ["data@sentiment", "data@ner", "data@corpus", "tokenizer"]
+    assert jobs[-1] == dag.Job("report", {})
+    finetune = [j for j in jobs if j.stage == "finetune"]
+    assert len(finetune) == len(dag.runs(default_params))
+    assert finetune[0].name == "sentiment/gru/full" and finetune[0].args() == [
+        "--task", "sentiment", "--model", "gru", "--run", "full"]
+    assert dag.fill(dag.STAGES["pack"].outs[0].template, default_params) == "data/blocks/corpus"
+    report_inputs = dag.inputs(default_params, dag.Job("report", {}))
+    assert "results/metrics/ner/bert/lora.json" in report_inputs and "results/timing/pack.json" in report_inputs
+    assert not [i for i in report_inputs if i.startswith(("models/", "data/"))]
