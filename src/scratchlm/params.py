@@ -374,6 +374,13 @@ def _check_references(p: dict, source: str) -> None:
 
 def _check_extra_runs(p: dict, source: str) -> None:
     models = p["pretrain"]["models"]
+    if p["finetune"]["ulmfit"]["slanted_triangular"]:  # it replaces the scheduler in the recurrent full runs
+        for name, spec in models.items():
+            cfg = training_config(p, "finetune", name)
+            if spec["arch"] == "recurrent" and cfg.scheduler != "linear":
+                raise ScratchError(f"{source}: {cfg.key('scheduler')} = {cfg.scheduler!r} but "
+                                   f"finetune.ulmfit.slanted_triangular = true replaces it with ULMFiT's linear "
+                                   f"rise and decay in {name}'s full runs; set one of them")
     for section in ("lora", "data_efficiency"):
         for name in p["finetune"][section]["models"]:
             if name not in models:

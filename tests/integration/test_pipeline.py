@@ -48,6 +48,44 @@ def test_second_run_does_nothing_and_dvc_agrees(tiny_repo):
     assert ran_stages(said(run(["dvc", "repro"], tiny_repo))) == set()
 
 
+def planned_for(output: str, cause: str) -> set[str]:
+    """DVC names of the jobs a Snakemake dry run plans because of `cause` (in their reason)."""
+    from scratchlm.dag import Job
+
+    found = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
+        if cause in fields.get("reason", ""):
+            wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
+            found.add(Job(rule, wildcards).dvc_stage)
+    return found
+
+
+@pytest.mark.parametrize("module", ["ulmfit.py", "tokenization.py", "models/bert.py"])
+def test_changing_a_module_outdates_exactly_the_stages_that_import_it(tiny_repo, module):
+    """Code dependencies come from the import graph: edit one module, and both front ends find
+    out of date exactly the jobs of the stages whose command imports it."""
+    import os
+
+    from scratchlm import dag, params
+
+    path = tiny_repo / "src/scratchlm" / module
+    text, stat = path.read_text(), path.stat()
+    importers = {s for s in dag.STAGES if f"src/scratchlm/{module}" in dag.code_deps(s)}
+    expected = {j.dvc_stage for j in dag.jobs(params.load(tiny_repo / "params.yaml")) if j.stage in importers}
+    assert expected
+    try:
+        path.write_text(text + "\n# an edit\n")
+        assert set(json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)) == expected
+        plan = said(run(["snakemake", "-n"], tiny_repo))
+        assert planned_for(plan, f"Updated input files: src/scratchlm/{module}") == expected
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "Nothing to be done" in said(run(["snakemake", "-n"], tiny_repo))
+
+
 def test_snakemake_report_builds(tiny_repo):
     run(["snakemake", "--report", "snakemake-report.html"], tiny_repo)
     page = (tiny_repo / "snakemake-report.html").read_text(errors="replace")

@@ -142,6 +142,8 @@ CASES = [
      ["no fine-tuning run 'lora' of gru on ner", "declared: full", "see finetune.methods"]),
     ("cli-fraction-above-one", params(), ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full-1.5"],
      ["no fine-tuning run 'full-1.5'", "declared:"]),
+    ("slanted-triangle-replacing-cosine", params(put("finetune.training.scheduler", "cosine")), FINETUNE,
+     ["finetune.training.scheduler = 'cosine'", "slanted_triangular = true replaces it", "set one of them"]),
     ("unknown-task-type", params(put("tasks.sentiment.type", "classification")), DATA,
      ["tasks.sentiment.type = 'classification'", "allowed: sequence-classification, token-classification"]),
     ("unknown-arch", params(put("pretrain.models.gru.arch", "transformer")), DATA,

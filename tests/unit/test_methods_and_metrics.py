@@ -218,3 +218,20 @@ def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():
     assert md[0] == "| run metric | main | main (exp-1) |"
     assert "| ner/gru/full entity_f1 | – | 25.00 |" in md and "| sentiment/gru/full accuracy | 50.00 | 75.00 |" in md
     assert table(found, "csv").splitlines()[0] == "revision,ner/gru/full entity_f1,sentiment/gru/full accuracy"
+
+
+def test_ulmfit_without_the_slanted_triangle_follows_the_runs_scheduler(pretrained):
+    import torch
+
+    model = build_model("full", pretrained, SEQ, ["a", "b"], "last", seed=0)
+    options = {"discriminative_decay": 1.0, "slanted_triangular": False}
+    lrs = {}
+    for name in ("linear", "cosine", "constant_with_warmup"):
+        opt = torch.optim.AdamW(model.parameters(), lr=1.0)
+        sched = ulmfit.scheduler(opt, options, name, total_steps=100, warmup_steps=10)
+        for _ in range(55):
+            opt.step()
+            sched.step()
+        lrs[name] = opt.param_groups[0]["lr"]
+    assert lrs["linear"] == pytest.approx(0.5) and lrs["constant_with_warmup"] == pytest.approx(1.0)
+    assert lrs["cosine"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
