@@ -29,20 +29,26 @@ SRC = PACKAGE.parent
 
 
 class Run(NamedTuple):
-    """One fine-tuning run. Its folder name (`full`, `lora`, `full-0.1`) is the `run` wildcard."""
+    """One fine-tuning run. Its folder name is the `run` wildcard: the method (`full`, `lora`), the
+    method on a share of the labels (`full-0.1`), or fine-tuned from the general pretrained model
+    where the others start from the task-adapted one (`full-general`, the adaptation ablation)."""
     task: str
     model: str
     method: str
     fraction: float = 1.0
+    general: bool = False
 
     @property
     def name(self) -> str:
-        return self.method if self.fraction == 1.0 else f"{self.method}-{self.fraction:g}"
+        return self.method + ("-general" if self.general else "") + (
+            f"-{self.fraction:g}" if self.fraction != 1.0 else "")
 
     @property
     def kind(self) -> str:
-        """Which group of runs (dvc.yaml matrix) holds it: `` (the main one), `_lora` or `_fraction`."""
-        return "_lora" if self.method == "lora" else "_fraction" if self.fraction != 1.0 else ""
+        """Which group of runs (one dvc.yaml matrix each) holds it."""
+        if self.method == "lora":
+            return "_lora"
+        return "_general" if self.general else "_fraction" if self.fraction != 1.0 else ""
 
     @property
     def job(self) -> str:
@@ -55,36 +61,43 @@ class Run(NamedTuple):
 
     @classmethod
     def parse(cls, task: str, model: str, name: str) -> Run:
-        method, _, fraction = name.partition("-")
-        return cls(task, model, method, float(fraction) if fraction else 1.0)
+        method, *rest = name.split("-")
+        general = "general" in rest
+        fraction = next((float(r) for r in rest if r != "general"), 1.0)
+        return cls(task, model, method, fraction, general)
 
 
 class RunKind(NamedTuple):
-    """A group of runs: the params lists its DVC matrix spans, its run name, the params it reads."""
+    """A group of runs: the params lists its DVC matrix spans, its run name, the params its
+    fine-tuning reads beyond the common ones, and the model it starts from."""
     matrix: dict[str, str]
     name: str
     params: tuple[str, ...]
+    start: str
 
 
 RUN_KINDS = {
     "": RunKind({"task": "tasks", "model": "pretrain.models", "method": "finetune.methods"}, "{method}",
-                ("finetune.ulmfit",)),
-    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",)),
+                ("finetune.ulmfit",), paths.ADAPTED),
+    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",), paths.ADAPTED),
     "_fraction": RunKind({"task": "tasks", "model": "finetune.data_efficiency.models",
                           "method": "finetune.data_efficiency.methods",
                           "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}",
-                         ("finetune.ulmfit",)),
+                         ("finetune.ulmfit",), paths.ADAPTED),
+    "_general": RunKind({"task": "tasks", "model": "adapt.ablation.models", "method": "adapt.ablation.methods"},
+                        "{method}-general", ("finetune.ulmfit",), paths.PRETRAINED),
 }
 
 
 def runs(params: dict) -> list[Run]:
     """Every fine-tuning run that params declare, kind by kind (as the matrices of dvc.yaml)."""
     found = []
-    for kind in RUN_KINDS.values():
+    for suffix, kind in RUN_KINDS.items():
         lists = [lookup(params, key) for key in kind.matrix.values()]
         for values in itertools.product(*lists):
             item = dict(zip(kind.matrix, values))
-            found.append(Run(item["task"], item["model"], item.get("method", "lora"), item.get("fraction", 1.0)))
+            found.append(Run(item["task"], item["model"], item.get("method", "lora"), item.get("fraction", 1.0),
+                             suffix == "_general"))
     return found
 
 
@@ -107,7 +120,7 @@ COLLECTIONS = {"dataset": "data.datasets", "task": "tasks", "model": "pretrain.m
 class Stage:
     name: str
     help: str
-    wildcards: tuple[str, ...]  # one job per combination; dvc.yaml: a foreach over one, a matrix over runs
+    wildcards: tuple[str, ...]  # one job per combination; dvc.yaml: a foreach over one, else a matrix
     inputs: tuple[str, ...]  # earlier stages' outputs, as templates
     outs: tuple[Out, ...]
     params: tuple[str, ...]  # the params keys it reads (changing one reruns it), as templates
@@ -155,9 +168,16 @@ STAGES = {s.name: s for s in [
                 Out(paths.PRETRAIN_METRICS, cache=False, role="metric"),
                 Out(paths.PRETRAIN_PLOTS, cache=False, directory=True, role="plot")),
           params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pretrain.training"), training=True),
-    Stage("finetune", "Fine-tune a pretrained model on a task in one run (method, LoRA, share of the labels)",
-          ("task", "model", "run"), runs=True,
+    Stage("adapt", "Continue a pretrained model's LM training on a task's training text (ULMFiT's middle step)",
+          ("task", "model"),
           inputs=(paths.TOKENIZER, paths.PRETRAINED, paths.ENCODED),
+          outs=(Out(paths.ADAPTED, directory=True), Out(paths.ADAPT_METRICS, cache=False, role="metric"),
+                Out(paths.ADAPT_PLOTS, cache=False, directory=True, role="plot")),
+          params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
+                  "adapt.overrides", "adapt.eval_blocks"), training=True),
+    Stage("finetune", "Fine-tune a task-adapted (or the general) model on a task in one run, under every seed",
+          ("task", "model", "run"), runs=True,
+          inputs=(paths.TOKENIZER, paths.ENCODED),
           outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False, role="metric"),
                 Out(paths.FINETUNE_PLOTS, cache=False, directory=True, role="plot")),
           params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.pooling", "finetune.training", "finetune.overrides"),
@@ -168,7 +188,7 @@ STAGES = {s.name: s for s in [
                 Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False, role="confusion")),
           params=("device", "evaluate", "tasks.{task}")),
     Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
-          reads_results_of=("data", "pretrain", "finetune", "evaluate"), inputs=(),
+          reads_results_of=("data", "pretrain", "adapt", "finetune", "evaluate"), inputs=(),
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
                 Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
           params=("report",)),
@@ -233,21 +253,23 @@ def jobs(params: dict, stage: str | None = None) -> list[Job]:
     for s in STAGES.values() if stage is None else [STAGES[stage]]:
         if s.runs:
             found += [Job(s.name, {"task": r.task, "model": r.model, "run": r.name}) for r in runs(params)]
-        elif s.foreach:
-            found += [Job(s.name, {s.wildcards[0]: name}) for name in lookup(params, s.foreach)]
         else:
-            found.append(Job(s.name, {}))
+            names = [list(lookup(params, COLLECTIONS[w])) for w in s.wildcards]
+            found += [Job(s.name, dict(zip(s.wildcards, values))) for values in itertools.product(*names)]
     return found
 
 
-def job_for(stage: str, wildcards: dict) -> Job:
-    return Job(stage, dict(wildcards))
+def _kind_extras(stage: str, kind: RunKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(inputs, params) a kind of run adds to a stage: fine-tuning reads the model the kind starts
+    from (task-adapted or general) and the kind's own params."""
+    return ((kind.start,), kind.params) if stage == "finetune" else ((), ())
 
 
 def inputs(params: dict, job: Job) -> list[str]:
     """The files a job reads: earlier stages' outputs (or, for the report, their results)."""
     stage = STAGES[job.stage]
-    found = [fill(t, params, job.wildcards) for t in stage.inputs]
+    extra = _kind_extras(job.stage, RUN_KINDS[job.run.kind])[0] if stage.runs else ()
+    found = [fill(t, params, job.wildcards) for t in (*stage.inputs, *extra)]
     for upstream in stage.reads_results_of:
         results = [o.template for o in STAGES[upstream].outs if not o.cache]
         found += [fill(t, params, j.wildcards) for j in jobs(params, upstream) for t in results]
@@ -260,7 +282,7 @@ def params_read(params: dict, job: Job) -> dict:
     """{params key: value} of what the job reads: Snakemake reruns a job when one changes."""
     keys = [k.format(**job.wildcards) for k in STAGES[job.stage].params]
     if STAGES[job.stage].runs:
-        keys += RUN_KINDS[job.run.kind].params if job.stage == "finetune" else ()
+        keys += _kind_extras(job.stage, RUN_KINDS[job.run.kind])[1]
     return {k: lookup(params, k) for k in keys}
 
 
@@ -358,10 +380,9 @@ def _dvc_expr(template: str, stage: Stage, kind: RunKind | None) -> str:
     text = _REF.sub(ref, template)
     if kind is not None:
         text = text.replace("{run}", kind.name)
-        return re.sub(r"\{(\w+)\}", r"${item.\1}", text)
     if stage.foreach:
         return text.replace(f"{{{stage.wildcards[0]}}}", "${key}")
-    return text
+    return re.sub(r"\{(\w+)\}", r"${item.\1}", text)
 
 
 def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
@@ -377,10 +398,10 @@ def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
 def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
     wildcards = stage.wildcards
     cmd = f"python -m scratchlm {stage.name}" + "".join(f" --{w} {{{w}}}" for w in wildcards)
-    deps = code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in stage.inputs] + _result_folders(stage)
-    params = [_dvc_expr(p, stage, kind) for p in stage.params]
-    if kind is not None and stage.name == "finetune":
-        params += kind.params
+    extra_inputs, extra_params = _kind_extras(stage.name, kind) if kind is not None else ((), ())
+    deps = (code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in (*stage.inputs, *extra_inputs)]
+            + _result_folders(stage))
+    params = [_dvc_expr(p, stage, kind) for p in stage.params] + list(extra_params)
     body: dict = {"cmd": _dvc_expr(cmd, stage, kind), "deps": deps, "params": params}
     for section, roles in (("outs", ("out",)), ("metrics", ("metric",)), ("plots", ("plot", "confusion"))):
         entries = [_dvc_out(o, stage, kind) for o in stage.all_outs if o.role in roles]
@@ -390,6 +411,8 @@ def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
         return {"matrix": {dim: "${" + key + "}" for dim, key in kind.matrix.items()}, **body}
     if stage.foreach:
         return {"foreach": "${" + stage.foreach + "}", "do": body}
+    if wildcards:
+        return {"matrix": {w: "${" + COLLECTIONS[w] + "}" for w in wildcards}, **body}
     return body
 
 

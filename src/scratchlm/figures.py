@@ -37,15 +37,16 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2):
     return fig, list(axes.flat)
 
 
-def gains(rows: list[tuple[str, str, str, float]], path: Path) -> Path:
-    """Bars of (pretrained - scratch) on the main test metric, one panel per task.
-    rows: (task, model, run, gain in points)."""
+def gains(rows: list[tuple[str, str, str, float, float]], path: Path) -> Path:
+    """Bars of (pretrained - scratch) on the main test metric with their spread over seeds, one
+    panel per task. rows: (task, model, run, gain in points, spread in points)."""
     tasks = list(dict.fromkeys(r[0] for r in rows))
     fig, axes = _grid(len(tasks), width=5.0)
     for ax, task in zip(axes, tasks):
         mine = [r for r in rows if r[0] == task]
-        labels, values = [f"{m}/{run}" for _, m, run, _ in mine], [g for *_, g in mine]
-        ax.barh(labels, values, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+        labels, values, spread = [f"{m}/{run}" for _, m, run, *_ in mine], [r[3] for r in mine], [r[4] for r in mine]
+        ax.barh(labels, values, xerr=spread, capsize=3,
+                color=["tab:green" if v >= 0 else "tab:red" for v in values])
         ax.axvline(0, color="black", linewidth=0.8)
         ax.invert_yaxis()
         ax.set_title(task)
@@ -53,16 +54,17 @@ def gains(rows: list[tuple[str, str, str, float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def data_efficiency(rows: list[tuple[str, str, str, float, float]], metric_names: dict, path: Path) -> Path:
-    """Main test metric against the share of training labels, one line per model/method.
-    rows: (task, model, method, fraction, value)."""
+def data_efficiency(rows: list[tuple[str, str, str, float, float, float]], metric_names: dict, path: Path) -> Path:
+    """Main test metric against the share of training labels, one line per model/method, with the
+    spread over seeds. rows: (task, model, method, fraction, mean, std)."""
     tasks = list(dict.fromkeys(r[0] for r in rows))
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
-        for key in dict.fromkeys((m, meth) for t, m, meth, _, _ in rows if t == task):
-            points = sorted((f, v) for t, m, meth, f, v in rows if t == task and (m, meth) == key)
-            ax.plot([100 * f for f, _ in points], [100 * v for _, v in points], marker="o",
-                    linestyle="--" if key[1] == "scratch" else "-", label="/".join(key))
+        for key in dict.fromkeys((m, meth) for t, m, meth, *_ in rows if t == task):
+            points = sorted((f, v, s) for t, m, meth, f, v, s in rows if t == task and (m, meth) == key)
+            ax.errorbar([100 * f for f, *_ in points], [100 * v for _, v, _ in points],
+                        yerr=[100 * s for *_, s in points], marker="o", capsize=3,
+                        linestyle="--" if key[1] == "scratch" else "-", label="/".join(key))
         ax.set_xscale("log")
         ax.set_title(task)
         ax.set_xlabel("training labels used (%)")

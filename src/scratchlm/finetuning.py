@@ -10,7 +10,6 @@ construction) with random weights, trained on the same budget.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -87,17 +86,3 @@ def collator(task_type: str, tok):
         return pad([{k: row[k] for k in MODEL_COLUMNS if k in row} for row in rows])
 
     return collate
-
-
-def weights_digest(folder: Path) -> str:
-    """Identity of the pretrained weights a run starts from (a content hash: a DVC checkout
-    changes mtimes, not content)."""
-    f = folder / "model.safetensors"
-    if not f.exists():
-        raise ScratchError(f"{f}: pretrained model missing; run the pretrain stage first "
-                           f"(snakemake --cores all, or dvc repro)")
-    digest = hashlib.sha256()
-    with open(f, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

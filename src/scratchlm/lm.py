@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from itertools import chain
 
 import torch
+from datasets import Dataset, Features, Sequence, Value
 from transformers import DataCollatorForLanguageModeling
 
 PROMPTS = ["I watched The", "Overall, it was", "The plot was", "Shares of"]
@@ -84,3 +86,17 @@ def state_saturation(lm, blocks, batch_size: int = 32, max_blocks: int = 256) ->
                   for i in range(0, len(ids), batch_size)]
     lm.train(was_training)
     return round(float((torch.cat(states) > SATURATED).float().mean()), 4)
+
+
+def blocks_of(rows, block_size: int) -> Dataset:
+    """Language-modelling blocks from encoded texts (each framed by [CLS] ... [SEP]): all
+    concatenated and cut into `block_size` tokens, the ragged tail dropped, as `pack` does."""
+    ids = list(chain.from_iterable(rows))
+    n = len(ids) // block_size * block_size
+    return Dataset.from_dict({"input_ids": [ids[i:i + block_size] for i in range(0, n, block_size)]},
+                             features=Features({"input_ids": Sequence(Value("int32"))}))
+
+
+def bounded(ds, n: int, seed: int):
+    """At most `n` rows: a seeded subset, so that an evaluation costs the same on any corpus size."""
+    return ds if len(ds) <= n else ds.shuffle(seed=seed).select(range(n))

@@ -4,7 +4,14 @@ strict IOB2 mode next to the token-level report."""
 
 from __future__ import annotations
 
+import statistics
+
 IGNORE = -100  # label of unscored positions (special tokens, continuation sub-tokens), as encode writes it
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (std 0 for one seed)."""
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def classification(y_true, y_pred, label_names: list[str]) -> dict:

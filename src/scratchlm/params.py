@@ -239,6 +239,7 @@ def dataset_kind(spec: dict) -> str:
 
 # stage -> (its training section, where a model's own overrides of it live)
 TRAINING_SECTIONS = {"pretrain": ("pretrain.training", "pretrain.models.{model}.training"),
+                     "adapt": ("adapt.training", "adapt.overrides.{model}"),
                      "finetune": ("finetune.training", "finetune.overrides.{model}")}
 
 
@@ -288,9 +289,11 @@ def training_config(p: dict, stage: str, model: str) -> TrainingConfig:
 
 def _check_overrides(p: dict, source: str) -> None:
     models = p["pretrain"]["models"]
-    for name in p["finetune"]["overrides"]:
-        if name not in models:
-            raise ScratchError(f"{source}: finetune.overrides.{name} names no model (declared: {', '.join(models)})")
+    for section in ("adapt", "finetune"):
+        for name in p[section]["overrides"]:
+            if name not in models:
+                raise ScratchError(f"{source}: {section}.overrides.{name} names no model (declared: "
+                                   f"{', '.join(models)})")
     training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
     for name in models:
         for stage in TRAINING_SECTIONS:
@@ -374,6 +377,14 @@ def _check_references(p: dict, source: str) -> None:
 
 def _check_extra_runs(p: dict, source: str) -> None:
     models = p["pretrain"]["models"]
+    for name in p["adapt"]["ablation"]["models"]:
+        if name not in models:
+            raise ScratchError(f"{source}: adapt.ablation.models has {name!r}, which names no model (declared: "
+                               f"{', '.join(models)})")
+    if p["adapt"]["ablation"]["models"] and not p["adapt"]["enabled"]:
+        raise ScratchError(f"{source}: adapt.ablation compares runs from the adapted and the general model, but "
+                           f"adapt.enabled = false (both are the general model); set adapt.enabled: true or "
+                           f"adapt.ablation.models: []")
     if p["finetune"]["ulmfit"]["slanted_triangular"]:  # it replaces the scheduler in the recurrent full runs
         for name, spec in models.items():
             cfg = training_config(p, "finetune", name)

@@ -55,6 +55,20 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
+def weights_digest(folder: Path) -> str:
+    """Identity of the pretrained weights a run starts from (a content hash: a DVC checkout
+    changes mtimes, not content)."""
+    f = folder / "model.safetensors"
+    if not f.exists():
+        raise ScratchError(f"{f}: pretrained model missing; run the pretrain stage first "
+                           f"(snakemake --cores all, or dvc repro)")
+    digest = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def checkpoint_dir(run: str, fingerprint: dict) -> Path:
     """Trainer's checkpoint folder for a run; wiped when the run's inputs or code changed since it
     was written, so `resume` only ever continues the same computation. `finish` removes it."""
@@ -161,11 +175,30 @@ class FiniteGradients(TrainerCallback):
                                f"or set {self.cfg.key('grad_clip')}, then rerun")
 
 
-def callbacks(cfg: TrainingConfig, live_dir: Path, resume: bool) -> list:
+class EarlyStopping(EarlyStoppingCallback):
+    """transformers' early stopping, counting only the evaluations from step `start` on: until
+    gradual unfreezing has released the last layer group, a run has not shown what it can do,
+    and stopping it then is what stalled the pretrained runs at chance."""
+
+    def __init__(self, early_stopping_patience: int = 1, early_stopping_threshold: float = 0.0, start: int = 0):
+        super().__init__(early_stopping_patience, early_stopping_threshold)
+        self.start = start
+
+    def on_evaluate(self, args, state, control, metrics, **kwargs):
+        if state.global_step >= self.start:
+            super().on_evaluate(args, state, control, metrics, **kwargs)
+
+    def state(self) -> dict:
+        found = super().state()
+        found["args"]["start"] = self.start
+        return found
+
+
+def callbacks(cfg: TrainingConfig, live_dir: Path, resume: bool, patience_from: int = 0) -> list:
     """DVCLive curves, the divergence guard and early stopping when asked for."""
     found = [LiveCurves(live_dir, resume), FiniteGradients(cfg)]
     if cfg.early_stopping_patience > 0:
-        found.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+        found.append(EarlyStopping(cfg.early_stopping_patience, start=patience_from))
     return found
 
 
@@ -188,27 +221,45 @@ def train(trainer, run_dir: Path) -> dict:
 @dataclass
 class Fitted:
     """A trained run: its Trainer (model restored to the best checkpoint), the validation scores
-    of that checkpoint, the training figures for the timing file, and its checkpoint folder."""
+    of that checkpoint (and of the model before training, when asked for), the training figures
+    for the timing file, and its checkpoint folder."""
     trainer: Trainer
     validation: dict
     figures: dict
     run_dir: Path
+    before: dict | None = None
 
 
-def fit(run: str, model, cfg: TrainingConfig, ctx: Context, fingerprint: dict, train_set, eval_set, collator, *,
+def checkpoints(run: str, cfg: TrainingConfig, ctx: Context, **fingerprint) -> Path:
+    """The checkpoint folder of a run, keyed by everything it depends on (see checkpoint_dir)."""
+    return checkpoint_dir(run, {**fingerprint, "training": asdict(cfg), "seed": ctx.seed,
+                                "processes": ctx.processes, "precision": ctx.precision})
+
+
+def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval_set, collator, *,
         metric: str = "eval_loss", greater_is_better: bool = False, compute_metrics=None,
         optimizers=(None, None), extra_callbacks: tuple = (), skip_training: bool = False,
-        **argument_overrides) -> Fitted:
-    """The training skeleton: a checkpoint folder keyed by everything the run depends on, Trainer,
-    train (resuming a killed run), and the validation scores of the best checkpoint."""
-    run_dir = checkpoint_dir(run, {**fingerprint, "training": asdict(cfg), "seed": ctx.seed,
-                                   "processes": ctx.processes, "precision": ctx.precision})
+        score_first: bool = False, patience_from: int = 0, **argument_overrides) -> Fitted:
+    """The training skeleton: Trainer in the run's checkpoint folder (`checkpoints()`), train
+    (resuming a killed run), and the validation scores of the best checkpoint.
+    `score_first`: also score the model before training (kept with the checkpoints, so a resumed
+    run reports the same); `patience_from`: the step early stopping starts counting from."""
     args = arguments(cfg, run_dir, ctx, metric, greater_is_better, **argument_overrides)
     trainer = LengthListTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                 data_collator=collator, compute_metrics=compute_metrics, optimizers=optimizers,
-                                callbacks=[*callbacks(cfg, run_dir / "live", resume=True), *extra_callbacks])
+                                callbacks=[*callbacks(cfg, run_dir / "live", True, patience_from), *extra_callbacks])
+    before = _scored_first(trainer, run_dir) if score_first else None
     figures = {} if skip_training else train(trainer, run_dir)
-    return Fitted(trainer, trainer.evaluate(), figures, run_dir)
+    return Fitted(trainer, trainer.evaluate(), figures, run_dir, before)
+
+
+def _scored_first(trainer: Trainer, run_dir: Path) -> dict:
+    """The validation scores of the untrained model (an evaluation loop that logs no curve point)."""
+    stamp = run_dir / "before.json"
+    if not stamp.exists() and is_main_process():
+        loop = trainer.evaluation_loop(trainer.get_eval_dataloader(), "before training", metric_key_prefix="eval")
+        stamp.write_text(json.dumps(loop.metrics))
+    return json.loads(stamp.read_text()) if stamp.exists() else {}
 
 
 def finish(fitted: Fitted, model_dir: Path | str, plots_dir: Path | str, save) -> None:
@@ -223,7 +274,7 @@ def finish(fitted: Fitted, model_dir: Path | str, plots_dir: Path | str, save) -
 
 # DVCLive logs every number Trainer reports; these are the curves worth plotting
 CURVES = ("loss", "learning_rate", "grad_norm", "eval/*")
-NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second")
+NOT_CURVES = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
 
 
 def copy_curves(live_dir: Path, dest: Path) -> None:

@@ -1,7 +1,9 @@
 """ULMFiT's fine-tuning recipe (Howard & Ruder, 2018) for the recurrent models, as options:
 
 - discriminative learning rates: layer group k below the head trains at lr / decay^k;
-- gradual unfreezing: the first epoch trains the head only, each later epoch one more group, top down;
+- gradual unfreezing: the head trains alone first, then one more group at a time, top down, until
+  every group trains, over the first `unfreeze_share` of the run's steps (ULMFiT unfreezes one
+  group per epoch; counting steps instead, a one- or two-epoch run unfreezes every group too);
 - slanted triangular learning rates: a short linear rise to lr, then a long linear decay to lr / ratio.
 
 Layer groups, bottom up: the embeddings, each recurrent layer (forward and backward LM together),
@@ -66,16 +68,24 @@ def scheduler(opt, options: dict, name: str, total_steps: int, warmup_steps: int
     return get_scheduler(name, opt, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
 
 
-def unfreezing_callback(model):
-    """Epoch e trains the top e+1 layer groups (requires_grad; AdamW skips gradient-less weights)."""
-    groups = layer_groups(model)
+def unfreeze_steps(n_groups: int, total_steps: int, share: float) -> list[int]:
+    """The step from which each layer group (bottom up) trains: the head from step 0, the group
+    below it after one period, ..., the embeddings at `share` of the run."""
+    period = share * total_steps / max(1, n_groups - 1)
+    return [math.ceil((n_groups - 1 - k) * period) for k in range(n_groups)]
 
-    class GradualUnfreezing(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            # read each step, not at epoch boundaries: a resumed run must find the same state
-            trainable_from = max(0, len(groups) - 1 - int(state.epoch or 0))
-            for k, params in enumerate(groups):
-                for p in params:
-                    p.requires_grad_(k >= trainable_from)
 
-    return GradualUnfreezing()
+class GradualUnfreezing(TrainerCallback):
+    """Sets requires_grad per layer group at each step (AdamW skips gradient-less weights); read
+    from the step count, so a resumed run finds the same state. `done_at`: the step from which
+    every group trains."""
+
+    def __init__(self, model, total_steps: int, share: float):
+        self.groups = layer_groups(model)
+        self.starts = unfreeze_steps(len(self.groups), total_steps, share)
+        self.done_at = max(self.starts)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        for params, start in zip(self.groups, self.starts):
+            for p in params:
+                p.requires_grad_(state.global_step >= start)

@@ -105,11 +105,41 @@ def test_ulmfit_groups_rates_and_unfreezing(pretrained):
     opt = ulmfit.optimizer(model, options, lr=0.8, weight_decay=0.1)
     rates = sorted({g["lr"] for g in opt.param_groups})
     assert rates == pytest.approx([0.1, 0.2, 0.4, 0.8])
-    callback = ulmfit.unfreezing_callback(model)
-    for epoch, trained_groups in ((0, 1), (1, 2), (2, 3), (7, 4)):
-        callback.on_step_begin(None, SimpleNamespace(epoch=epoch + 0.5), None)
+    # 300 steps, groups released over the first 30%: one more group every 30 steps, the head first
+    callback = ulmfit.GradualUnfreezing(model, total_steps=300, share=0.3)
+    assert callback.starts == [90, 60, 30, 0] and callback.done_at == 90
+    for step, trained_groups in ((0, 1), (29, 1), (30, 2), (60, 3), (89, 3), (90, 4), (299, 4)):
+        callback.on_step_begin(None, SimpleNamespace(global_step=step), None)
         trainable = [all(p.requires_grad for p in g) for g in groups]
-        assert trainable == [k >= 4 - trained_groups for k in range(4)]
+        assert trainable == [k >= 4 - trained_groups for k in range(4)], step
+
+
+def test_a_one_epoch_run_unfreezes_every_group():
+    """ULMFiT unfroze a group per epoch; counted in steps, a short run releases them all too."""
+    for total in (1, 7, 50, 10_000):
+        starts = ulmfit.unfreeze_steps(3, total, 0.25)
+        assert starts[-1] == 0 and max(starts) <= math.ceil(0.25 * total) < total or total == 1
+
+
+def test_early_stopping_does_not_count_evaluations_before_the_last_group_is_released():
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from scratchlm.training import EarlyStopping
+
+    stop = EarlyStopping(2, start=100)
+    args = SimpleNamespace(metric_for_best_model="accuracy", greater_is_better=True, load_best_model_at_end=True,
+                           eval_strategy="steps", save_strategy="steps", eval_steps=10, save_steps=10)
+    state, control = SimpleNamespace(best_metric=0.9, global_step=0), TrainerControl()
+    for step in range(10, 100, 10):  # no gain for nine evaluations, all while groups are frozen
+        state.global_step = step
+        stop.on_evaluate(args, state, control, {"eval_accuracy": 0.5})
+    assert not control.should_training_stop and stop.early_stopping_patience_counter == 0
+    for step in (100, 110):  # two evaluations without gain after the release: stop
+        state.global_step = step
+        stop.on_evaluate(args, state, control, {"eval_accuracy": 0.5})
+    assert control.should_training_stop
 
 
 def test_slanted_triangular_rises_then_decays_to_a_32nd():
@@ -176,12 +206,16 @@ def test_word_predictions_pad_truncated_words_with_o():
 def test_runs_and_dvc_stage_names():
     p = {"tasks": {"sentiment": {}, "ner": {}}, "pretrain": {"models": {"gru": {}, "bert": {}}},
          "finetune": {"methods": ["full", "scratch"], "lora": {"models": ["bert"]},
-                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]}}}
+                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]}},
+         "adapt": {"ablation": {"models": ["gru"], "methods": ["full"]}}}
     found = runs(p)
-    assert found[:2] == [("sentiment", "gru", "full", 1.0), ("sentiment", "gru", "scratch", 1.0)]
-    assert len(found) == 2 * 2 * 2 + 2 + 2 * 2
+    assert found[:2] == [Run("sentiment", "gru", "full"), Run("sentiment", "gru", "scratch")]
+    assert len(found) == 2 * 2 * 2 + 2 + 2 * 2 + 2
     names = [r.name for r in found if (r.task, r.model) == ("ner", "gru")]
-    assert names == ["full", "scratch", "full-0.1", "full-0.25"]
+    assert names == ["full", "scratch", "full-0.1", "full-0.25", "full-general"]
+    assert Run.parse("ner", "gru", "full-general") == Run("ner", "gru", "full", 1.0, True)
+    assert Job("finetune", {"task": "ner", "model": "gru", "run": "full-general"}).dvc_stage == \
+        "finetune_general@ner-gru-full"
     assert Job("finetune", {"task": "sentiment", "model": "gru", "run": "full"}).dvc_stage == \
         "finetune@sentiment-gru-full"
     assert Job("evaluate", {"task": "ner", "model": "bert", "run": "lora"}).dvc_stage == "evaluate_lora@ner-bert"

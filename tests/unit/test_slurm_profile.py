@@ -15,8 +15,8 @@ import yte
 from conftest import ROOT, copy_repo, env
 
 PROFILE = "workflow/profiles/slurm"
-TRAINING = ("pretrain", "finetune")
-STAGES = {"data", "tokenizer", "encode", "pack", "pretrain", "finetune", "evaluate", "report"}
+TRAINING = ("pretrain", "adapt", "finetune")
+STAGES = {"data", "tokenizer", "encode", "pack", "pretrain", "adapt", "finetune", "evaluate", "report"}
 SLURM_VARS = ("SCRATCHLM_SLURM_PARTITION", "SCRATCHLM_SLURM_GPU_PARTITION", "SCRATCHLM_SLURM_ACCOUNT")
 
 
@@ -117,10 +117,10 @@ exit 0
 def fake_upstream(repo: Path) -> None:
     """Outputs of the jobs before the ones the test submits (as Snakemake's plan names them),
     each stage's newer than the one before, so that Snakemake plans only the targeted jobs."""
-    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/pretrain/gru", "data/encoded/sentiment",
-                           "data/raw/ner"], cwd=repo, env=env(), capture_output=True, text=True, timeout=300)
+    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner"],
+                          cwd=repo, env=env(), capture_output=True, text=True, timeout=300)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
-    level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3}
+    level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3, "adapt": 4}
     base = time.time() + 5
     for rule, fields, _ in sorted(planned_jobs(plan.stdout), key=lambda job: level.get(job[0], 9)):
         if rule == "all":
@@ -144,7 +144,8 @@ def test_plugin_submits_the_profile_resources_to_sbatch(slurm_repo, tmp_path):
         f.chmod(0o755)
     log = tmp_path / "sbatch.log"
     fake_upstream(slurm_repo)
-    targets = ["models/pretrain/lstm", "models/finetune/sentiment/gru/full", "data/encoded/ner"]
+    targets = ["models/pretrain/lstm", "models/finetune/sentiment/gru/full", "data/encoded/ner",
+               "models/adapt/ner/lstm"]
     proc = snakemake(slurm_repo, "--cores", "8", "--slurm-init-seconds-before-status-checks", "1", *targets,
                      path_prefix=str(fakebin), FAKE_SLURM_LOG=str(log), SCRATCHLM_SLURM_PARTITION="short",
                      SCRATCHLM_SLURM_GPU_PARTITION="gpu", SCRATCHLM_SLURM_ACCOUNT="proj42")
@@ -154,7 +155,7 @@ def test_plugin_submits_the_profile_resources_to_sbatch(slurm_repo, tmp_path):
     for line in log.read_text().splitlines():
         rule = re.search(r"--comment rule_(\w+?)_wildcards", line).group(1)
         calls.setdefault(rule, []).append(line.split(" --wrap=")[0])
-    assert set(calls) == {"pretrain", "finetune", "encode"}, calls
+    assert set(calls) == {"pretrain", "finetune", "encode"}, calls  # adapt@ner-lstm waits for pretrain@lstm
     conf = profile()
     for rule, submitted in calls.items():
         assert len(submitted) == 1 + conf["retries"], (rule, submitted)  # the first try and the retry

@@ -42,7 +42,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*",
     task=r"[a-z][a-z0-9_]*",
-    run=r"[a-z][a-z0-9_]*(-[0-9.]+)?",
+    run=r"[a-z][a-z0-9_]*(-general)?(-[0-9.]+)?",
 
 
 def job(stage, wildcards):
@@ -72,6 +72,14 @@ def outputs(stage):
             path = report(path, caption=CAPTIONS[out.report], category=out.report, **extra)
         found.append(path)
     return found
+
+
+def threads(stage):
+    return TRAIN_THREADS if dag.STAGES[stage].training else 1
+
+
+def gpu(stage):
+    return GPU if dag.STAGES[stage].training else 0
 
 
 def reads(stage):

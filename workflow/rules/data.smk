@@ -12,7 +12,8 @@ rule data:
     output: outputs("data")
     params: reads=reads("data")
     log: dag.log_template("data")
-    threads: 1
+    threads: threads("data")
+    resources: gpu=gpu("data")
     shell: dag.snakemake_command("data")
 
 
@@ -21,7 +22,8 @@ rule tokenizer:
     output: outputs("tokenizer")
     params: reads=reads("tokenizer")
     log: dag.log_template("tokenizer")
-    threads: 1
+    threads: threads("tokenizer")
+    resources: gpu=gpu("tokenizer")
     shell: dag.snakemake_command("tokenizer")
 
 
@@ -30,7 +32,8 @@ rule encode:
     output: outputs("encode")
     params: reads=reads("encode")
     log: dag.log_template("encode")
-    threads: 1
+    threads: threads("encode")
+    resources: gpu=gpu("encode")
     shell: dag.snakemake_command("encode")
 
 
@@ -39,5 +42,6 @@ rule pack:
     output: outputs("pack")
     params: reads=reads("pack")
     log: dag.log_template("pack")
-    threads: 1
+    threads: threads("pack")
+    resources: gpu=gpu("pack")
     shell: dag.snakemake_command("pack")

@@ -7,5 +7,6 @@ rule report:
     output: outputs("report")
     params: reads=reads("report")
     log: dag.log_template("report")
-    threads: 1
+    threads: threads("report")
+    resources: gpu=gpu("report")
     shell: dag.snakemake_command("report")

@@ -1,5 +1,6 @@
-# Training: pretrain each language model; fine-tune each model on each task in each declared run
-# (a method, LoRA, or a share of the labels: the `run` wildcard, see scratchlm.dag.Run); evaluate.
+# Training: pretrain each language model; adapt it to each task's text (ULMFiT's middle step);
+# fine-tune each model on each task in each declared run (a method, LoRA, a share of the labels,
+# or the adaptation ablation: the `run` wildcard, see scratchlm.dag.Run), every seed; evaluate.
 
 
 rule pretrain:
@@ -7,9 +8,19 @@ rule pretrain:
     output: outputs("pretrain")
     params: reads=reads("pretrain")
     log: dag.log_template("pretrain")
-    threads: TRAIN_THREADS
-    resources: gpu=GPU
+    threads: threads("pretrain")
+    resources: gpu=gpu("pretrain")
     shell: dag.snakemake_command("pretrain")
+
+
+rule adapt:
+    input: code("adapt"), inputs("adapt")
+    output: outputs("adapt")
+    params: reads=reads("adapt")
+    log: dag.log_template("adapt")
+    threads: threads("adapt")
+    resources: gpu=gpu("adapt")
+    shell: dag.snakemake_command("adapt")
 
 
 rule finetune:
@@ -17,8 +28,8 @@ rule finetune:
     output: outputs("finetune")
     params: reads=reads("finetune")
     log: dag.log_template("finetune")
-    threads: TRAIN_THREADS
-    resources: gpu=GPU
+    threads: threads("finetune")
+    resources: gpu=gpu("finetune")
     shell: dag.snakemake_command("finetune")
 
 
@@ -27,5 +38,6 @@ rule evaluate:
     output: outputs("evaluate")
     params: reads=reads("evaluate")
     log: dag.log_template("evaluate")
-    threads: 1
+    threads: threads("evaluate")
+    resources: gpu=gpu("evaluate")
     shell: dag.snakemake_command("evaluate")

@@ -61,6 +61,12 @@ def is_causal(spec: dict) -> bool:
     return spec["arch"] == "recurrent"
 
 
+def language_model(path, spec: dict):
+    """A pretrained model with its LM head, to train further: causal (recurrent), or masked LM
+    scoring the masked positions only (BERT; the same weights as BertForMaskedLM)."""
+    return (AutoModelForCausalLM if is_causal(spec) else BertForSparseMaskedLM).from_pretrained(path)
+
+
 def auto_class(task_type: str):
     """The Auto class that builds and loads a task type's models (ours and BERT)."""
     if task_type == "sequence-classification":
@@ -69,4 +75,5 @@ def auto_class(task_type: str):
 
 
 __all__ = ["RecurrentConfig", "RecurrentModel", "RecurrentForCausalLM", "RecurrentForSequenceClassification",
-           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal", "auto_class"]
+           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal", "auto_class",
+           "language_model"]

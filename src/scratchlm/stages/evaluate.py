@@ -23,8 +23,6 @@ from ..models import auto_class
 from ..params import TASK_METRICS
 from ..tokenization import label_names, load
 
-DETAILS = ("per_class", "per_type", "per_tag")  # nested reports, kept out of the scalar metrics
-
 
 def predict(model, dataset, collator, batch_size: int) -> list:
     """Class probabilities per row (sequence tasks: (C,); token tasks: (T, C) over the row's own
@@ -70,25 +68,51 @@ def _tokens(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict]]
     return scores, lines, confusion
 
 
+def _one_seed(folder: Path, test, task_type: str, params: dict) -> tuple[dict, list[str], list[dict]]:
+    net = auto_class(task_type).from_pretrained(folder).to(pick_device(params["device"]))
+    sequence = task_type == "sequence-classification"
+    collator = (DataCollatorWithPadding if sequence else DataCollatorForTokenClassification)(load(folder))
+    probs = predict(net, test, collator, params["evaluate"]["batch_size"])
+    return (_sequence if sequence else _tokens)(test, probs, label_names(test))
+
+
+def collapsed(lines: list[str]) -> bool:
+    """Whether a run's predictions are all one class (classification) or name no entity (NER):
+    a fine-tuning that stalled, whatever its accuracy on a skewed test set."""
+    rows = [json.loads(line) for line in lines]
+    if "prediction" in rows[0]:
+        return len({r["prediction"] for r in rows}) == 1
+    return all(tag == "O" for r in rows for tag in r["predicted"])
+
+
 def run(params: dict, task: str, model: str, run: str) -> None:
     task_type = params["tasks"][task]["type"]
     where = {"task": task, "model": model, "run": run}
     folder = Path(upstream(paths.path(paths.FINETUNED, **where),
                            f"finetune --task {task} --model {model} --run {run}"))
-    net = auto_class(task_type).from_pretrained(folder).to(pick_device(params["device"]))
     test = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))["test"]
-    sequence = task_type == "sequence-classification"
-    collator = (DataCollatorWithPadding if sequence else DataCollatorForTokenClassification)(load(folder))
-    probs = predict(net, test, collator, params["evaluate"]["batch_size"])
-    scores, lines, confusion = (_sequence if sequence else _tokens)(test, probs, label_names(test))
+    per_seed, lines, confusion = {}, [], []
+    for seed in params["finetune"]["seeds"]:
+        scores, seed_lines, seed_confusion = _one_seed(folder / f"seed{seed}", test, task_type, params)
+        per_seed[seed] = {**scores, "collapsed": collapsed(seed_lines)}
+        lines += [json.dumps({"seed": seed, **json.loads(line)}) for line in seed_lines]
+        confusion += seed_confusion
 
     trained = read_json(paths.path(paths.FINETUNE_METRICS, **where))
-    result = {"test_examples": len(test), **{k: v for k, v in scores.items() if k not in DETAILS},
-              **{k: trained[k] for k in ("train_examples", "parameters", "trainable_parameters", "trainable_fraction")}}
+    result = {}
+    for name in TASK_METRICS[task_type]:
+        mean, std = metrics.mean_std([s[name] for s in per_seed.values()])
+        result[name], result[f"{name}_std"] = round(mean, 6), round(std, 6)
+    result.update(seeds=len(per_seed), collapsed_seeds=sum(s["collapsed"] for s in per_seed.values()),
+                  test_examples=len(test), train_examples=trained["train_examples"],
+                  trainable_fraction=trained["trainable_fraction"])
     write_json(paths.path(paths.METRICS, **where), result)
-    write_json(paths.path(paths.DETAILS, **where), {k: v for k, v in scores.items() if k in DETAILS})
+    write_json(paths.path(paths.DETAILS, **where), {
+        "parameters": trained["parameters"], "trainable_parameters": trained["trainable_parameters"],
+        "seeds": {str(seed): scores for seed, scores in per_seed.items()}})
     with atomic_path(paths.path(paths.PREDICTIONS, **where)) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     write_json(paths.path(paths.CONFUSION, **where), confusion)
     main = TASK_METRICS[task_type][0]
-    print(f"evaluate: {task}/{model}/{run}: test {main} {result[main]:.4f}")
+    flag = f" ({result['collapsed_seeds']} of {len(per_seed)} seeds collapsed)" if result["collapsed_seeds"] else ""
+    print(f"evaluate: {task}/{model}/{run}: test {main} {result[main]:.4f} ± {result[main + '_std']:.4f}{flag}")

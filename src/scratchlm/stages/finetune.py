@@ -1,72 +1,126 @@
-"""Stage `finetune`: fine-tune one pretrained model on one task in one run: a method (`full`,
-`frozen`, `scratch`, see finetuning.py), LoRA, or a method on a share of the training labels
-(`full-0.1`). ULMFiT's options apply to the recurrent models' full runs (ulmfit.py).
-The model is selected on the validation split only; the test split is left to `evaluate`.
+"""Stage `finetune`: fine-tune one model on one task in one run, once per seed in
+`finetune.seeds`: a method (`full`, `frozen`, `scratch`, see finetuning.py), LoRA, a method on a
+share of the training labels (`full-0.1`), or the adaptation ablation (`full-general`).
+
+A run starts from the task-adapted model (models/adapt/<task>/<model>), the ablation runs from
+the general pretrained one. ULMFiT's options apply to the recurrent models' full runs
+(ulmfit.py); early stopping counts only the evaluations after gradual unfreezing has released
+the last layer group. The model is selected on the validation split only; the test split is left
+to `evaluate`. One job trains every seed (each job pays the torch and transformers import once):
+a finished seed is kept with the run's checkpoints, so a killed job resumes at the seed it was in.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import statistics
 
 from datasets import load_from_disk
 
 from .. import metrics, paths, training, ulmfit
-from ..atomic import upstream, write_json
-from ..dag import Run
-from ..finetuning import build_model, collator, save, subset, weights_digest
+from ..atomic import atomic_path, upstream, write_json
+from ..dag import RUN_KINDS, Run
+from ..finetuning import build_model, collator, save, subset
 from ..models import RecurrentConfig
 from ..params import TrainingConfig, training_config
 from ..tokenization import label_names, load
 
+RESULT = "result.json"  # a finished seed's validation scores, beside its model
 
-def _ulmfit(net, options: dict, cfg: TrainingConfig, train_rows: int) -> tuple[tuple, list]:
-    """(optimizers, callbacks) for Trainer: ULMFiT's groups, schedule and unfreezing."""
-    per_epoch = math.ceil(train_rows / cfg.batch_size)
-    steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * per_epoch)
+
+def _ulmfit(net, options: dict, cfg: TrainingConfig, train_rows: int) -> tuple[tuple, list, int]:
+    """(optimizers, callbacks, the step from which every group trains) for ULMFiT's groups,
+    schedule and gradual unfreezing."""
+    steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * math.ceil(train_rows / cfg.batch_size))
     opt = ulmfit.optimizer(net, options, cfg.lr, cfg.weight_decay)
     sched = ulmfit.scheduler(opt, options, cfg.scheduler, steps, math.ceil(steps * cfg.warmup_ratio))
-    return (opt, sched), [ulmfit.unfreezing_callback(net)] if options["gradual_unfreezing"] else []
+    if not options["gradual_unfreezing"]:
+        return (opt, sched), [], 0
+    unfreezing = ulmfit.GradualUnfreezing(net, steps, options["unfreeze_share"])
+    return (opt, sched), [unfreezing], unfreezing.done_at
 
 
-def run(params: dict, task: str, model: str, run: str) -> dict:
-    parsed = Run.parse(task, model, run)
-    method, fraction = parsed.method, parsed.fraction
-    spec, cfg, ft = params["tasks"][task], training_config(params, "finetune", model), params["finetune"]
-    if fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
-        cfg = cfg.replace(epochs=cfg.epochs / fraction)
-    ctx = training.start(params)
-    tok = load()
-    data = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
-    names = label_names(data["train"])
-    pretrained = paths.path(paths.PRETRAINED, model=model)
-    net = build_model(method, pretrained, spec["type"], names, ft["pooling"], ctx.seed, ft["lora"])
-    train_set = subset(data["train"], fraction, ctx.seed)
+def _one_seed(params: dict, run: Run, cfg: TrainingConfig, seed: int, tok, data, names: list[str]) -> dict:
+    """Train one seed of the run, or read it back if a killed job finished it: its validation
+    scores, training figures and the folder of its model and curves."""
+    spec, ft = params["tasks"][run.task], params["finetune"]
+    ctx = training.start(params, seed)
+    start = paths.path(RUN_KINDS[run.kind].start, task=run.task, model=run.model)
+    train_set = subset(data["train"], run.fraction, seed)
+    use_ulmfit = run.method == "full" and _recurrent(start) and ulmfit.enabled(ft["ulmfit"])
+    run_dir = training.checkpoints(f"finetune/{run.job}/seed{seed}", cfg, ctx, data=train_set._fingerprint,
+                                   model=training.weights_digest(start),
+                                   params=[spec, ft["pooling"], ft["lora"] if run.method == "lora" else None,
+                                           ft["ulmfit"] if use_ulmfit else None])
+    final = run_dir / "final"
+    if (final / RESULT).exists():
+        print(f"finetune: {run.job}: seed {seed} finished before; kept")
+        return json.loads((final / RESULT).read_text())
 
-    use_ulmfit = (method == "full" and net.config.model_type == RecurrentConfig.model_type
-                  and ulmfit.enabled(ft["ulmfit"]))
-    optimizers, extra = _ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit else ((None, None), [])
-    fingerprint = {"params": [spec, ft["pooling"], ft["lora"] if method == "lora" else None,
-                              ft["ulmfit"] if use_ulmfit else None],
-                   "data": train_set._fingerprint, "model": weights_digest(pretrained)}
+    net = build_model(run.method, start, spec["type"], names, ft["pooling"], seed, ft["lora"])
+    optimizers, extra, patience_from = (_ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit
+                                        else ((None, None), [], 0))
     metric = spec["metric"]
-    fitted = training.fit(f"finetune/{task}/{model}/{run}", net, cfg, ctx, fingerprint, train_set, data["validation"],
-                          collator(spec["type"], tok), metric=metric, greater_is_better=True,
+    fitted = training.fit(run_dir, net, cfg, ctx, train_set, data["validation"], collator(spec["type"], tok),
+                          metric=metric, greater_is_better=True, patience_from=patience_from,
                           compute_metrics=metrics.for_trainer(spec["type"], names), optimizers=optimizers,
                           extra_callbacks=extra, train_sampling_strategy="group_by_length",
                           remove_unused_columns=False)
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
         return {}
     val = fitted.validation
-    write_json(paths.path(paths.FINETUNE_METRICS, task=task, model=model, run=run), {
-        f"val_{metric}": round(val[f"eval_{metric}"], 4), "val_loss": round(val["eval_loss"], 4),
-        "train_examples": len(train_set), "steps": fitted.trainer.state.global_step,
-        "ulmfit": use_ulmfit, "device": ctx.device, "precision": ctx.precision, **training.count_parameters(net)})
+    result = {"seed": seed, "val_metric": val[f"eval_{metric}"], "val_loss": val["eval_loss"],
+              "steps": fitted.trainer.state.global_step, "train_examples": len(train_set), "ulmfit": use_ulmfit,
+              "device": ctx.device, "precision": ctx.precision, "figures": fitted.figures,
+              **training.count_parameters(net)}
+    with atomic_path(final, is_dir=True) as tmp:
+        save(net, tmp / "model", run.method)
+        tok.save_pretrained(str(tmp / "model"))
+        (tmp / "plots").mkdir()
+        training.copy_curves(run_dir / "live", tmp / "plots")
+        (tmp / RESULT).write_text(json.dumps(result))
+    print(f"finetune: {run.job}: seed {seed}: validation {metric} {result['val_metric']:.4f}")
+    return result
 
-    def save_model(folder):
-        save(net, folder, method)
-        tok.save_pretrained(str(folder))
 
-    training.finish(fitted, paths.path(paths.FINETUNED, task=task, model=model, run=run),
-                    paths.path(paths.FINETUNE_PLOTS, task=task, model=model, run=run), save_model)
-    print(f"finetune: {task}/{model}/{run}: validation {metric} {val[f'eval_{metric}']:.4f}")
-    return fitted.figures
+def _recurrent(folder) -> bool:
+    return json.loads((folder / "config.json").read_text())["model_type"] == RecurrentConfig.model_type
+
+
+def run(params: dict, task: str, model: str, run: str) -> dict:
+    parsed = Run.parse(task, model, run)
+    cfg = training_config(params, "finetune", model)
+    if parsed.fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
+        cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
+    tok = load()
+    data = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
+    adapted = RUN_KINDS[parsed.kind].start == paths.ADAPTED
+    upstream(paths.path(RUN_KINDS[parsed.kind].start, task=task, model=model),
+             f"adapt --task {task} --model {model}" if adapted else f"pretrain --model {model}")
+    names = label_names(data["train"])
+    results = [_one_seed(params, parsed, cfg, seed, tok, data, names) for seed in params["finetune"]["seeds"]]
+    if not training.is_main_process():
+        return {}
+    metric, where = params["tasks"][task]["metric"], {"task": task, "model": model, "run": run}
+    mean, std = metrics.mean_std([r["val_metric"] for r in results])
+    first = results[0]
+    write_json(paths.path(paths.FINETUNE_METRICS, **where), {
+        f"val_{metric}": round(mean, 4), f"val_{metric}_std": round(std, 4),
+        "val_loss": round(statistics.mean(r["val_loss"] for r in results), 4), "seeds": len(results),
+        "steps": round(statistics.mean(r["steps"] for r in results)), "train_examples": first["train_examples"],
+        "ulmfit": first["ulmfit"], "device": first["device"], "precision": first["precision"],
+        **{k: first[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")}})
+    finals = {r["seed"]: paths.CHECKPOINTS / "finetune" / parsed.job / f"seed{r['seed']}" / "final" for r in results}
+    with atomic_path(paths.path(paths.FINETUNED, **where), is_dir=True) as tmp:
+        for seed, final in finals.items():
+            shutil.copytree(final / "model", tmp / f"seed{seed}")
+    with atomic_path(paths.path(paths.FINETUNE_PLOTS, **where), is_dir=True) as tmp:
+        for seed, final in finals.items():
+            shutil.copytree(final / "plots", tmp / f"seed{seed}", dirs_exist_ok=True)
+    shutil.rmtree(paths.CHECKPOINTS / "finetune" / parsed.job, ignore_errors=True)
+    print(f"finetune: {parsed.job}: validation {metric} {mean:.4f} ± {std:.4f} over {len(results)} seeds")
+    seconds = sum(r["figures"].get("train_seconds", 0) for r in results)
+    examples = sum(r["figures"].get("train_seconds", 0) * r["figures"].get("examples_per_second", 0) for r in results)
+    return {"train_seconds": round(seconds, 1), "examples_per_second": round(examples / max(seconds, 1e-9), 1)}

@@ -14,8 +14,7 @@ import math
 from datasets import load_from_disk
 from transformers import DataCollatorForLanguageModeling
 
-from .. import lm as lm_lib
-from .. import paths, training
+from .. import lm, paths, training
 from ..atomic import upstream, write_json, write_text
 from ..models import RecurrentConfig, is_causal, pretraining_model
 from ..params import training_config
@@ -28,18 +27,19 @@ def run(params: dict, model: str) -> dict:
     tok = load()
     corpus = params["pretrain"]["corpus"]
     blocks = load_from_disk(upstream(paths.path(paths.BLOCKS, corpus=corpus), "pack"))
-    lm = pretraining_model(spec, tok, f"pretrain.models.{model}")
+    net = pretraining_model(spec, tok, f"pretrain.models.{model}")
     causal = is_causal(spec)
     if causal:
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), blocks["validation"]
     else:
-        collator = lm_lib.MaskedOnce(tok, spec["mlm_probability"])
-        validation = lm_lib.mask_validation(blocks["validation"], tok, spec["mlm_probability"], ctx.seed)
-    recurrent = lm.config.model_type == RecurrentConfig.model_type
-    saturation_at_init = lm_lib.state_saturation(lm, blocks["validation"]) if recurrent else None
+        collator = lm.MaskedOnce(tok, spec["mlm_probability"])
+        validation = lm.mask_validation(blocks["validation"], tok, spec["mlm_probability"], ctx.seed)
+    recurrent = net.config.model_type == RecurrentConfig.model_type
+    saturation_at_init = lm.state_saturation(net, blocks["validation"]) if recurrent else None
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
-    fingerprint = {"params": [spec, corpus], "data": blocks["train"]._fingerprint}
-    fitted = training.fit(f"pretrain/{model}", lm, cfg, ctx, fingerprint, blocks["train"], validation, collator,
+    run_dir = training.checkpoints(f"pretrain/{model}", cfg, ctx, params=[spec, corpus],
+                                   data=blocks["train"]._fingerprint)
+    fitted = training.fit(run_dir, net, cfg, ctx, blocks["train"], validation, collator,
                           skip_training=bool(spec.get("checkpoint")))
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
         return {}
@@ -48,20 +48,20 @@ def run(params: dict, model: str) -> dict:
     metrics = {
         "objective": "causal" if causal else "masked",
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
-        "unigram_perplexity": round(lm_lib.unigram_perplexity(blocks["train"]["input_ids"],
+        "unigram_perplexity": round(lm.unigram_perplexity(blocks["train"]["input_ids"],
                                                               blocks["validation"]["input_ids"], len(tok)), 3),
         "steps": fitted.trainer.state.global_step, "device": ctx.device, "precision": ctx.precision,
-        **training.count_parameters(lm),
+        **training.count_parameters(net),
     }
     if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
         metrics.update(state_saturation_init=saturation_at_init,
-                       state_saturation=lm_lib.state_saturation(lm, blocks["validation"]))
+                       state_saturation=lm.state_saturation(net, blocks["validation"]))
 
     def save_model(folder):
         fitted.trainer.save_model(str(folder))
         tok.save_pretrained(str(folder))
 
-    text = lm_lib.samples(lm, tok, lm_lib.PROMPTS, ctx.seed) if causal else lm_lib.fill_masks(lm, tok, lm_lib.MASKED)
+    text = lm.samples(net, tok, lm.PROMPTS, ctx.seed) if causal else lm.fill_masks(net, tok, lm.MASKED)
     training.finish(fitted, paths.path(paths.PRETRAINED, model=model), paths.path(paths.PRETRAIN_PLOTS, model=model),
                     save_model)
     write_text(paths.path(paths.PRETRAIN_SAMPLES, model=model), text)

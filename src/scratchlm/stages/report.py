@@ -11,6 +11,7 @@ import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import compare, dag, figures, metrics, paths
 from .. import params as params_mod
@@ -68,64 +69,123 @@ def benchmark(spec: dict) -> str | None:
     return next((name for name in BENCHMARKS if name in path.replace("-", "")), None)
 
 
+# ---------------------------------------------------------------- a run's results
+
+class Result(NamedTuple):
+    """A run's test results: the metrics file (means and spread over seeds) and each seed's scores."""
+    metrics: dict
+    seeds: dict[str, dict]
+
+    def values(self, name: str) -> list[float]:
+        return [scores[name] for scores in self.seeds.values()]
+
+    def score(self, name: str) -> str:
+        """`91.23 ± 0.45` (%), and a warning when some seed predicted one class or no entity."""
+        text = f"{_pct(self.metrics[name])} ± {_pct(self.metrics[f'{name}_std'])}"
+        if self.metrics["collapsed_seeds"]:
+            text += f" ⚠ {self.metrics['collapsed_seeds']}/{self.metrics['seeds']} seeds collapsed"
+        return text
+
+
+def results(params: dict) -> dict[Run, Result]:
+    return {run: Result(read_json(_out(paths.METRICS, run)), read_json(_out(paths.DETAILS, run))["seeds"])
+            for run in runs(params)}
+
+
+def paired_gain(run: Result, control: Result, metric: str) -> tuple[float, float]:
+    """Mean and spread of the per-seed differences (the same seed draws the same data order and
+    label share for both, so the pairs are like for like)."""
+    diffs = [run.seeds[s][metric] - control.seeds[s][metric] for s in run.seeds if s in control.seeds]
+    return metrics.mean_std(diffs)
+
+
 # ---------------------------------------------------------------- sections
 
-def summary(params: dict, found: dict) -> str:
+def summary(params: dict, found: dict[Run, Result]) -> str:
     rows = []
-    for run, m in found.items():
+    for run, r in found.items():
         main, second = _main(params, run.task)
-        rows.append([run.task, run.model, run.name, f"{main} {_pct(m[main])}", f"{second} {_pct(m[second])}",
-                     f"{m['train_examples']:,}", f"{m['trainable_parameters']:,}",
-                     f"{100 * m['trainable_fraction']:.1f}%"])
-    return _table(["task", "model", "run", "test metric %", "second metric %", "train examples", "trained params",
-                   "trained share"], rows)
+        rows.append([run.task, run.model, run.name, f"{main} {r.score(main)}",
+                     ", ".join(_pct(v) for v in r.values(main)), f"{second} {_pct(r.metrics[second])}",
+                     f"{r.metrics['train_examples']:,}", f"{100 * r.metrics['trainable_fraction']:.1f}%"])
+    return _table(["task", "model", "run", "test metric % (mean ± std over seeds)", "per seed", "second metric %",
+                   "train examples", "trained share"], rows)
 
 
-def references(params: dict, found: dict) -> str:
+def references(params: dict, found: dict[Run, Result]) -> str:
     """Literature numbers beside our best run on the same benchmark; nothing for other data."""
     rows = []
     for task, spec in params["tasks"].items():
         bench = benchmark(params["data"]["datasets"][spec["dataset"]])
-        ours = [(m[_main(params, task)[0]], r) for r, m in found.items() if r.task == task]
+        main = _main(params, task)[0]
+        ours = [(r.metrics[main], run) for run, r in found.items() if run.task == task]
         if not bench or not ours:
             continue
-        best, run = max(ours)
+        _, run = max(ours)
         for who, metric, value, split in BENCHMARKS[bench].references:
             rows.append([task, bench, who, f"{metric} {_pct(value)} ({split})",
-                         f"{run.model}/{run.name}: {_pct(best)}"])
+                         f"{run.model}/{run.name}: {found[run].score(main)}"])
     if not rows:
         return ""
     return ("\n\nPublished numbers, beside our best run on the same benchmark (note the split: our test split "
             "may be the benchmark's dev set):\n\n"
-            + _table(["task", "benchmark", "published", "their score", "ours"], rows))
+            + _table(["task", "benchmark", "published", "their score", "ours (mean ± std)"], rows))
 
 
-def pretraining_gain(params: dict, found: dict, figs: Figures) -> str:
+def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> str:
     rows, bars = [], []
-    for run, m in found.items():
-        control = found.get(run._replace(method="scratch"))
+    for run, r in found.items():
+        control = found.get(run._replace(method="scratch", general=False))
         if run.method != "scratch" and control:
             main = _main(params, run.task)[0]
-            gain = m[main] - control[main]
-            rows.append([run.task, run.model, run.name, main, _pct(control[main]), _pct(m[main]), f"{100 * gain:+.2f}"])
-            bars.append((run.task, run.model, run.name, 100 * gain))
+            gain, spread = paired_gain(r, control, main)
+            rows.append([run.task, run.model, run.name, main, control.score(main), r.score(main),
+                         f"{100 * gain:+.2f} ± {100 * spread:.2f}"])
+            bars.append((run.task, run.model, run.name, 100 * gain, 100 * spread))
     if not rows:
         return "_No `scratch` control among the methods: add it to finetune.methods to see what pretraining buys._"
     figures.gains(bars, figs.path("pretraining_gain.png"))
-    return (_table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points)"], rows)
-            + "\n\n" + figs.link("pretraining_gain.png", "pretrained minus scratch, per run"))
+    return (_table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points, per-seed pairs)"],
+                   rows) + "\n\n" + figs.link("pretraining_gain.png", "pretrained minus scratch, per run"))
 
 
-def data_efficiency(params: dict, found: dict, figs: Figures) -> str:
+def adaptation(params: dict, found: dict[Run, Result]) -> str:
+    """ULMFiT's middle step: the LM's perplexity on each task's text before and after it, and
+    the ablation runs fine-tuned from the general model beside the same runs from the adapted one."""
+    rows = []
+    for task in params["tasks"]:
+        for model in params["pretrain"]["models"]:
+            m = read_json(paths.path(paths.ADAPT_METRICS, task=task, model=model))
+            rows.append([task, model, "yes" if m["adapted"] else "no (passed through)", m["val_perplexity_before"],
+                         m["val_perplexity"], m["steps"]])
+    text = _table(["task", "model", "adapted", "perplexity on the task's validation text, general model",
+                   "after adaptation", "steps"], rows)
+    ablation = []
+    for run, r in found.items():
+        adapted = found.get(run._replace(general=False))
+        if run.general and adapted:
+            main = _main(params, run.task)[0]
+            gain, spread = paired_gain(adapted, r, main)
+            ablation.append([run.task, run.model, run.method, main, r.score(main), adapted.score(main),
+                             f"{100 * gain:+.2f} ± {100 * spread:.2f}"])
+    if ablation:
+        text += ("\n\nWhat the adaptation step buys: the same run fine-tuned from the general and from the adapted "
+                 "model (test, per-seed pairs).\n\n"
+                 + _table(["task", "model", "method", "metric", "from the general model %", "from the adapted model %",
+                           "gain (points)"], ablation))
+    return text
+
+
+def data_efficiency(params: dict, found: dict[Run, Result], figs: Figures) -> str:
     """The main test metric against the share of training labels, pretrained next to scratch."""
     eff = params["finetune"]["data_efficiency"]
     rows, points = [], []
-    for run, m in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].fraction)):
-        if run.model in eff["models"] and run.method in eff["methods"]:
+    for run, r in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].fraction)):
+        if run.model in eff["models"] and run.method in eff["methods"] and not run.general:
             main = _main(params, run.task)[0]
-            rows.append([run.task, run.model, run.method, f"{100 * run.fraction:g}%", f"{m['train_examples']:,}",
-                         f"{main} {_pct(m[main])}"])
-            points.append((run.task, run.model, run.method, run.fraction, m[main]))
+            rows.append([run.task, run.model, run.method, f"{100 * run.fraction:g}%",
+                         f"{r.metrics['train_examples']:,}", f"{main} {r.score(main)}"])
+            points.append((run.task, run.model, run.method, run.fraction, r.metrics[main], r.metrics[f"{main}_std"]))
     if not rows:
         return "_No data-efficiency runs: list models in finetune.data_efficiency to see the curve._"
     figures.data_efficiency(points, {t: _main(params, t)[0] for t in params["tasks"]},
@@ -138,14 +198,15 @@ def learning_curves(params: dict, found: dict, figs: Figures) -> str:
     panels = {"pretraining": {m: paths.path(paths.PRETRAIN_PLOTS, model=m) / "eval/loss.tsv"
                               for m in params["pretrain"]["models"]}}
     ylabel = {"pretraining": "validation loss"}
+    seed = params["finetune"]["seeds"][0]
     for task, spec in params["tasks"].items():
-        panels[task] = {f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"eval/{spec['metric']}.tsv"
+        panels[task] = {f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"seed{seed}/eval/{spec['metric']}.tsv"
                         for r in found if r.task == task}
         ylabel[task] = f"validation {spec['metric']}"
     figures.learning_curves(panels, ylabel, figs.path("learning_curves.png"))
-    return ("Validation curves as training went (the selected checkpoint is each run's best point); "
-            "the raw curves are DVC plots under `results/pretrain/*/plots` and `results/finetune/*/*/*/plots`.\n\n"
-            + figs.link("learning_curves.png", "learning curves"))
+    return (f"Validation curves as training went, seed {seed} of each run (the selected checkpoint is its best "
+            "point); every seed's curves are DVC plots under `results/finetune/*/*/*/plots/seed*`, the language "
+            "models' under `results/pretrain/*/plots`.\n\n" + figs.link("learning_curves.png", "learning curves"))
 
 
 def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
@@ -163,16 +224,18 @@ def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
     return "\n\n".join(parts)
 
 
-def entity_types(found: dict) -> str:
-    """Entity-level F1 per type (seqeval, strict IOB2) for every NER run."""
-    runs_ = [(r, read_json(_out(paths.DETAILS, r))) for r in found]
-    runs_ = [(r, d) for r, d in runs_ if "per_type" in d]
-    if not runs_:
+def entity_types(found: dict[Run, Result]) -> str:
+    """Entity-level F1 per type (seqeval, strict IOB2) for every NER run, mean over seeds."""
+    ner = {run: r for run, r in found.items() if "per_type" in next(iter(r.seeds.values()))}
+    if not ner:
         return "_No token-classification task._"
-    types = sorted({t for _, d in runs_ for t in d["per_type"]})
+    types = sorted({t for r in ner.values() for scores in r.seeds.values() for t in scores["per_type"]})
+
+    def f1(r: Result, t: str) -> str:
+        return _pct(metrics.mean_std([s["per_type"].get(t, {}).get("f1-score", 0.0) for s in r.seeds.values()])[0])
+
     return _table(["task", "model", "run", *[f"{t} F1 %" for t in types]],
-                  [[r.task, r.model, r.name, *[_pct(d["per_type"].get(t, {}).get("f1-score", 0.0)) for t in types]]
-                   for r, d in runs_])
+                  [[run.task, run.model, run.name, *[f1(r, t) for t in types]] for run, r in ner.items()])
 
 
 def language_models(params: dict) -> str:
@@ -231,15 +294,16 @@ def stage_times(params: dict) -> str:
             "Training throughput counts the steps this process ran (a resumed run: since the resume).")
 
 
-def per_class_report(run: Run) -> str:
-    """Recomputed from the saved predictions, in the printed layouts of sklearn (classes) or
-    seqeval and sklearn (entities, then tags)."""
-    lines = [json.loads(line) for line in
-             _out(paths.PREDICTIONS, run).read_text(encoding="utf-8").splitlines()]
+def per_class_report(run: Run, result: Result) -> str:
+    """The first seed's, recomputed from its saved predictions, in the printed layouts of sklearn
+    (classes) or seqeval and sklearn (entities, then tags)."""
+    seed, scores = next(iter(result.seeds.items()))
+    lines = [row for line in _out(paths.PREDICTIONS, run).read_text(encoding="utf-8").splitlines()
+             if str((row := json.loads(line))["seed"]) == seed]
     if lines and "tags" in lines[0]:
         return metrics.entities_text([r["tags"] for r in lines], [r["predicted"] for r in lines])
-    names = read_json(_out(paths.DETAILS, run))["per_class"]
-    return metrics.classification_text([r["label"] for r in lines], [r["prediction"] for r in lines], list(names))
+    return metrics.classification_text([r["label"] for r in lines], [r["prediction"] for r in lines],
+                                       list(scores["per_class"]))
 
 
 def _source(spec: dict) -> str:
@@ -281,15 +345,19 @@ def environment(params: dict) -> str:
 
 
 def build(params: dict, figs: Figures) -> str:
-    found = {run: read_json(_out(paths.METRICS, run)) for run in runs(params)}
-    details = "\n\n".join(f"**{r.task} / {r.model} / {r.name}**\n\n```\n{per_class_report(r)}```" for r in found)
+    found = results(params)
+    details = "\n\n".join(f"**{r.task} / {r.model} / {r.name}** (seed {next(iter(res.seeds))})\n\n"
+                          f"```\n{per_class_report(r, res)}```" for r, res in found.items())
     return "\n\n".join([
         f"# {params['report']['title']}",
-        "## Test results\n\nEvery row is one fine-tuning run, selected on validation, scored once on the test split "
-        "(classification: accuracy and macro F1; NER: entity F1, seqeval strict IOB2, and token accuracy).\n\n"
+        "## Test results\n\nEvery row is one fine-tuning run under each seed of `finetune.seeds`, selected on "
+        "validation, scored once on the test split (classification: accuracy and macro F1; NER: entity F1, seqeval "
+        "strict IOB2, and token accuracy): mean ± standard deviation over the seeds, and each seed's value. ⚠ marks "
+        "a run in which some seed predicted one class for every example (NER: no entity at all).\n\n"
         + summary(params, found) + references(params, found),
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
         "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
+        "## Adapting the language models to each task\n\n" + adaptation(params, found),
         "## Across revisions and experiments\n\n" + across_revisions(params),
         "## Data efficiency\n\n" + data_efficiency(params, found, figs),
         "## Learning curves\n\n" + learning_curves(params, found, figs),
