@@ -25,26 +25,46 @@ MODEL_COLUMNS = ("input_ids", "labels")  # what the collator passes on; padding 
 
 
 def build_model(method: str, pretrained: Path, task_type: str, label_names: list[str], pooling: str, seed: int,
-                lora: dict | None = None):
+                lora: dict | None = None, head: dict | None = None, tokenizer=None):
     """The task model for a method. `frozen` trains exactly the weights the checkpoint did not
-    provide (the head: a recurrent model's classifier; BERT's pooler and classifier); `lora` the
-    adapters and those same new weights."""
-    auto = models.auto_class(task_type)
-    labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-              "label2id": {n: i for i, n in enumerate(label_names)}}
-    if AutoConfig.from_pretrained(pretrained).model_type == models.RecurrentConfig.model_type:
-        labels["pooling"] = pooling  # BERT pools through its [CLS] pooler
+    provide (the head: a recurrent model's classifier or tagging head; BERT's pooler and
+    classifier); `lora` the adapters and those same new weights. `head`: the token-classification
+    head's options (a task's `head`: characters, tagger, CRF; the tokenizer fills its piece table)."""
+    config = AutoConfig.from_pretrained(pretrained)
+    recurrent = config.model_type == models.RecurrentConfig.model_type
+    options = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+               "label2id": {n: i for i, n in enumerate(label_names)}}
+    if recurrent:
+        options["pooling"] = pooling  # BERT pools through its [CLS] pooler
+    tagging = task_type == "token-classification" and head is not None and any(
+        head[k] for k in ("char_filters", "tagger_hidden", "crf"))
+    if tagging:
+        options.update(head)
+    model_class = models.auto_class(task_type)
+    if tagging and not recurrent:
+        config, model_class = models.BertTaggerConfig.from_dict({**config.to_dict(), **options}), models.BertForTagging
+    else:
+        config = AutoConfig.from_pretrained(pretrained, **options)
     torch.manual_seed(seed)  # the new head's initialisation
     if method == "scratch":
-        return auto.from_config(AutoConfig.from_pretrained(pretrained, **labels))
-    model, info = auto.from_pretrained(pretrained, output_loading_info=True, **labels)
-    new = set(info["missing_keys"])
+        model = model_class(config) if model_class is models.BertForTagging else model_class.from_config(config)
+        new = set()
+    else:
+        model, info = model_class.from_pretrained(pretrained, config=config, output_loading_info=True)
+        new = set(info["missing_keys"]) & {name for name, _ in model.named_parameters()}
+    if tagging:
+        model.head.set_vocabulary(tokenizer)
     if method == "frozen":
         for name, p in model.named_parameters():
             p.requires_grad = name in new
     if method == "lora":
-        return with_lora(model, lora, task_type, sorted({k.rsplit(".", 1)[0] for k in new}))
+        return with_lora(model, lora, task_type, outermost({k.rsplit(".", 1)[0] for k in new}))
     return model
+
+
+def outermost(modules: set[str]) -> list[str]:
+    """The modules none of whose ancestors is in the set (PEFT would wrap a module twice)."""
+    return sorted(m for m in modules if not any(m.startswith(other + ".") for other in modules))
 
 
 def with_lora(model, cfg: dict, task_type: str, new_modules: list[str]):

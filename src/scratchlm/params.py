@@ -372,6 +372,10 @@ def _check_references(p: dict, source: str) -> None:
         if spec["metric"] not in metrics:
             raise ScratchError(f"{source}: tasks.{task}.metric = {spec['metric']!r} does not apply to "
                                f"{spec['type']} (use {' or '.join(metrics)})")
+        used = [k for k in ("char_filters", "tagger_hidden", "crf") if spec["head"][k]]
+        if used and spec["type"] != "token-classification":
+            raise ScratchError(f"{source}: tasks.{task}.head.{used[0]} is an option of the token-classification "
+                               f"head, and {task} is {spec['type']}; remove tasks.{task}.head")
     _check_extra_runs(p, source)
 
 

@@ -29,6 +29,7 @@ def pipeline(tmp_path_factory, tiny_params):
         p["finetune"]["data_efficiency"] = {"models": ["gru"], "methods": ["full"], "fractions": [0.5]}
         p["finetune"]["seeds"] = [1, 2]  # several seeds, as the demo has
         p["adapt"]["ablation"] = {"models": ["gru"], "methods": ["full"]}
+        p["tasks"]["ner"]["head"].update(char_filters=8, tagger_hidden=8, crf=True)  # every option of the head
         Path("params.yaml").write_text(yaml.safe_dump(p))
         for job in dag.jobs(p):  # in pipeline order
             cli.run([job.stage, *job.args()])

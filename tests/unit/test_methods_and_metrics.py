@@ -195,12 +195,10 @@ def test_word_tags_keep_first_subtokens_only():
 
 
 def test_word_predictions_pad_truncated_words_with_o():
-    import numpy as np
-
     from scratchlm.stages.evaluate import word_predictions
 
-    probs = np.array([[0.1, 0.9], [0.2, 0.8], [0.9, 0.1], [0.5, 0.5]])
-    assert word_predictions(probs, [-100, 1, -100, 0], n_words=4) == [1, 0, 0, 0]
+    tags = [-100, 1, 1, 0]  # [CLS] w0 (w0 cont.) w1; two more words were truncated away
+    assert word_predictions(tags, [-100, 1, -100, 0], n_words=4) == [1, 0, 0, 0]
 
 
 def test_runs_and_dvc_stage_names():

@@ -12,7 +12,7 @@ from transformers import (
 )
 
 from ..errors import cannot_load
-from .bert import BertForSparseMaskedLM
+from .bert import BertForSparseMaskedLM, BertForTagging, BertTaggerConfig
 from .recurrent import (
     RecurrentConfig,
     RecurrentForCausalLM,
@@ -26,6 +26,8 @@ AutoModel.register(RecurrentConfig, RecurrentModel)
 AutoModelForCausalLM.register(RecurrentConfig, RecurrentForCausalLM)
 AutoModelForSequenceClassification.register(RecurrentConfig, RecurrentForSequenceClassification)
 AutoModelForTokenClassification.register(RecurrentConfig, RecurrentForTokenClassification)
+AutoConfig.register(BertTaggerConfig.model_type, BertTaggerConfig)
+AutoModelForTokenClassification.register(BertTaggerConfig, BertForTagging)
 
 
 def build_config(spec: dict, tokenizer):
@@ -74,6 +76,6 @@ def auto_class(task_type: str):
     return AutoModelForTokenClassification
 
 
-__all__ = ["RecurrentConfig", "RecurrentModel", "RecurrentForCausalLM", "RecurrentForSequenceClassification",
-           "RecurrentForTokenClassification", "build_config", "pretraining_model", "is_causal", "auto_class",
-           "language_model"]
+__all__ = ["BertForTagging", "BertTaggerConfig", "RecurrentConfig", "RecurrentModel", "RecurrentForCausalLM",
+           "RecurrentForSequenceClassification", "RecurrentForTokenClassification", "build_config",
+           "pretraining_model", "is_causal", "auto_class", "language_model"]

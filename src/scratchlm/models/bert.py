@@ -1,4 +1,5 @@
-"""transformers' BERT masked LM, scoring only the masked positions in training.
+"""transformers' BERT, two ways: a masked LM scoring only the masked positions in training, and a
+token classifier with the tagging head's options (characters, a BiLSTM tagger, a CRF).
 
 In this small encoder the MLM head's decoder (hidden x vocab, e.g. 64 x 4000) is most of the
 FLOPs, and BertForMaskedLM runs it on every position although the loss reads only the 15% that
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from transformers import BertForMaskedLM
-from transformers.modeling_outputs import MaskedLMOutput
+from torch import nn
+from transformers import BertConfig, BertForMaskedLM, BertModel, BertPreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput, TokenClassifierOutput
+
+from .tagging import TAGGING_DEFAULTS, TaggingHead, init_module
 
 ROWS = 64  # the scored rows are padded to a multiple of this (see forward)
 
@@ -37,3 +41,43 @@ class BertForSparseMaskedLM(BertForMaskedLM):
         logits = self.cls(hidden[rows])
         loss = F.cross_entropy(logits.float(), targets)
         return MaskedLMOutput(loss=loss, logits=logits[:n])
+
+
+class BertTaggerConfig(BertConfig):
+    """BERT's config with the tagging head's options (a model type of its own, so that the Auto
+    classes load BertForTagging)."""
+    model_type = "scratchlm-bert-tagger"
+
+    def __init__(self, **kwargs):
+        for key, value in TAGGING_DEFAULTS.items():
+            setattr(self, key, kwargs.pop(key, value))
+        super().__init__(**kwargs)
+
+
+class BertForTagging(BertPreTrainedModel):
+    """BERT's encoder under the tagging head (models/tagging.py); it loads a pretrained BERT
+    checkpoint's `bert.*` weights as BertForTokenClassification does."""
+    config_class = BertTaggerConfig
+
+    def __init__(self, config: BertTaggerConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.head = TaggingHead(config, config.hidden_size)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if not init_module(module):
+            super()._init_weights(module)
+
+    def _states(self, input_ids, attention_mask):
+        return self.dropout(self.bert(input_ids, attention_mask=attention_mask).last_hidden_state)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> TokenClassifierOutput:
+        loss, logits = self.head(self._states(input_ids, attention_mask), input_ids, attention_mask, labels)
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+    def decode(self, input_ids, attention_mask=None, starts=None) -> torch.Tensor:
+        """Each position's tag (Viterbi's under a CRF); -100 outside words (see TaggingHead)."""
+        return self.head.decode(self._states(input_ids, attention_mask), input_ids, attention_mask, starts)

@@ -24,6 +24,8 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
+from .tagging import TAGGING_DEFAULTS, TaggingHead, init_module
+
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 POOLINGS = ("last", "mean", "max", "concat")
 
@@ -35,6 +37,8 @@ class RecurrentConfig(PretrainedConfig):
                  hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.1,
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
                  pad_token_id: int = 0, initializer_range: float = 0.02, **kwargs):
+        for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
+            setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if pooling not in POOLINGS:
@@ -66,6 +70,8 @@ class RecurrentPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         std = self.config.initializer_range
+        if init_module(module):
+            return
         if isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=std)
         elif isinstance(module, nn.Linear):
@@ -246,14 +252,17 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RecurrentModel(config)
-        self.classifier = nn.Linear(config.output_size, config.num_labels)
+        self.head = TaggingHead(config, config.output_size)
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs) -> TokenClassifierOutput:
-        logits = self.classifier(self.model(input_ids, attention_mask).last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1),
-                                               ignore_index=-100)
+        states = self.model(input_ids, attention_mask).last_hidden_state
+        loss, logits = self.head(states, input_ids, attention_mask, labels)
         return TokenClassifierOutput(loss=loss, logits=logits)
+
+    def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               starts: torch.Tensor | None = None) -> torch.Tensor:
+        """Each position's tag (Viterbi's under a CRF); -100 outside words (see TaggingHead)."""
+        return self.head.decode(self.model(input_ids, attention_mask).last_hidden_state, input_ids, attention_mask,
+                                starts)

@@ -25,25 +25,39 @@ from ..tokenization import label_names, load
 
 
 def predict(model, dataset, collator, batch_size: int) -> list:
-    """Class probabilities per row (sequence tasks: (C,); token tasks: (T, C) over the row's own
-    tokens), in order; a plain loop (no Trainer) with a progress bar. Padding makes the mask."""
+    """Class probabilities per row, in order; a plain loop (no Trainer) with a progress bar."""
     model.eval()
     loader = DataLoader(dataset.with_format(columns=["input_ids"]), batch_size=batch_size, collate_fn=collator)
     rows = []
     with torch.no_grad():
         for batch in tqdm(loader, desc="predict", mininterval=5):
-            probs = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().softmax(-1).cpu()
-            if probs.dim() == 3:  # token classification: drop each row's padding
-                rows += [p[:n].numpy() for p, n in zip(probs, batch["attention_mask"].sum(1).tolist())]
-            else:
-                rows += list(probs.numpy())
+            rows += list(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().softmax(-1).cpu()
+                         .numpy())
     return rows
 
 
-def word_predictions(probs, labels: list[int], n_words: int) -> list[int]:
+def predict_tags(model, dataset, collator, batch_size: int) -> list:
+    """The tag id of every position of each row (its own length): the model's decoding (Viterbi's
+    under a CRF head) of the data's words, which the labelled positions mark; argmax elsewhere."""
+    model.eval()
+    loader = DataLoader(dataset.with_format(columns=["input_ids", "labels"]), batch_size=batch_size,
+                        collate_fn=collator)
+    rows = []
+    with torch.no_grad():
+        for batch in tqdm(loader, desc="predict", mininterval=5):
+            ids, mask = batch["input_ids"].to(model.device), batch["attention_mask"].to(model.device)
+            if hasattr(model, "decode"):
+                tags = model.decode(ids, mask, starts=batch["labels"].to(model.device) != -100)
+            else:  # transformers' own token classifiers
+                tags = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
+            rows += [row[:n].tolist() for row, n in zip(tags.cpu(), mask.sum(1).tolist())]
+    return rows
+
+
+def word_predictions(tags: list[int], labels: list[int], n_words: int) -> list[int]:
     """A word's prediction is its first sub-token's (the positions encode labelled); words cut off
     by truncation are predicted O (id 0), so they count as misses, not as absent."""
-    firsts = [int(p.argmax()) for p, label in zip(probs, labels) if label != -100]
+    firsts = [max(int(t), 0) for t, label in zip(tags, labels) if label != -100]
     return firsts + [0] * (n_words - len(firsts))
 
 
@@ -56,10 +70,10 @@ def _sequence(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict
     return scores, lines, confusion
 
 
-def _tokens(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict]]:
+def _tokens(test, tags, names: list[str]) -> tuple[dict, list[str], list[dict]]:
     true, pred, lines = [], [], []
-    for i, (row, p) in enumerate(zip(test.select_columns(["words", "word_tags", "labels"]), probs)):
-        predicted = word_predictions(p, row["labels"], len(row["words"]))
+    for i, (row, t) in enumerate(zip(test.select_columns(["words", "word_tags", "labels"]), tags)):
+        predicted = word_predictions(t, row["labels"], len(row["words"]))
         true.append([names[t] for t in row["word_tags"]])
         pred.append([names[t] for t in predicted])
         lines.append(json.dumps({"index": i, "words": row["words"], "tags": true[-1], "predicted": pred[-1]}))
@@ -71,9 +85,11 @@ def _tokens(test, probs, names: list[str]) -> tuple[dict, list[str], list[dict]]
 def _one_seed(folder: Path, test, task_type: str, params: dict) -> tuple[dict, list[str], list[dict]]:
     net = auto_class(task_type).from_pretrained(folder).to(pick_device(params["device"]))
     sequence = task_type == "sequence-classification"
-    collator = (DataCollatorWithPadding if sequence else DataCollatorForTokenClassification)(load(folder))
-    probs = predict(net, test, collator, params["evaluate"]["batch_size"])
-    return (_sequence if sequence else _tokens)(test, probs, label_names(test))
+    batch = params["evaluate"]["batch_size"]
+    if sequence:
+        return _sequence(test, predict(net, test, DataCollatorWithPadding(load(folder)), batch), label_names(test))
+    tags = predict_tags(net, test, DataCollatorForTokenClassification(load(folder)), batch)
+    return _tokens(test, tags, label_names(test))
 
 
 def collapsed(lines: list[str]) -> bool:

@@ -59,7 +59,7 @@ def _one_seed(params: dict, run: Run, cfg: TrainingConfig, seed: int, tok, data,
         print(f"finetune: {run.job}: seed {seed} finished before; kept")
         return json.loads((final / RESULT).read_text())
 
-    net = build_model(run.method, start, spec["type"], names, ft["pooling"], seed, ft["lora"])
+    net = build_model(run.method, start, spec["type"], names, ft["pooling"], seed, ft["lora"], spec["head"], tok)
     optimizers, extra, patience_from = (_ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit
                                         else ((None, None), [], 0))
     metric = spec["metric"]
