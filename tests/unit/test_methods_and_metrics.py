@@ -35,13 +35,30 @@ def pretrained_bert(tmp_path_factory):
 def test_each_method_trains_exactly_the_subset_it_claims(pretrained, method, task_type):
     model = build_model(method, pretrained, task_type, ["neg", "pos"], "last", seed=0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    head = {"classifier.weight", "classifier.bias"}
+    head = {"classifier.weight", "classifier.bias"} if task_type == SEQ else {"head.classifier.weight",
+                                                                              "head.classifier.bias"}
     if method == "frozen":
         assert trainable == head
         assert count_parameters(model)["trainable_parameters"] == 8 * 2 + 2
     else:
         assert trainable == {n for n, _ in model.named_parameters()}
     assert model.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_frozen_with_the_tagging_head_trains_the_whole_head_and_nothing_below(pretrained):
+    head = {"char_filters": 4, "char_embedding": 5, "tagger_hidden": 3, "crf": True, "head_dropout": 0.1}
+    model = build_model("frozen", pretrained, TOK, ["O", "B-X", "I-X"], "last", seed=0, head=head,
+                        tokenizer=FakeTokenizer())
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith("head.")}
+    assert {"head.crf.transitions", "head.tagger.weight_hh_l0", "head.chars.conv.weight"} <= trainable
+
+
+class FakeTokenizer:
+    all_special_ids = [0]
+
+    def get_vocab(self):
+        return {"[PAD]": 0, "▁a": 1, "b": 2}
 
 
 @pytest.mark.parametrize("task_type", [SEQ, TOK])
