@@ -309,8 +309,16 @@ def _check_overrides(p: dict, source: str) -> None:
 
 
 def _check_dataset(name: str, spec: dict, source: str) -> None:
-    """What the kind of a hub or local dataset contradicts: its benchmark, its files' formats."""
+    """What the kind of a hub or local dataset contradicts: its benchmark, its files' formats; a
+    mix's parts, each."""
     key, kind, bench = f"data.datasets.{name}", spec.get("kind"), spec.get("benchmark")
+    if spec["source"] == "mix":
+        for part, sub in spec["parts"].items():
+            if sub["source"] == "mix":
+                raise ScratchError(f"{source}: {key}.parts.{part} is a mix; a mix's parts are synthetic, hub or local "
+                                   f"datasets (list the inner mix's parts instead)")
+            _check_dataset(f"{name}.parts.{part}", sub, source)
+        return
     if bench and BENCHMARKS[bench].kind != kind:
         raise ScratchError(f"{source}: {key}.benchmark = {bench!r} is a {BENCHMARKS[bench].kind} benchmark but "
                            f"kind is {kind!r}; correct kind, or remove benchmark")

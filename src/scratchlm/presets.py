@@ -40,7 +40,7 @@ def merge(target, overlay) -> None:
             if not target[key]:
                 target[key] = _empty_like(target[key])
         else:
-            target[key] = value
+            target[key] = copy.deepcopy(value)  # a value named twice (a YAML alias) is written twice
 
 
 def _empty_like(mapping):

@@ -214,3 +214,28 @@ def test_lm_loss_refuses_a_second_backward():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward pass"):
         loss.backward()
+
+
+def test_awd_regularisers_act_in_training_only_and_keep_their_shapes():
+    """Embedding dropout drops whole word types, variational dropout one mask per sequence over
+    time, weight drop the hidden-to-hidden weights; in eval mode the model is the plain one."""
+    import torch
+
+    from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
+
+    base = dict(vocab_size=50, cell="lstm", embedding_size=8, hidden_size=8, dropout=0.5)
+    torch.manual_seed(0)
+    plain = RecurrentForCausalLM(RecurrentConfig(**base))
+    awd = RecurrentForCausalLM(RecurrentConfig(**base, embedding_dropout=0.3, weight_drop=0.5, variational=True))
+    awd.load_state_dict(plain.state_dict())
+    x = torch.randint(5, 50, (3, 12))
+    plain.eval(), awd.eval()
+    assert torch.equal(plain(x).logits, awd(x).logits)
+    awd.train()
+    embedded = awd.model._embed(torch.tensor([[7, 7, 7, 9]]))
+    assert torch.equal(embedded[0, 0], embedded[0, 1]) and torch.equal(embedded[0, 1], embedded[0, 2])
+    dropped = awd.model._drop(torch.ones(2, 5, 8))
+    assert torch.equal(dropped[:, 0], dropped[:, 4]) and not torch.equal(dropped[0], dropped[1])  # per sequence
+    loss = awd(x, labels=x).loss
+    loss.backward()
+    assert awd.model.rnn.weight_hh_l0.grad.abs().sum() > 0  # the gradient reaches the raw weights

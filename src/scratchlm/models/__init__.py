@@ -41,7 +41,9 @@ def build_config(spec: dict, tokenizer):
     return RecurrentConfig(vocab_size=len(tokenizer), cell=spec["cell"], embedding_size=spec["embedding_size"],
                            hidden_size=spec["hidden_size"], num_layers=spec["num_layers"],
                            dropout=spec["dropout"], tie_word_embeddings=spec["tie_embeddings"],
-                           bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id)
+                           bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id,
+                           embedding_dropout=spec["embedding_dropout"], weight_drop=spec["weight_drop"],
+                           variational=spec["variational"])
 
 
 def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):

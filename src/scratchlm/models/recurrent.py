@@ -36,7 +36,8 @@ class RecurrentConfig(PretrainedConfig):
     def __init__(self, vocab_size: int = 8000, cell: str = "gru", embedding_size: int = 128,
                  hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.1,
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
-                 pad_token_id: int = 0, initializer_range: float = 0.02, **kwargs):
+                 pad_token_id: int = 0, initializer_range: float = 0.02, embedding_dropout: float = 0.0,
+                 weight_drop: float = 0.0, variational: bool = False, **kwargs):
         for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
             setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
@@ -52,6 +53,9 @@ class RecurrentConfig(PretrainedConfig):
         self.bidirectional = bidirectional
         self.pooling = pooling
         self.initializer_range = initializer_range
+        self.embedding_dropout = embedding_dropout
+        self.weight_drop = weight_drop
+        self.variational = variational
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     @property
@@ -98,6 +102,11 @@ def reverse_padded(x: torch.Tensor, attention_mask: torch.Tensor | None) -> torc
 
 
 class RecurrentModel(RecurrentPreTrainedModel):
+    """Embedding -> dropout -> recurrent layers -> dropout, with AWD-LSTM's regularisers as options
+    (Merity et al. 2018): `embedding_dropout` drops whole word types from the embedding matrix,
+    `variational` dropout keeps one mask per sequence across time steps, and `weight_drop` drops
+    hidden-to-hidden weights (DropConnect) afresh at each forward pass."""
+
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
@@ -120,12 +129,34 @@ class RecurrentModel(RecurrentPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 **kwargs) -> BaseModelOutput:
         """States (B, T, output_size); bidirectional: [forward; backward] per position."""
-        embedded = self.dropout(self.embeddings(input_ids))
-        hidden, _ = self.rnn(embedded)
+        embedded = self._drop(self._embed(input_ids))
+        hidden = self._run(self.rnn, embedded)
         if self.rnn_backward is not None:
-            backward, _ = self.rnn_backward(reverse_padded(embedded, attention_mask))
+            backward = self._run(self.rnn_backward, reverse_padded(embedded, attention_mask))
             hidden = torch.cat([hidden, reverse_padded(backward, attention_mask)], dim=-1)
-        return BaseModelOutput(last_hidden_state=self.dropout(hidden))
+        return BaseModelOutput(last_hidden_state=self._drop(hidden))
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        p = self.config.embedding_dropout
+        if not self.training or p == 0:
+            return self.embeddings(input_ids)
+        weight = self.embeddings.weight
+        keep = weight.new_empty(weight.size(0), 1).bernoulli_(1 - p) / (1 - p)
+        return nn.functional.embedding(input_ids, weight * keep, self.embeddings.padding_idx)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.variational or not self.training or self.config.dropout == 0:
+            return self.dropout(x)
+        p = self.config.dropout
+        return x * x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - p) / (1 - p)
+
+    def _run(self, rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.weight_drop
+        if not self.training or p == 0:
+            return rnn(x)[0]
+        dropped = {name: nn.functional.dropout(w, p) for name, w in rnn.named_parameters()
+                   if name.startswith("weight_hh")}
+        return torch.func.functional_call(rnn, dropped, (x,))[0]
 
 
 class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):

@@ -177,13 +177,16 @@ def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
 
 
 def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
-    """Missing validation/test splits come out of train (fractions of the whole train split), by a
-    seeded shuffle: the same rows every time."""
+    """Missing validation/test splits come out of train, by a seeded shuffle: the same rows every
+    time. Each is its fraction of the train split, or of `sample.train` when train is sampled
+    (a corpus of 50,000 texts sampled to 6,000 gets 600 validation texts, not 5,000); the sampled
+    train rows then come from what is left."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
     if not missing:
         return dd
     train = dd["train"].shuffle(seed=seed)
-    wanted = {split: max(1, round(spec[f"{split}_fraction"] * len(train))) for split in missing}
+    base = min(spec["sample"].get("train", len(train)), len(train))
+    wanted = {split: max(1, round(spec[f"{split}_fraction"] * base)) for split in missing}
     if sum(wanted.values()) >= len(train):
         raise ScratchError(f"data.datasets.{name}.files.train: {len(train)} rows are too few to carve "
                            f"{' and '.join(missing)} from; add rows, or give files.{missing[0]}")
@@ -193,6 +196,33 @@ def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
         start += wanted[split]
     dd["train"] = train.select(range(start, len(train)))
     return dd
+
+
+def _sample(dd: dict, name: str, spec: dict, seed: int) -> dict:
+    """`sample`: at most N rows of a split, a seeded subset."""
+    for split, n in spec["sample"].items():
+        if len(dd[split]) > n:
+            dd[split] = dd[split].shuffle(seed=_split_seed(seed, name, split)).select(range(n))
+    return dd
+
+
+def _texts(ds) -> list[str]:
+    """A split's text: a classification or corpus text, or an NER sentence's words joined."""
+    if "tokens" in ds.column_names:
+        return [" ".join(tokens) for tokens in ds["tokens"]]
+    return list(ds["text"])
+
+
+def _mix(name: str, spec: dict, seed: int):
+    """A corpus made of its parts' text, split by split (each part built as a dataset of its own)."""
+    texts, info = {split: [] for split in SPLITS}, {"parts": {}}
+    for part, sub in spec["parts"].items():
+        dd, part_info = build(part, sub, seed)
+        for split in SPLITS:
+            texts[split] += _texts(dd[split])
+        info["parts"][part] = {"rows": {split: len(dd[split]) for split in SPLITS}, **part_info}
+    dd = {split: Dataset.from_dict({"text": rows}, features=features("corpus", [])) for split, rows in texts.items()}
+    return DatasetDict(_sample(dd, name, spec, seed)), info
 
 
 def _read(name: str, spec: dict, seed: int):
@@ -212,10 +242,7 @@ def _read(name: str, spec: dict, seed: int):
         if len(ds) == 0:
             raise ScratchError(f"data.datasets.{name}: the {split} split is empty; give it rows, or map "
                                f"data.datasets.{name}.files.{split} to a file that has some")
-    dd = _carve(dd, name, spec, seed)
-    for split, n in spec["sample"].items():
-        if len(dd[split]) > n:
-            dd[split] = dd[split].shuffle(seed=_split_seed(seed, name, split)).select(range(n))
+    dd = _sample(_carve(dd, name, spec, seed), name, spec, seed)
     info = {"iob_repairs": canon.repairs, "skipped_empty_texts": canon.skipped_empty}
     if spec["source"] == "local":
         info["files"] = {split: {"path": path, "sha256": _sha256(Path(path))}
@@ -235,6 +262,8 @@ def _sha256(path: Path) -> str:
 
 def build(name: str, spec: dict, seed: int):
     """(DatasetDict, provenance info) for one dataset spec of params."""
+    if spec["source"] == "mix":
+        return _mix(name, spec, seed)
     return _synthetic(name, spec, seed) if spec["source"] == "synthetic" else _read(name, spec, seed)
 
 

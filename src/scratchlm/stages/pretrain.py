@@ -27,6 +27,7 @@ def run(params: dict, model: str) -> dict:
     tok = load()
     corpus = params["pretrain"]["corpus"]
     blocks = load_from_disk(upstream(paths.path(paths.BLOCKS, corpus=corpus), "pack"))
+    blocks["validation"] = lm.bounded(blocks["validation"], params["pretrain"]["eval_blocks"], ctx.seed)
     net = pretraining_model(spec, tok, f"pretrain.models.{model}")
     causal = is_causal(spec)
     if causal:

@@ -307,6 +307,8 @@ def per_class_report(run: Run, result: Result) -> str:
 
 
 def _source(spec: dict) -> str:
+    if spec["source"] == "mix":
+        return "mix of " + " + ".join(f"{part} ({_source(sub)})" for part, sub in spec["parts"].items())
     if spec["source"] == "synthetic":
         return f"synthetic/{spec['generator']}"
     if spec["source"] == "hub":
