@@ -13,6 +13,8 @@ import difflib
 import functools
 import hashlib
 import json
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import jsonschema
 import yaml
 
 from .errors import ScratchError
+from .paths import EXTERNAL
 from .published import BENCHMARKS
 from .sources.readers import FORMATS, suffix_format
 
@@ -211,12 +214,24 @@ def validate(params: dict, source: str = str(PARAMS_FILE)) -> dict:
         state = "is empty" if params is None else f"holds {_FOUND.get(type(params), 'a value')}"
         raise ScratchError(f"{source} {state}; it must be a mapping of sections, at least "
                            f"{', '.join(_schema()['required'])} ({SCHEMA_HELP})")
+    _check_finite(params, [], source)
     validator = _defaulting_validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
         raise ScratchError(_describe(error, source))
     _check_references(params, source)
     return params
+
+
+def _check_finite(node, path: list, source: str) -> None:
+    """NaN and infinities are numbers to JSON Schema, and `nan > 0` is false, so a bound would let
+    them through to torch: refused here, wherever they are."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ScratchError(f"{source}: {_key(path)} = {node}: not a finite number; give a number "
+                           f"({SCHEMA_HELP})")
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        _check_finite(child, [*path, key], source)
 
 
 SYNTHETIC_KIND = {"sentiment": "classification", "ner": "ner", "corpus": "corpus"}
@@ -229,7 +244,8 @@ TASK_METRICS = {"sequence-classification": ("accuracy", "macro_f1"),
                 "token-classification": ("entity_f1", "token_accuracy")}
 TEXT_KINDS = ("corpus", "classification")
 # the dataset kinds a local file format can hold (JSON, JSON Lines and Parquet hold any)
-FORMAT_KINDS = {"conll": ("ner",), "csv": ("classification", "corpus"), "tsv": ("classification", "corpus")}
+FORMAT_KINDS = {"conll": ("ner",), "csv": ("classification", "corpus"), "tsv": ("classification", "corpus"),
+                "text": ("corpus",)}
 
 
 def dataset_kind(spec: dict) -> str:
@@ -330,15 +346,19 @@ def _check_dataset(name: str, spec: dict, source: str) -> None:
 def _check_file(source: str, key: str, spec: dict, split: str) -> None:
     """A local file's format (set, or told by its extension) can hold the dataset's kind."""
     path, kind = spec["files"][split], spec["kind"]
-    fmt = suffix_format(Path(path)) if spec["format"] == "auto" else spec["format"]
     where = f"{source}: {key}.files.{split} = {path!r}"
+    inside = os.path.normpath(path)
+    if not inside.startswith(str(EXTERNAL) + os.sep):
+        raise ScratchError(f"{where}: leaves {EXTERNAL}/ (it resolves to {inside!r}); put the file under "
+                           f"{EXTERNAL}/ (a link there to the file is fine), so both front ends track its content")
+    fmt = suffix_format(Path(path), kind) if spec["format"] == "auto" else spec["format"]
     if fmt is None:
-        raise ScratchError(f"{where}: cannot tell the format from the extension; set {key}.format "
-                           f"({', '.join(FORMATS)})")
+        raise ScratchError(f"{where}: cannot tell the format from the extension; set {key}.format to one of "
+                           f"{', '.join(FORMATS)} (text: plain text, one document per line or paragraph)")
     if kind not in FORMAT_KINDS.get(fmt, (kind,)):
         raise ScratchError(f"{where}: a {fmt} file cannot hold a {kind} dataset (it holds "
                            f"{' or '.join(FORMAT_KINDS[fmt])}); correct kind or {key}.format, or convert the file "
-                           f"(ner: CoNLL columns, JSON Lines or Parquet)")
+                           f"(ner: CoNLL columns, JSON Lines or Parquet; corpus: plain text, CSV/TSV, JSON)")
 
 
 def _check_references(p: dict, source: str) -> None:

@@ -32,7 +32,7 @@ PLACE = re.compile(r"^scratchlm: error: (params\.yaml(:\d+)?[: ]|data/external/\
 # ... and a fix: what is allowed or declared, what to set, add, remove, correct or save instead
 FIX = re.compile(r"allowed|did you mean|declared|expected|\bset\b|add it|\buse\b|remove|save the file|keep one|"
                  r"give at least|correct|map it|put it|run from|must (be|divide)|need|fix the|not listed|raise|"
-                 r"what its extension says|one file per split|run `scratchlm|add rows")
+                 r"what its extension says|one file per split|run `scratchlm|add rows|give a|put the file|lower")
 
 
 # ---------------------------------------------------------------- how a case breaks its inputs
@@ -74,6 +74,20 @@ def params(*mutations):
             mutate(p)
         (d / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False), encoding="utf-8")
     return setup
+
+
+# a corpus small enough to run data and tokenizer in a test's set-up
+SMALL_CORPUS = (put("data.datasets.corpus.train", 200), put("data.datasets.corpus.validation", 1),
+                put("data.datasets.corpus.test", 20), put("tokenizer.vocab_size", 300))
+
+
+def ran(setup, *argvs):
+    """A set-up, then the stage commands that make a later stage's inputs."""
+    def run_them(d: Path):
+        setup(d)
+        for argv in argvs:
+            assert cli.main(argv) == 0, argv
+    return run_them
 
 
 def params_text(content: bytes):
@@ -264,6 +278,33 @@ CASES = [
      ["data/external/a.parquet: not a readable Parquet file"]),
     ("train-too-small-to-carve", dataset(local("classification", "a.csv"), {"a.csv": "text,label\nfine,pos\n"}), LOCAL,
      ["data.datasets.x.files.train: 1 rows are too few to carve validation and test from"]),
+    # ------------------------------------------------ values torch would choke on, data that passed silently
+    ("nan-learning-rate", params(put("finetune.training.lr", float("nan"))), FINETUNE,
+     ["finetune.training.lr = nan: not a finite number", "give a number"]),
+    ("inf-in-a-list", params(put("finetune.data_efficiency.fractions", [float("inf")])), DATA,
+     ["finetune.data_efficiency.fractions.0 = inf: not a finite number"]),
+    ("block-longer-than-the-corpus", ran(params(put("pack.block_size", 512), *SMALL_CORPUS),
+                                         ["data", "--dataset", "corpus"], ["tokenizer"]), ["pack"],
+     ["pack.block_size = 512 is longer than the whole validation split of 'corpus': not one block",
+      "lower pack.block_size"]),
+    ("path-leaves-external", dataset(local("classification", "../../../etc/hosts")), LOCAL,
+     ["files.train = 'data/external/../../../etc/hosts': leaves data/external/", "put the file under"]),
+    ("test-label-absent-from-train", dataset({**local("classification", "a.csv"), "files": {
+        "train": "data/external/a.csv", "test": "data/external/b.csv"}},
+        {"a.csv": CLS, "b.csv": "text,label\nso-so,neutral\n"}), LOCAL,
+     ["data/external/b.csv:2: label 'neutral' of the test split never occurs in train", "add training rows"]),
+    ("ner-type-absent-from-train", dataset({**local("ner", "a.conll"), "files": {
+        "train": "data/external/a.conll", "validation": "data/external/b.conll"}},
+        {"a.conll": CONLL * 10, "b.conll": "Paris B-LOC\n"}), LOCAL,
+     ["data/external/b.conll:1: entity type 'LOC' of the validation split never occurs in train"]),
+    ("label-names-with-an-unused-name", dataset(local("classification", "a.csv", label_names=["neg", "neutral", "pos"]),
+                                                {"a.csv": CLS}), LOCAL,
+     ["data.datasets.x.label_names lists 'neutral', which no row has (classes found: neg, pos); remove it"]),
+    ("fractional-label", dataset(local("classification", "a.jsonl"),
+                                 {"a.jsonl": '{"text": "a", "label": 1}\n{"text": "b", "label": 0.5}\n' * 5}), LOCAL,
+     ["data/external/a.jsonl:2: label 0.5 is not a class; give a class name or an integer id"]),
+    ("corpus-extension-unknown", dataset(local("corpus", "a.md")), LOCAL,
+     ["cannot tell the format from the extension", "text: plain text, one document per line or paragraph"]),
     # ------------------------------------------------ stages run out of order
     ("encode-before-data", params(), ["encode", "--task", "sentiment"],
      ["data/raw/sentiment: not found; run `scratchlm data --dataset sentiment` first"]),

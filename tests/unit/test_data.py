@@ -219,3 +219,28 @@ def test_data_output_is_byte_stable_and_later_stages_leave_it_alone(workdir, tin
     assert cli.main(["tokenizer"]) == 0
     assert cli.main(["encode", "--task", "sentiment"]) == 0
     assert _file_hashes("data/raw/sentiment") == first
+
+
+@pytest.mark.parametrize("unit, expected", [
+    ("line", ["First line of one.", "Second line of one.", "Only line of two.", "Three."]),
+    ("paragraph", ["First line of one. Second line of one.", "Only line of two.", "Three."]),
+])
+def test_plain_text_corpus_reads_one_document_per_line_or_paragraph(workdir, unit, expected):
+    (workdir / "data/external").mkdir(parents=True)
+    (workdir / "data/external/a.txt").write_text("First line of one.\nSecond line of one.\n\nOnly line of two.\n"
+                                                 "\n\nThree.\n")
+    spec = spec_for(source="local", kind="corpus", files={"train": "data/external/a.txt",
+                                                          "validation": "data/external/a.txt",
+                                                          "test": "data/external/a.txt"}, text_unit=unit)
+    dd, _ = data.build("x", spec, 0)
+    assert list(dd["train"]["text"]) == expected
+
+
+def test_a_txt_file_is_conll_columns_for_ner_and_plain_text_for_a_corpus():
+    from pathlib import Path
+
+    from scratchlm.sources.readers import suffix_format
+
+    assert suffix_format(Path("a/train.txt"), "ner") == "conll"
+    assert suffix_format(Path("a/wiki.train.tokens"), "corpus") == "text"
+    assert suffix_format(Path("a/b.txt.gz"), "corpus") == "text"

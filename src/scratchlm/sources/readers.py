@@ -1,5 +1,6 @@
-"""Readers for the user's own files: CSV/TSV, JSON, JSON Lines (gzipped too), Parquet and the
-CoNLL column format. Each yields `(where, record)` with `where` = "file:line" (or "file row N"),
+"""Readers for the user's own files: CSV/TSV, JSON, JSON Lines (gzipped too), Parquet, the CoNLL
+column format, and plain text (a corpus: one document per line, or per blank-line paragraph).
+Each yields `(where, record)` with `where` = "file:line" (or "file row N"),
 so a bad row is reported at its place in one line."""
 
 from __future__ import annotations
@@ -15,20 +16,26 @@ from typing import Iterator
 from ..errors import ScratchError, first_line
 from . import iob
 
-FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll")
+FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll", "text")
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-             ".parquet": "parquet", ".conll": "conll", ".txt": "conll", ".iob": "conll", ".bio": "conll"}
+             ".parquet": "parquet", ".conll": "conll", ".iob": "conll", ".bio": "conll"}
+_TEXT_SUFFIXES = (".txt", ".text", ".tokens")  # CoNLL columns for an NER dataset, plain text for a corpus
 
 
-def suffix_format(path: Path) -> str | None:
-    """The format its extension names (a final `.gz` looked through), or None."""
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    return _SUFFIXES.get(suffixes[-1].lower()) if suffixes else None
+def suffix_format(path: Path, kind: str | None = None) -> str | None:
+    """The format its extension names (a final `.gz` looked through), or None; `.txt` is CoNLL
+    columns for an NER dataset and plain text otherwise."""
+    suffixes = [s.lower() for s in path.suffixes if s != ".gz"]
+    if not suffixes:
+        return None
+    if suffixes[-1] in _TEXT_SUFFIXES:
+        return "conll" if kind == "ner" else "text"
+    return _SUFFIXES.get(suffixes[-1])
 
 
-def detect_format(path: Path) -> str:
-    fmt = suffix_format(path)
+def detect_format(path: Path, kind: str | None = None) -> str:
+    fmt = suffix_format(path, kind)
     if fmt is None:
         raise ScratchError(f"{path}: cannot tell the format from the extension; set format: "
                            f"({', '.join(FORMATS)}) in the dataset's params")
@@ -158,7 +165,27 @@ def _conll_tag(where: str, parts: list[str], first: tuple[int, int], tag_column:
     return tag
 
 
-def _records(path: Path, fmt: str, quoting: str, tag_column: int) -> Iterator[tuple[str, dict]]:
+def _plain_text(path: Path, unit: str) -> Iterator[tuple[str, dict]]:
+    """Plain text: each line a document, or (`paragraph`) each run of lines up to a blank line."""
+    with _open_text(path) as f:
+        if unit == "line":
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    yield f"{path}:{number}", {"text": line.strip()}
+            return
+        lines, start = [], 0
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                start = start or number
+                lines.append(line.strip())
+            elif lines:
+                yield f"{path}:{start}", {"text": " ".join(lines)}
+                lines, start = [], 0
+        if lines:
+            yield f"{path}:{start}", {"text": " ".join(lines)}
+
+
+def _records(path: Path, fmt: str, quoting: str, tag_column: int, unit: str) -> Iterator[tuple[str, dict]]:
     if fmt in ("csv", "tsv"):
         return _delimited(path, "," if fmt == "csv" else "\t", quoting)
     if fmt == "jsonl":
@@ -167,6 +194,8 @@ def _records(path: Path, fmt: str, quoting: str, tag_column: int) -> Iterator[tu
         return _json(path)
     if fmt == "parquet":
         return _parquet(path)
+    if fmt == "text":
+        return _plain_text(path, unit)
     return _conll(path, tag_column)
 
 
@@ -203,9 +232,11 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def read(path: Path, fmt: str = "auto", quoting: str = "minimal", tag_column: int = -1) -> Iterator[tuple[str, dict]]:
+def read(path: Path, fmt: str = "auto", quoting: str = "minimal", tag_column: int = -1, kind: str | None = None,
+         unit: str = "line") -> Iterator[tuple[str, dict]]:
     if not path.exists():
         raise ScratchError(f"{path}: file not found; put it there, or correct its path in the dataset's files")
     if not path.is_file():
         raise ScratchError(f"{path}: not a file (a folder?); the dataset's files name one file per split")
-    return _checked(path, _records(path, detect_format(path) if fmt == "auto" else fmt, quoting, tag_column))
+    fmt = detect_format(path, kind) if fmt == "auto" else fmt
+    return _checked(path, _records(path, fmt, quoting, tag_column, unit))

@@ -20,6 +20,7 @@ from transformers import DataCollatorForLanguageModeling
 
 from .. import lm, paths, training
 from ..atomic import atomic_path, upstream, write_json
+from ..errors import ScratchError
 from ..models import is_causal, language_model
 from ..params import training_config
 from ..tokenization import load
@@ -35,6 +36,11 @@ def run(params: dict, task: str, model: str) -> dict:
     train_blocks = lm.blocks_of(encoded["train"]["input_ids"], block_size)
     valid_blocks = lm.bounded(lm.blocks_of(encoded["validation"]["input_ids"], block_size),
                                   options["eval_blocks"], ctx.seed)
+    for split, blocks in (("train", train_blocks), ("validation", valid_blocks)):
+        if len(blocks) == 0:
+            raise ScratchError(f"params.yaml: pack.block_size = {block_size} is longer than the whole {split} text of "
+                               f"task {task}: not one block to adapt on; lower pack.block_size, or set adapt.enabled: "
+                               f"false")
     net = language_model(upstream(pretrained, f"pretrain --model {model}"), spec)
     if is_causal(spec):
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), valid_blocks

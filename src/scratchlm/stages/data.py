@@ -12,6 +12,7 @@ plus its statistics in results/data/<name>.json.
 from __future__ import annotations
 
 import hashlib
+import math
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -118,7 +119,7 @@ class _Canon:
         tags, changed = iob.to_iob2(tags)
         if self.spec["scheme"] == "iob2":
             self.repairs += changed  # an IOB2 source should need none: count what was repaired
-        return {"tokens": [str(t) for t in tokens], "ner_tags": tags}
+        return {"tokens": [str(t) for t in tokens], "ner_tags": tags, "where": where}
 
     def label_names(self, splits: dict[str, list[dict]]) -> list[str]:
         given = self.spec["label_names"]
@@ -133,8 +134,39 @@ class _Canon:
                 raise ScratchError(f"{self.key}.label_names: tag {missing[0]!r} found in the data is not listed; "
                                    f"add it, or remove label_names to take the tags found")
             return list(names)
+        for rows in splits.values():
+            for r in rows:
+                where, value = r["label"]
+                if _fractional(value):
+                    raise ScratchError(f"{where}: label {value!r} is not a class; give a class name or an integer id "
+                                       f"(fix the row, or the label column: {self.key}.columns.label)")
         found = {str(r["label"][1]).strip() for rows in splits.values() for r in rows}
         return given or self.source_names.get(self.columns["label"]) or sorted(found)
+
+    def check_classes(self, splits: dict[str, list[dict]], names: list[str]) -> None:
+        """Every class label_names lists occurs in the data, and every class (entity type) of the
+        validation and test splits occurs in train: a class without training examples cannot be
+        learned, and a name no row has is a mistake in the names."""
+        if self.kind == "corpus":
+            return
+
+        def classes(row) -> set[str]:
+            if self.kind == "ner":
+                return {names[t][2:] for t in row["ner_tags"] if names[t] != "O"}
+            return {names[row["label"]]}
+
+        seen = {split: set().union(*map(classes, rows)) for split, rows in splits.items()}
+        unused = [n for n in names if n not in set().union(*seen.values())] if self.kind == "classification" else []
+        if self.spec["label_names"] and unused:
+            raise ScratchError(f"{self.key}.label_names lists {unused[0]!r}, which no row has (classes found: "
+                               f"{', '.join(n for n in names if n not in unused)}); remove it")
+        for split in ("validation", "test"):
+            for row in splits.get(split, []):
+                new = sorted(classes(row) - seen["train"])
+                if new:
+                    what = "entity type" if self.kind == "ner" else "label"
+                    raise ScratchError(f"{row['where']}: {what} {new[0]!r} of the {split} split never occurs in "
+                                       f"train, so no model can learn it; fix the {what}, or add training rows of it")
 
     def encode_labels(self, rows: list[dict], names: list[str]) -> list[dict]:
         """Label values -> class ids: a name from `names`, or an integer id into it."""
@@ -144,6 +176,7 @@ class _Canon:
         source = self.source_names.get(self.columns["label"])
         for row in rows:
             where, value = row["label"]
+            row["where"] = where
             if isinstance(value, int) and source:
                 if not 0 <= value < len(source):
                     raise ScratchError(f"{where}: label {value} is not a class id (an unlabelled split? "
@@ -160,6 +193,15 @@ class _Canon:
         return rows
 
 
+def _fractional(value) -> bool:
+    """A number that is not an integer (0.5, "0.5"): no class id, and no name either."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool) and math.isfinite(number) and not number.is_integer()
+
+
 def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
     splits = {}
     for split in SPLITS:
@@ -167,11 +209,13 @@ def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
         if path is None:
             splits[split] = None
             continue
-        records = read(Path(path), spec["format"], spec["quoting"], spec["tag_column"])
-        fmt = detect_format(Path(path)) if spec["format"] == "auto" else spec["format"]
+        records = read(Path(path), spec["format"], spec["quoting"], spec["tag_column"], spec["kind"], spec["text_unit"])
+        fmt = detect_format(Path(path), spec["kind"]) if spec["format"] == "auto" else spec["format"]
+        cols = spec["columns"]
         if fmt == "conll":  # CoNLL columns have no names: give them the ones `columns` expects
-            cols = spec["columns"]
             records = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"]}) for w, r in records)
+        if fmt == "text":
+            records = ((w, {cols["text"]: r["text"]}) for w, r in records)
         splits[split] = records
     return splits, {}
 
@@ -235,9 +279,11 @@ def _read(name: str, spec: dict, seed: int):
     names = canon.label_names(rows)
     feats = features(canon.kind, names)
     if canon.kind == "ner":
-        rows = {s: [{"tokens": r["tokens"], "ner_tags": [names.index(t) for t in r["ner_tags"]]} for r in rs]
-                for s, rs in rows.items()}
-    dd = {split: Dataset.from_list(canon.encode_labels(rs, names), features=feats) for split, rs in rows.items()}
+        rows = {s: [{**r, "ner_tags": [names.index(t) for t in r["ner_tags"]]} for r in rs] for s, rs in rows.items()}
+    rows = {split: canon.encode_labels(rs, names) for split, rs in rows.items()}
+    canon.check_classes(rows, names)
+    dd = {split: Dataset.from_list([{k: v for k, v in r.items() if k != "where"} for r in rs], features=feats)
+          for split, rs in rows.items()}
     for split, ds in dd.items():
         if len(ds) == 0:
             raise ScratchError(f"data.datasets.{name}: the {split} split is empty; give it rows, or map "

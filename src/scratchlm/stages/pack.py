@@ -10,6 +10,7 @@ from datasets import Features, Sequence, Value, load_from_disk
 
 from .. import paths
 from ..atomic import atomic_path, upstream
+from ..errors import ScratchError
 from ..tokenization import encoder, load
 
 
@@ -30,7 +31,12 @@ def pack(dd, tok, block_size: int):
 def run(params: dict) -> None:
     corpus = params["pretrain"]["corpus"]
     raw = load_from_disk(upstream(paths.path(paths.RAW, dataset=corpus), f"data --dataset {corpus}"))
-    out = pack(raw, load(), params["pack"]["block_size"])
+    block_size = params["pack"]["block_size"]
+    out = pack(raw, load(), block_size)
+    for split in ("train", "validation"):  # what pretraining reads
+        if len(out[split]) == 0:
+            raise ScratchError(f"params.yaml: pack.block_size = {block_size} is longer than the whole {split} split of "
+                               f"'{corpus}': not one block; lower pack.block_size, or give the corpus more text")
     with atomic_path(paths.path(paths.BLOCKS, corpus=corpus), is_dir=True) as tmp:
         out.save_to_disk(str(tmp))
     print(f"pack: {corpus}: " + ", ".join(f"{s} {len(out[s])} blocks" for s in out))
