@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.scratchlm-installed
 
-.PHONY: setup reproduce test test-quick lint sync bench clean-venv
+.PHONY: setup reproduce test test-quick lint sync bench plots-template clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ sync: $(STAMP)
 # options through BENCH_ARGS, e.g. make bench BENCH_ARGS=--skip-demo
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m benchmarks.run $(BENCH_ARGS)
+
+# DVC's plots page with vega, vega-lite and vega-embed inlined (needs npm): workflow/plots/offline.html
+plots-template: $(STAMP)
+	$(BIN)/python workflow/plots/build.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,8 @@ from itertools import chain
 
 import torch
 from datasets import Dataset, Features, Sequence, Value
-from transformers import DataCollatorForLanguageModeling
+from tokenizers import processors
+from transformers import DataCollatorForLanguageModeling, GenerationConfig, PreTrainedTokenizerFast
 
 PROMPTS = ["I watched The", "Overall, it was", "The plot was", "Shares of"]
 MASKED = ["Overall, it was [MASK].", "The plot was not [MASK] at all.", "Shares of [MASK] fell 3 percent.",
@@ -100,3 +101,20 @@ def blocks_of(rows, block_size: int) -> Dataset:
 def bounded(ds, n: int, seed: int):
     """At most `n` rows: a seeded subset, so that an evaluation costs the same on any corpus size."""
     return ds if len(ds) <= n else ds.shuffle(seed=seed).select(range(n))
+
+
+def for_generation(model, tok) -> PreTrainedTokenizerFast:
+    """Make a causal checkpoint ready for `generate()` and `pipeline("text-generation")`: a
+    tokenizer that opens a prompt with [CLS] (the LM's start of text) and does not close it with
+    [SEP], which the LM learned as the end of a text, and a generation config that stops there.
+    The training tokenizer frames every text [CLS] ... [SEP], which is right for the blocks and
+    for classification, and wrong for a prompt to continue."""
+    core = PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer.__class__.from_str(
+        tok.backend_tokenizer.to_str()), **tok.special_tokens_map)
+    core.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{tok.cls_token} $A", pair=f"{tok.cls_token} $A $B", special_tokens=[(tok.cls_token, tok.cls_token_id)])
+    core.bos_token, core.eos_token = tok.cls_token, tok.sep_token
+    model.config.bos_token_id, model.config.eos_token_id = tok.cls_token_id, tok.sep_token_id
+    model.generation_config = GenerationConfig(bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                                               pad_token_id=tok.pad_token_id, max_new_tokens=40)
+    return core

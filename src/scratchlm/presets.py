@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import io
+import sys
 from pathlib import Path
 
+from . import dag
 from .atomic import write_text
 from .errors import ScratchError
 from .params import SCHEMA_FILE, read_yaml, validate
@@ -71,10 +73,31 @@ def apply(name: str, params_file: str = "params.yaml") -> None:
     path = Path(params_file)
     doc = yaml.load(path.read_text(encoding="utf-8"))
     merge(doc, overlay)
+    before = validate(read_yaml(path), params_file)
     plain = read_yaml(path)
     merge(plain, copy.deepcopy(overlay))
     validate(plain, f"{params_file} with preset {name}")
     buf = io.StringIO()
     yaml.dump(doc, buf)
     write_text(path, buf.getvalue())
-    print(f"preset: merged {preset.name} into {params_file}")
+    print(f"preset: merged {preset.name} into {params_file}", flush=True)
+    warning = committed_results_warning(before, plain)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def committed_results_warning(before: dict, after: dict) -> str | None:
+    """The results/ files (git-tracked) of the params a preset replaces: a run under the preset
+    overwrites those it shares and leaves the others describing runs it does not declare. Said,
+    not prevented: results/ is where both front ends and `dvc metrics diff` look, and git keeps
+    the committed ones."""
+    def results(p: dict) -> set[Path]:
+        return {Path(out) for job in dag.jobs(p) for out in job.outputs(p) if out.startswith("results/")}
+
+    old = {f for f in results(before) if f.exists()}
+    if not old:
+        return None
+    stale = old - results(after)
+    return (f"preset: warning: results/ holds {len(old)} result files of the params this preset replaced; a run "
+            f"overwrites them, and {len(stale)} describe runs the preset does not declare (the report reads only "
+            f"declared runs). `git checkout params.yaml dvc.lock results` restores the committed state")

@@ -169,6 +169,15 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     run(["scratchlm", "sync"], tiny_repo)  # DVC restored files: let Snakemake catch up
 
 
+def test_dvc_plots_pages_render_offline(tiny_repo, tmp_path):
+    """`dvc plots show` writes its page from workflow/plots/offline.html (set in .dvc/config): vega,
+    vega-lite and vega-embed inline, so no element of the page loads anything from the network."""
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], tiny_repo)
+    page = (tmp_path / "plots" / "index.html").read_text(encoding="utf-8")
+    assert "vegaEmbed(" in page and page.count("<script>") >= 3
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", page)
+
+
 def test_sync_makes_snakemake_agree_after_dvc_work(tiny_repo):
     run(["scratchlm", "sync"], tiny_repo)
     assert "Nothing to be done" in said(run(["snakemake", "-n"], tiny_repo))

@@ -249,3 +249,36 @@ def test_non_finite_loss_stops_training_naming_step_and_learning_rate(rerun, cap
     assert "Traceback" not in err
     assert not (rerun / "models/finetune/sentiment/gru/full").exists()
     assert not (rerun / "results/finetune/sentiment/gru/full").exists()
+
+
+def test_checkpoints_work_in_transformers_own_pipelines_and_generate(pipeline):
+    """What the README shows: `import scratchlm`, then transformers' pipelines and generate() on
+    the pipeline's checkpoints, in a fresh process (the Auto classes learn our family on import)."""
+    import subprocess
+    import sys
+
+    from conftest import env
+
+    code = """
+import scratchlm
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+classify = pipeline("text-classification", model="models/finetune/sentiment/gru/full/seed1")
+print("CLS", classify("Overall, it was not at all good.")[0]["label"] in ("negative", "positive"))
+tag = pipeline("token-classification", model="models/finetune/ner/gru/full/seed1", aggregation_strategy="simple")
+print("NER", isinstance(tag("Police in Quexhaven said Zorblat Vel was arrested."), list))
+fill = pipeline("fill-mask", model="models/pretrain/bert")
+print("MASK", len(fill("Overall, it was [MASK].")) == 5)
+tok = AutoTokenizer.from_pretrained("models/pretrain/gru")
+lm = AutoModelForCausalLM.from_pretrained("models/pretrain/gru")
+ids = tok("The plot was", return_tensors="pt")["input_ids"]
+print("PROMPT", ids[0, 0].item() == tok.cls_token_id and tok.sep_token_id not in ids[0].tolist())
+out = lm.generate(ids, do_sample=False)
+new = out.shape[1] - ids.shape[1]
+print("GEN", new > 0 and (new == 40 or out[0, -1].item() == tok.sep_token_id))  # stops at [SEP] or its budget
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=pipeline, env=env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines()
+                 if line.split(" ")[0] in ("CLS", "NER", "MASK", "PROMPT", "GEN"))
+    assert lines == {"CLS": "True", "NER": "True", "MASK": "True", "PROMPT": "True", "GEN": "True"}, proc.stdout

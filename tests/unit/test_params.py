@@ -188,3 +188,16 @@ def test_fp16_on_cpu_fails_in_one_line_naming_the_fix():
         pick_precision("fp16", "cpu")
     assert str(e.value) == ("params.yaml: precision = 'fp16' needs a CUDA device (this run is on cpu); "
                             "set precision: auto, bf16 or fp32")
+
+
+def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, capsys):
+    from scratchlm import presets
+
+    (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    for stale in ("results/metrics/sentiment/lstm/full.json", "results/metrics/sentiment/gru/full.json"):
+        (workdir / stale).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / stale).write_text("{}")
+    presets.apply("tiny")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results/ holds 2 result files" in err
+    assert "1 describe runs the preset does not declare" in err and "git checkout params.yaml dvc.lock results" in err

@@ -62,8 +62,9 @@ def run(params: dict, task: str, model: str) -> dict:
 
     def save_model(folder):
         if options["enabled"]:
+            saved = lm.for_generation(net, tok) if is_causal(spec) else tok
             fitted.trainer.save_model(str(folder))
-            tok.save_pretrained(str(folder))
+            saved.save_pretrained(str(folder))
         else:  # the general model, byte for byte
             shutil.copytree(pretrained, folder, dirs_exist_ok=True)
 

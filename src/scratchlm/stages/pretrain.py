@@ -59,8 +59,9 @@ def run(params: dict, model: str) -> dict:
                        state_saturation=lm.state_saturation(net, blocks["validation"]))
 
     def save_model(folder):
+        saved = lm.for_generation(net, tok) if causal else tok
         fitted.trainer.save_model(str(folder))
-        tok.save_pretrained(str(folder))
+        saved.save_pretrained(str(folder))
 
     text = lm.samples(net, tok, lm.PROMPTS, ctx.seed) if causal else lm.fill_masks(net, tok, lm.MASKED)
     training.finish(fitted, paths.path(paths.PRETRAINED, model=model), paths.path(paths.PRETRAIN_PLOTS, model=model),
