@@ -181,13 +181,14 @@ STAGES = {s.name: s for s in [
           inputs=(paths.TOKENIZER, paths.ENCODED),
           outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False, role="metric"),
                 Out(paths.FINETUNE_PLOTS, cache=False, directory=True, role="plot")),
-          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.pooling", "finetune.training", "finetune.overrides"),
+          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds", "finetune.pooling", "finetune.training",
+                  "finetune.overrides"),
           training=True),
     Stage("evaluate", "Score a fine-tuned run on the test split", ("task", "model", "run"), runs=True,
           inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
           outs=(Out(paths.DETAILS, cache=False), Out(paths.PREDICTIONS, cache=False),
                 Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False, role="confusion")),
-          params=("device", "evaluate", "tasks.{task}")),
+          params=("device", "evaluate", "tasks.{task}", "finetune.seeds")),
     Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
           reads_results_of=("data", "pretrain", "adapt", "finetune", "evaluate"), inputs=(),
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
@@ -277,6 +278,16 @@ def inputs(params: dict, job: Job) -> list[str]:
     if stage.reads_results_of:
         found += [str(paths.timing(j.stage, j.name)) for j in jobs(params) if STAGES[j.stage].timed]
     return found
+
+
+def tracked_keys(params: dict) -> list[str]:
+    """Every params key dvc.yaml names (which DVC refuses a params file to lack): the ones its
+    foreach and matrix stages expand over and its paths name, and those some job reads."""
+    structure = [*COLLECTIONS.values(), *(key for kind in RUN_KINDS.values() for key in kind.matrix.values())]
+    structure += [ref for s in STAGES.values() for t in (*s.inputs, *(o.template for o in s.outs))
+                  for ref in _REF.findall(t) if "{" not in ref]
+    read = [key for job in jobs(params) for key in params_read(params, job)]
+    return list(dict.fromkeys([*structure, *read]))
 
 
 def params_read(params: dict, job: Job) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import dag
 from .errors import ScratchError
 from .paths import EXTERNAL
 from .published import BENCHMARKS
@@ -437,8 +438,25 @@ def _check_extra_runs(p: dict, source: str) -> None:
 
 
 def load(path: Path | str = PARAMS_FILE) -> dict:
+    """params.yaml validated, defaults filled, and holding every key the stages track."""
     path = Path(path)
-    return validate(read_yaml(path), str(path))
+    raw = read_yaml(path)
+    params = validate(copy.deepcopy(raw), str(path))
+    _check_tracked(raw, params, str(path))
+    return params
+
+
+def _check_tracked(raw: dict, params: dict, source: str) -> None:
+    """DVC reads each stage's params keys from the file itself and refuses a file that lacks one,
+    defaults or not; so every tracked key must be written out, and this says so before any work."""
+    for key in dag.tracked_keys(params):
+        node = raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                default = json.dumps(dag.lookup(params, key), default=str)
+                raise ScratchError(f"{source}: {key} is missing; DVC tracks it as a stage's param and refuses a "
+                                   f"params file without it: add it (its default: {key}: {default})")
+            node = node[part]
 
 
 def digest(params: dict) -> str:

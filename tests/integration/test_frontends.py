@@ -65,3 +65,41 @@ def test_same_dependencies(both):
         assert covered == ins, f"{name}: Snakemake inputs missing from dvc.yaml deps: {ins - covered}"
         used = {d for d in deps if any(i == d or i.startswith(d.rstrip("/") + "/") for i in ins)}
         assert used == deps, f"{name}: dvc.yaml deps missing from Snakemake inputs: {deps - used}"
+
+
+def minimal(params: dict, keys: list[str]) -> dict:
+    """Only the given keys of params (nested as they are), with their values."""
+    from scratchlm.dag import lookup
+
+    out: dict = {}
+    for key in keys:
+        node, *parts = out, *key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = lookup(params, key)
+    return out
+
+
+def test_a_minimal_params_file_runs_in_both_front_ends_and_a_missing_tracked_key_is_named(tmp_path, tiny_params):
+    """Every key a stage tracks is written out (DVC refuses a params file without one); all the
+    others may be left to the schema's defaults."""
+    import yaml
+
+    from conftest import copy_repo
+    from scratchlm import dag
+
+    repo = copy_repo(tmp_path / "repo")
+    keys = dag.tracked_keys(tiny_params)
+    body = minimal(tiny_params, [k for k in keys if k not in ("data.datasets", "tasks", "pretrain.models")])
+    (repo / "params.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    assert "seeds" in body["finetune"] and "methods" in body["finetune"] and "head" not in body["finetune"]
+    plan = run(["snakemake", "-n"], repo)
+    assert "finetune" in plan.stdout
+    status = run(["dvc", "status"], repo)
+    assert "missing" not in (status.stdout + status.stderr).lower().replace("deleted", "")
+    del body["finetune"]["overrides"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    proc = run(["snakemake", "-n"], repo, check=False)
+    assert proc.returncode != 0
+    assert ("params.yaml: finetune.overrides is missing; DVC tracks it as a stage's param and refuses a params file "
+            "without it: add it (its default: finetune.overrides: {})") in proc.stdout + proc.stderr

@@ -305,6 +305,9 @@ CASES = [
      ["data/external/a.jsonl:2: label 0.5 is not a class; give a class name or an integer id"]),
     ("corpus-extension-unknown", dataset(local("corpus", "a.md")), LOCAL,
      ["cannot tell the format from the extension", "text: plain text, one document per line or paragraph"]),
+    ("tracked-key-missing", params(drop("finetune.overrides")), DATA,
+     ["finetune.overrides is missing; DVC tracks it as a stage's param",
+      "add it (its default: finetune.overrides: {})"]),
     # ------------------------------------------------ stages run out of order
     ("encode-before-data", params(), ["encode", "--task", "sentiment"],
      ["data/raw/sentiment: not found; run `scratchlm data --dataset sentiment` first"]),
