@@ -1,21 +1,27 @@
 """Atomic writes: a stage writes into a temporary sibling and renames it into place on success,
 so nothing half-written is ever left where a later stage (or DVC) would read it. A sibling that a
 killed writer left behind (SIGKILL runs no cleanup) is hidden, and the next write of the same path
-removes it."""
+removes it. And one process per job: a job holds a lock for as long as it runs, so a second run
+of the same job (a rerun while a killed Snakemake's orphan still works) waits for it."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 from .errors import ScratchError
+from .paths import CHECKPOINTS
+
+JOB_LOCKS = CHECKPOINTS / ".jobs"  # <DVC stage name>.lock, holding the running job's pid
 
 
 def _prefix(path: Path) -> str:
@@ -115,3 +121,36 @@ def upstream(path: Path | str, made_by: str) -> str:
     if not Path(path).exists():
         raise ScratchError(f"{path}: not found; run `scratchlm {made_by}` first (or `snakemake --cores all`)")
     return str(path)
+
+
+@contextlib.contextmanager
+def job_lock(name: str) -> Iterator[None]:
+    """Hold the job's lock while it runs (the kernel drops it when the process ends, SIGKILL
+    included); if another process holds it, say so and wait for it."""
+    JOB_LOCKS.mkdir(parents=True, exist_ok=True)
+    with open(JOB_LOCKS / f"{name}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            print(f"{name}: waiting for the same job already running (pid {f.read().strip() or '?'}) to end",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding a job lock file, or None when no process does."""
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            text = f.read().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None

@@ -17,14 +17,16 @@ import sys
 
 from . import dag, timing
 from . import params as params_mod
-from .atomic import write_text
+from .atomic import job_lock, write_text
 from .errors import ScratchError
 
-# tool command -> (module, help); each module has run(args)
+# tool command -> (module, its function taking the parsed args, help)
 TOOLS = {
-    "preset": ("presets", "Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)"),
-    "sync": ("frontends", "After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock"),
-    "compare": ("compare", "Main test metrics across git revisions and their DVC experiments"),
+    "preset": ("presets", "run", "Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)"),
+    "sync": ("frontends", "sync", "After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock"),
+    "resume": ("frontends", "resume", "After a killed Snakemake: end its orphaned jobs, record the finished ones "
+               "in dvc.lock, and run Snakemake again"),
+    "compare": ("compare", "run", "Main test metrics across git revisions and their DVC experiments"),
 }
 TOKENIZING_STAGES = ("tokenizer", "encode", "pack")
 
@@ -40,10 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="Validate params.yaml and exit")
     p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it)")
     p.add_argument("--write", action="store_true")
-    p = sub.add_parser("preset", help=TOOLS["preset"][1])
+    p = sub.add_parser("preset", help=TOOLS["preset"][2])
     p.add_argument("name")
-    sub.add_parser("sync", help=TOOLS["sync"][1])
-    p = sub.add_parser("compare", help=TOOLS["compare"][1])
+    sub.add_parser("sync", help=TOOLS["sync"][2])
+    p = sub.add_parser("resume", help=TOOLS["resume"][2])
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, metavar="...",
+                   help="Snakemake's options for the rerun (default: --cores all)")
+    p = sub.add_parser("compare", help=TOOLS["compare"][2])
     p.add_argument("revs", nargs="*", metavar="REV", help="git revisions (default HEAD); their experiments come along")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
     return parser
@@ -86,6 +91,13 @@ def _launch(processes: int, argv: list[str]) -> None:
 
 def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
     job = _job(params, args)
+    if "LOCAL_RANK" in os.environ:  # a DDP worker: the launcher holds the job's lock
+        return _stage_body(params, job, argv)
+    with job_lock(job.dvc_stage):
+        _stage_body(params, job, argv)
+
+
+def _stage_body(params: dict, job: dag.Job, argv: list[str]) -> None:
     stage = importlib.import_module(f"{__package__}.stages.{job.stage}")
     if dag.STAGES[job.stage].training and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
         return _launch(params["processes"], argv)
@@ -104,7 +116,8 @@ def run(argv: list[str] | None = None) -> None:
     if args.command == "dag":
         return _dag(args.write)
     if args.command in TOOLS:
-        return importlib.import_module(f"{__package__}.{TOOLS[args.command][0]}").run(args)
+        module, function, _ = TOOLS[args.command]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), function)(args)
     params = params_mod.load(args.params)
     if args.command == "check":
         print(f"{args.params}: valid")

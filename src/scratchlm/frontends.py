@@ -1,22 +1,138 @@
 """Keeping the two front ends in agreement: `scratchlm sync` after DVC has changed the workspace,
-and the dvc.lock bookkeeping the Snakefile does after its jobs."""
+and `scratchlm resume` after Snakemake was killed.
+
+A killed Snakemake (SIGKILL, a lost login session under a SLURM run) leaves three things behind:
+its jobs run on as orphans; the jobs that finished inside it are not in dvc.lock, because its
+`onsuccess` never ran; and its lock and incomplete-output markers stop the next run. `resume`
+mends all three: it ends the orphans (their training resumes from its checkpoints), records in
+dvc.lock every job that Snakemake itself now finds up to date but DVC does not (a reconciliation,
+not a commit per job: a per-job `dvc commit` would cost every job DVC's start-up and contend for
+DVC's repository lock with its neighbours, for the rare killed run), unlocks, and runs Snakemake
+again with --rerun-incomplete.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
+from . import dag
+from . import params as params_mod
+from .atomic import JOB_LOCKS, lock_holder
 from .errors import ScratchError
 
 
-def run(args) -> None:
+def _run(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *cmd], check=check, text=True,
+                          capture_output=quiet)
+
+
+def sync(args) -> None:
     """`scratchlm sync`: after a DVC-side change of the workspace (checkout, pull, exp apply), make
     Snakemake agree: when DVC vouches that every output is up to date, touch them in DAG order so
     their mtimes do too."""
-    status = subprocess.run([sys.executable, "-m", "dvc", "status", "-q"])
-    if status.returncode != 0:
-        raise ScratchError("dvc status: the workspace differs from dvc.lock; run `dvc repro` "
-                           "(or `dvc checkout`) first, then `scratchlm sync`")
-    subprocess.run([sys.executable, "-m", "snakemake", "--touch", "--forceall", "--cores", "all", "--quiet"],
-                   check=True)
+    if _run("dvc", "status", "-q", check=False).returncode != 0:
+        raise ScratchError("dvc status: the workspace differs from dvc.lock; run `dvc repro` (or `dvc checkout`) "
+                           "first, then `scratchlm sync` (after a killed Snakemake: `scratchlm resume`)")
+    _run("snakemake", "--touch", "--forceall", "--cores", "all", "--quiet")
     print("sync: Snakemake now agrees with dvc.lock")
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process and all its children, deepest last (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in os.scandir("/proc"):
+        if stat.name.isdigit():
+            try:
+                with open(f"/proc/{stat.name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(stat.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+def end_orphans(grace: float = 10.0) -> list[str]:
+    """End the stage processes that still hold their job's lock (a killed run's orphans) with
+    their children: SIGTERM, then SIGKILL after `grace` seconds. Returns the jobs ended."""
+    ended = []
+    for lock in sorted(JOB_LOCKS.glob("*.lock")) if JOB_LOCKS.exists() else []:
+        pid = lock_holder(lock)
+        if pid is None:
+            continue
+        tree = _descendants(pid)
+        for p in tree:
+            with _gone():
+                os.kill(p, signal.SIGTERM)
+        deadline = time.time() + grace
+        while lock_holder(lock) is not None and time.time() < deadline:
+            time.sleep(0.2)
+        for p in tree:
+            with _gone():
+                os.kill(p, signal.SIGKILL)
+        while lock_holder(lock) is not None:
+            time.sleep(0.1)
+        ended.append(lock.stem)
+    return ended
+
+
+class _gone:
+    """Ignore a process that has already ended."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        return kind is ProcessLookupError
+
+
+def planned(output: str) -> set[str]:
+    """DVC names of the jobs a Snakemake dry run plans."""
+    found = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        if rule == "all":
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
+        wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
+        found.add(dag.Job(rule, wildcards).dvc_stage)
+    return found
+
+
+def reconcile(params: dict) -> list[str]:
+    """Record in dvc.lock the jobs Snakemake finds up to date (it plans no rerun of them) that DVC
+    does not: the ones that finished in a run whose bookkeeping never happened."""
+    plan = _run("snakemake", "-n", "--rerun-incomplete", quiet=True)
+    todo = planned(plan.stdout + plan.stderr)
+    status = json.loads(_run("dvc", "status", "--json", quiet=True).stdout or "{}")
+    finished = sorted(j.dvc_stage for j in dag.jobs(params) if j.dvc_stage in status and j.dvc_stage not in todo)
+    if finished:
+        _run("dvc", "commit", "--force", "--no-relink", "--quiet", *finished)
+    return finished
+
+
+def resume(args) -> None:
+    """`scratchlm resume [SNAKEMAKE OPTIONS]`: see the module docstring."""
+    params = params_mod.load(args.params)
+    ended = end_orphans()
+    if ended:
+        print(f"resume: ended {len(ended)} job(s) a killed run left running: {', '.join(ended)} "
+              f"(training resumes from its checkpoints)", flush=True)
+    _run("snakemake", "--unlock", "--quiet", quiet=True)
+    recorded = reconcile(params)
+    print(f"resume: recorded {len(recorded)} finished job(s) in dvc.lock", flush=True)
+    extra = [a for a in args.snakemake_args if a != "--"] or ["--cores", "all"]
+    code = _run("snakemake", "--rerun-incomplete", *extra, check=False).returncode
+    if code != 0:
+        raise ScratchError(f"resume: snakemake ended with exit status {code}; its error is above (the job logs "
+                           f"are in logs/)")
