@@ -192,6 +192,7 @@ STAGES = {s.name: s for s in [
     Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
           reads_results_of=("data", "pretrain", "adapt", "finetune", "evaluate"), inputs=(),
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
+                Out(paths.HEADLINE, cache=False, role="metric"),
                 Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
           params=("report",)),
 ]}

@@ -69,6 +69,7 @@ def apply(name: str, params_file: str = "params.yaml") -> None:
     if not preset.exists():
         raise ScratchError(f"preset {name!r} not found in {presets_dir()} (available: {', '.join(available())})")
     overlay = read_yaml(preset) or {}
+    overlay.setdefault("report", {})["preset"] = name  # the report names the preset it was made with
     yaml = YAML()  # round-trip: comments and key order of params.yaml survive
     path = Path(params_file)
     doc = yaml.load(path.read_text(encoding="utf-8"))

@@ -4,10 +4,11 @@ sync after DVC-side work, and the one-line errors. Marked slow: a few minutes in
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from conftest import copy_repo, git_commit, run
+from conftest import copy_repo, env, git_commit, run
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,13 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     data = exp["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["finetune"]["training"]["lr"] == 0.003
     assert 0.0 <= data["metrics"]["results/metrics/sentiment/gru/full.json"]["data"]["accuracy"] <= 1.0
+
+    # the documented narrow view: the experiment and its headline numbers, readable at 120 columns
+    narrow = subprocess.run(["dvc", "exp", "show", "--drop", ".*", "--keep", "Experiment|headline", "--no-pager"],
+                            cwd=tiny_repo, env={**env(), "COLUMNS": "120"}, capture_output=True, text=True)
+    table = narrow.stdout.splitlines()
+    assert narrow.returncode == 0 and max(len(line) for line in table) <= 120, narrow.stdout
+    assert "…" not in narrow.stdout and "higher-lr" in narrow.stdout and "sentiment_gain" in narrow.stdout
 
     run(["dvc", "exp", "apply", "higher-lr"], tiny_repo)
     # the report built inside the queued `dvc exp run` holds this run beside the committed baseline

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from .. import compare, dag, figures, metrics, paths
 from .. import params as params_mod
-from ..atomic import atomic_path, read_json, write_text
+from ..atomic import atomic_path, read_json, write_json, write_text
 from ..dag import Run, runs
 from ..errors import ScratchError
 from ..published import BENCHMARKS
@@ -100,6 +100,49 @@ def paired_gain(run: Result, control: Result, metric: str) -> tuple[float, float
 
 
 # ---------------------------------------------------------------- sections
+
+def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
+    """What the run shows, task by task, in a few sentences computed from its results; and the
+    same few numbers for results/headline.json, the metric file `dvc exp show` keeps narrow:
+    per task, the best run's main metric and the mean gain of the pretrained `full` runs over
+    their scratch controls."""
+    lines, numbers = [], {}
+    for task in params["tasks"]:
+        main = _main(params, task)[0]
+        mine = {run: r for run, r in found.items() if run.task == task}
+        if not mine:
+            continue
+        best_run = max(mine, key=lambda run: mine[run].metrics[main])
+        numbers[f"{task}_best"] = round(mine[best_run].metrics[main], 4)
+        pairs = [(run.model, *paired_gain(r, mine[run._replace(method="scratch")], main)) for run, r in mine.items()
+                 if (run.method, run.fraction, run.general) == ("full", 1.0, False)
+                 and run._replace(method="scratch") in mine]
+        text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
+        if pairs:
+            numbers[f"{task}_gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
+            text += " Pretrained `full` against `scratch`: " + ", ".join(
+                f"{model} {100 * g:+.2f} ± {100 * s:.2f}" for model, g, s in pairs) + " points."
+        few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == "full"]
+        for run, r in few:
+            control = mine.get(run._replace(method="scratch"))
+            if control:
+                g, s = paired_gain(r, control, main)
+                text += (f" With {100 * run.fraction:g}% of the labels, {run.model} pretrained {r.score(main)} "
+                         f"against scratch {control.score(main)} ({100 * g:+.2f} ± {100 * s:.2f}).")
+        collapsed = [f"{run.model}/{run.name}" for run, r in mine.items() if r.metrics["collapsed_seeds"]]
+        if collapsed:
+            text += f" ⚠ Some seed of {', '.join(collapsed)} predicted one class (or no entity) for every example."
+        lines.append(text)
+    return "\n".join(lines), numbers
+
+
+def banner(params: dict) -> str:
+    """Which preset made the run; for a smoke preset, that its numbers test the plumbing only."""
+    report = params["report"]
+    if report["smoke"]:
+        return (f"> **A smoke run** (the `{report['preset'] or 'tiny'}` preset): the whole DAG on toy sizes and a "
+                f"few steps. Its numbers show that every stage ran, not what the models can do.\n\n")
+    return f"> Made with the `{report['preset']}` preset.\n\n" if report["preset"] else ""
 
 def summary(params: dict, found: dict[Run, Result]) -> str:
     rows = []
@@ -346,12 +389,11 @@ def environment(params: dict) -> str:
                       "- " + ", ".join(versions)])
 
 
-def build(params: dict, figs: Figures) -> str:
-    found = results(params)
+def build(params: dict, figs: Figures, found: dict[Run, Result], summary_text: str) -> str:
     details = "\n\n".join(f"**{r.task} / {r.model} / {r.name}** (seed {next(iter(res.seeds))})\n\n"
                           f"```\n{per_class_report(r, res)}```" for r, res in found.items())
     return "\n\n".join([
-        f"# {params['report']['title']}",
+        f"# {params['report']['title']}\n\n{banner(params)}## What this run shows\n\n" + summary_text,
         "## Test results\n\nEvery row is one fine-tuning run under each seed of `finetune.seeds`, selected on "
         "validation, scored once on the test split (classification: accuracy and macro F1; NER: entity F1, seqeval "
         "strict IOB2, and token accuracy): mean ± standard deviation over the seeds, and each seed's value. ⚠ marks "
@@ -395,8 +437,11 @@ def to_html(markdown: str, title: str) -> str:
 
 
 def run(params: dict) -> None:
+    found = results(params)
+    summary_text, numbers = headline(params, found)
     with atomic_path(FIGURES, is_dir=True) as tmp:
-        text = build(params, Figures(tmp))
+        text = build(params, Figures(tmp), found, summary_text)
     write_text(REPORT, text)
     write_text(HTML, to_html(text, params["report"]["title"]))
-    print(f"report: wrote {REPORT}, {HTML} and {FIGURES}/")
+    write_json(paths.HEADLINE, numbers)
+    print(f"report: wrote {REPORT}, {HTML}, {paths.HEADLINE} and {FIGURES}/")
