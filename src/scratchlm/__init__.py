@@ -6,6 +6,7 @@ module is imported (at once, if it already is). Importing scratchlm alone import
 transformers, so the CLI starts fast.
 """
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -17,7 +18,9 @@ _AUTO = "transformers.models.auto.modeling_auto"
 
 
 def _register() -> None:
-    from . import models  # noqa: F401  (its import registers the family with the Auto classes)
+    # importing scratchlm.models registers the family; by name, as the CLI imports a stage: it runs
+    # when transformers' Auto classes load, so no stage's code depends on it through this file
+    importlib.import_module(f"{__name__}.models")
 
 
 class _RegisterWithAuto(importlib.abc.MetaPathFinder):

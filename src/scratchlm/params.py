@@ -12,6 +12,7 @@ import datetime
 import difflib
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -254,16 +255,17 @@ def dataset_kind(spec: dict) -> str:
     return SYNTHETIC_KIND[spec["generator"]] if spec["source"] == "synthetic" else spec["kind"]
 
 
-# stage -> (its training section, where a model's own overrides of it live)
+# stage -> the params sections its training settings come from, later ones overriding earlier ones
 TRAINING_SECTIONS = {"pretrain": ("pretrain.training", "pretrain.models.{model}.training"),
                      "adapt": ("adapt.training", "adapt.overrides.{model}"),
-                     "finetune": ("finetune.training", "finetune.overrides.{model}")}
+                     "finetune": ("finetune.training", "tasks.{task}.training", "finetune.overrides.{model}")}
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """A training run's optimisation settings: the stage's `training` section with the model's own
-    overrides merged in, built in one place (training_config) and read by the training code."""
+    """A training run's optimisation settings: the stage's `training` section with the task's and
+    the model's own overrides merged in, built in one place (training_config) and read by the
+    training code."""
     epochs: float
     max_steps: int
     batch_size: int
@@ -274,15 +276,14 @@ class TrainingConfig:
     grad_clip: float
     eval_steps: int
     early_stopping_patience: int
-    overridden: tuple[str, ...] = ()  # the settings the model's overrides set
-    section: str = "finetune.training"
-    override_section: str = "finetune.overrides.model"
+    layers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (params section, the settings it sets), in order
 
     def key(self, setting: str) -> str:
         """The params key a setting came from, for messages: `finetune.overrides.bert.lr`."""
-        return f"{self.override_section if setting in self.overridden else self.section}.{setting}"
+        section = next((name for name, sets in reversed(self.layers) if setting in sets), self.layers[0][0])
+        return f"{section}.{setting}"
 
-    def replace(self, **changes) -> "TrainingConfig":
+    def replace(self, **changes) -> TrainingConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -292,16 +293,20 @@ def _lookup(p: dict, dotted: str) -> dict:
     return p
 
 
-def training_section(p: dict, stage: str, model: str) -> dict:
-    """The merged training settings of a model in a stage, as a plain mapping (validation checks it)."""
-    section, override = (s.format(model=model) for s in TRAINING_SECTIONS[stage])
-    return {**_lookup(p, section), **_lookup(p, override)}
+def _layers(p: dict, stage: str, model: str, task: str | None) -> list[tuple[str, dict]]:
+    names = [s.format(model=model, task=task) for s in TRAINING_SECTIONS[stage] if task or "{task}" not in s]
+    return [(name, _lookup(p, name)) for name in names]
 
 
-def training_config(p: dict, stage: str, model: str) -> TrainingConfig:
-    section, override = (s.format(model=model) for s in TRAINING_SECTIONS[stage])
-    return TrainingConfig(**training_section(p, stage, model), overridden=tuple(_lookup(p, override)),
-                          section=section, override_section=override)
+def training_section(p: dict, stage: str, model: str, task: str | None = None) -> dict:
+    """The merged training settings of a model (on a task) in a stage, as a plain mapping."""
+    return {k: v for _, layer in _layers(p, stage, model, task) for k, v in layer.items()}
+
+
+def training_config(p: dict, stage: str, model: str, task: str | None = None) -> TrainingConfig:
+    layers = _layers(p, stage, model, task)
+    return TrainingConfig(**training_section(p, stage, model, task),
+                          layers=tuple((name, tuple(layer)) for name, layer in layers))
 
 
 def _check_overrides(p: dict, source: str) -> None:
@@ -314,15 +319,17 @@ def _check_overrides(p: dict, source: str) -> None:
     training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
     for name in models:
         for stage in TRAINING_SECTIONS:
-            merged, where = training_section(p, stage, name), TRAINING_SECTIONS[stage][1].format(model=name).split(".")
-            error = jsonschema.exceptions.best_match(training.iter_errors(merged))
-            if error is not None:
-                error.path.extendleft(reversed(where))
-                raise ScratchError(_describe(error, source))
-            if merged["batch_size"] % p["processes"]:  # the batch is split over the training processes
-                key = training_config(p, stage, name).key("batch_size")
-                raise ScratchError(f"{source}: {key} = {merged['batch_size']} does not split over processes = "
-                                   f"{p['processes']}; make it a multiple of {p['processes']}")
+            for task in p["tasks"] if stage == "finetune" else [None]:
+                merged = training_section(p, stage, name, task)
+                error = jsonschema.exceptions.best_match(training.iter_errors(merged))
+                if error is not None:
+                    where = training_config(p, stage, name, task).key(str(error.path[0]) if error.path else "x")
+                    error.path.extendleft(reversed(where.split(".")[:-1]))
+                    raise ScratchError(_describe(error, source))
+                if merged["batch_size"] % p["processes"]:  # the batch is split over the training processes
+                    key = training_config(p, stage, name, task).key("batch_size")
+                    raise ScratchError(f"{source}: {key} = {merged['batch_size']} does not split over processes = "
+                                       f"{p['processes']}; make it a multiple of {p['processes']}")
 
 
 def _check_dataset(name: str, spec: dict, source: str) -> None:
@@ -419,8 +426,8 @@ def _check_extra_runs(p: dict, source: str) -> None:
                            f"adapt.enabled = false (both are the general model); set adapt.enabled: true or "
                            f"adapt.ablation.models: []")
     if p["finetune"]["ulmfit"]["slanted_triangular"]:  # it replaces the scheduler in the recurrent full runs
-        for name, spec in models.items():
-            cfg = training_config(p, "finetune", name)
+        for (name, spec), task in itertools.product(models.items(), p["tasks"]):
+            cfg = training_config(p, "finetune", name, task)
             if spec["arch"] == "recurrent" and cfg.scheduler != "linear":
                 raise ScratchError(f"{source}: {cfg.key('scheduler')} = {cfg.scheduler!r} but "
                                    f"finetune.ulmfit.slanted_triangular = true replaces it with ULMFiT's linear "

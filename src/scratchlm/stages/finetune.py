@@ -91,7 +91,7 @@ def _recurrent(folder) -> bool:
 
 def run(params: dict, task: str, model: str, run: str) -> dict:
     parsed = Run.parse(task, model, run)
-    cfg = training_config(params, "finetune", model)
+    cfg = training_config(params, "finetune", model, task)
     if parsed.fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
         cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
     tok = load()
