@@ -29,26 +29,30 @@ SRC = PACKAGE.parent
 
 
 class Run(NamedTuple):
-    """One fine-tuning run. Its folder name is the `run` wildcard: the method (`full`, `lora`), the
-    method on a share of the labels (`full-0.1`), or fine-tuned from the general pretrained model
-    where the others start from the task-adapted one (`full-general`, the adaptation ablation)."""
+    """One fine-tuning run. Its folder name is the `run` wildcard: the method (`full`, `lora`,
+    `prompt`), the method on a share of the labels (`full-0.1`) or on a number of labelled
+    examples per class (`pet-16shot`), or fine-tuned from the general pretrained model where the
+    others start from the task-adapted one (`full-general`, the adaptation ablation)."""
     task: str
     model: str
     method: str
     fraction: float = 1.0
     general: bool = False
+    shots: int = 0
 
     @property
     def name(self) -> str:
-        return self.method + ("-general" if self.general else "") + (
-            f"-{self.fraction:g}" if self.fraction != 1.0 else "")
+        return (self.method + ("-general" if self.general else "") + (f"-{self.fraction:g}" if self.fraction != 1.0
+                                                                      else "") + (f"-{self.shots}shot" if self.shots
+                                                                                  else ""))
 
     @property
     def kind(self) -> str:
         """Which group of runs (one dvc.yaml matrix each) holds it."""
-        if self.method == "lora":
-            return "_lora"
-        return "_general" if self.general else "_fraction" if self.fraction != 1.0 else ""
+        if self.method in ("lora", "prompt"):
+            return f"_{self.method}"
+        return ("_shots" if self.shots else "_general" if self.general else "_fraction" if self.fraction != 1.0
+                else "")
 
     @property
     def job(self) -> str:
@@ -56,48 +60,54 @@ class Run(NamedTuple):
         return f"{self.task}/{self.model}/{self.name}"
 
     def dvc_stage(self, stage: str) -> str:
-        values = {"task": self.task, "model": self.model, "method": self.method, "fraction": f"{self.fraction:g}"}
+        values = {"task": self.task, "model": self.model, "method": self.method, "fraction": f"{self.fraction:g}",
+                  "shots": str(self.shots)}
         return f"{stage}{self.kind}@" + "-".join(values[dim] for dim in RUN_KINDS[self.kind].matrix)
 
     @classmethod
     def parse(cls, task: str, model: str, name: str) -> Run:
         method, *rest = name.split("-")
-        general = "general" in rest
-        fraction = next((float(r) for r in rest if r != "general"), 1.0)
-        return cls(task, model, method, fraction, general)
+        shots = next((int(r[:-4]) for r in rest if r.endswith("shot")), 0)
+        fraction = next((float(r) for r in rest if r != "general" and not r.endswith("shot")), 1.0)
+        return cls(task, model, method, fraction, "general" in rest, shots)
 
 
 class RunKind(NamedTuple):
     """A group of runs: the params lists its DVC matrix spans, its run name, the params its
-    fine-tuning reads beyond the common ones, and the model it starts from."""
+    fine-tuning reads beyond the common ones, the model it starts from, and what all its runs
+    share (a method, the general start)."""
     matrix: dict[str, str]
     name: str
     params: tuple[str, ...]
     start: str
+    fixed: dict
 
 
 RUN_KINDS = {
     "": RunKind({"task": "tasks", "model": "pretrain.models", "method": "finetune.methods"}, "{method}",
-                ("finetune.ulmfit",), paths.ADAPTED),
-    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",), paths.ADAPTED),
+                ("finetune.ulmfit",), paths.ADAPTED, {}),
+    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",), paths.ADAPTED,
+                     {"method": "lora"}),
     "_fraction": RunKind({"task": "tasks", "model": "finetune.data_efficiency.models",
                           "method": "finetune.data_efficiency.methods",
                           "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}",
-                         ("finetune.ulmfit",), paths.ADAPTED),
+                         ("finetune.ulmfit",), paths.ADAPTED, {}),
     "_general": RunKind({"task": "tasks", "model": "adapt.ablation.models", "method": "adapt.ablation.methods"},
-                        "{method}-general", ("finetune.ulmfit",), paths.PRETRAINED),
+                        "{method}-general", ("finetune.ulmfit",), paths.PRETRAINED, {"general": True}),
+    "_prompt": RunKind({"task": "finetune.prompting.tasks", "model": "finetune.prompting.models"}, "prompt",
+                       ("finetune.prompting",), paths.ADAPTED, {"method": "prompt"}),
+    "_shots": RunKind({"task": "finetune.prompting.tasks", "model": "finetune.prompting.models",
+                       "method": "finetune.prompting.methods", "shots": "finetune.prompting.shots"},
+                      "{method}-{shots}shot", ("finetune.prompting", "finetune.ulmfit"), paths.ADAPTED, {}),
 }
 
 
 def runs(params: dict) -> list[Run]:
     """Every fine-tuning run that params declare, kind by kind (as the matrices of dvc.yaml)."""
     found = []
-    for suffix, kind in RUN_KINDS.items():
+    for kind in RUN_KINDS.values():
         lists = [lookup(params, key) for key in kind.matrix.values()]
-        for values in itertools.product(*lists):
-            item = dict(zip(kind.matrix, values))
-            found.append(Run(item["task"], item["model"], item.get("method", "lora"), item.get("fraction", 1.0),
-                             suffix == "_general"))
+        found += [Run(**kind.fixed, **dict(zip(kind.matrix, values))) for values in itertools.product(*lists)]
     return found
 
 

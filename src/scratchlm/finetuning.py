@@ -95,6 +95,17 @@ def subset(train, fraction: float, seed: int):
     return train.shuffle(seed=seed).select(range(max(1, math.ceil(len(train) * fraction))))
 
 
+def per_class(ds, k: int, seed: int):
+    """A deterministic k rows of each class (all of a class's rows if it has fewer)."""
+    shuffled = ds.shuffle(seed=seed)
+    picked, taken = [], {}
+    for i, label in enumerate(shuffled["labels"]):
+        if taken.get(label, 0) < k:
+            taken[label] = taken.get(label, 0) + 1
+            picked.append(i)
+    return shuffled.select(sorted(picked))
+
+
 def collator(task_type: str, tok):
     """Dynamic padding of the model's columns; the others (`length`, NER's words and tags) stay
     in the dataset. Trainer's own column removal would strip `length` before its length-grouped

@@ -28,6 +28,7 @@ from .errors import ScratchError
 from .paths import EXTERNAL
 from .published import BENCHMARKS
 from .sources.readers import FORMATS, suffix_format
+from .sources.synthetic import SENTIMENT_LABELS
 
 PARAMS_FILE = Path("params.yaml")
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
@@ -258,7 +259,8 @@ def dataset_kind(spec: dict) -> str:
 # stage -> the params sections its training settings come from, later ones overriding earlier ones
 TRAINING_SECTIONS = {"pretrain": ("pretrain.training", "pretrain.models.{model}.training"),
                      "adapt": ("adapt.training", "adapt.overrides.{model}"),
-                     "finetune": ("finetune.training", "tasks.{task}.training", "finetune.overrides.{model}")}
+                     "finetune": ("finetune.training", "tasks.{task}.training", "finetune.overrides.{model}"),
+                     "prompting": ("finetune.prompting.training", "finetune.prompting.overrides.{model}")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,11 +313,10 @@ def training_config(p: dict, stage: str, model: str, task: str | None = None) ->
 
 def _check_overrides(p: dict, source: str) -> None:
     models = p["pretrain"]["models"]
-    for section in ("adapt", "finetune"):
-        for name in p[section]["overrides"]:
+    for section in ("adapt.overrides", "finetune.overrides", "finetune.prompting.overrides"):
+        for name in _lookup(p, section):
             if name not in models:
-                raise ScratchError(f"{source}: {section}.overrides.{name} names no model (declared: "
-                                   f"{', '.join(models)})")
+                raise ScratchError(f"{source}: {section}.{name} names no model (declared: {', '.join(models)})")
     training = jsonschema.Draft202012Validator({"$defs": _schema()["$defs"], "$ref": "#/$defs/training"})
     for name in models:
         for stage in TRAINING_SECTIONS:
@@ -415,7 +416,31 @@ def _check_references(p: dict, source: str) -> None:
     _check_extra_runs(p, source)
 
 
+def _check_prompting(p: dict, source: str) -> None:
+    """The prompt methods' tasks classify sequences, and every label has a verbalizer."""
+    prompting = p["finetune"]["prompting"]
+    for task in prompting["tasks"]:
+        if task not in p["tasks"]:
+            raise ScratchError(f"{source}: finetune.prompting.tasks has {task!r}, which names no task (declared: "
+                               f"{', '.join(p['tasks'])})")
+        spec = p["tasks"][task]
+        if spec["type"] != "sequence-classification":
+            raise ScratchError(f"{source}: finetune.prompting.tasks has {task!r}, a {spec['type']} task; prompts "
+                               f"classify whole texts (an NER tag per word has no single slot to fill): remove it")
+        names = p["data"]["datasets"][spec["dataset"]].get("label_names") or (
+            SENTIMENT_LABELS if p["data"]["datasets"][spec["dataset"]]["source"] == "synthetic" else None)
+        missing = [n for n in names or [] if n not in spec["prompt"]["verbalizers"]]
+        if missing:
+            raise ScratchError(f"{source}: tasks.{task}.prompt.verbalizers has no words for label {missing[0]!r}; "
+                               f"add `{missing[0]}: [a word]` (labels: {', '.join(names)})")
+    for name in prompting["models"]:
+        if name not in p["pretrain"]["models"]:
+            raise ScratchError(f"{source}: finetune.prompting.models has {name!r}, which names no model (declared: "
+                               f"{', '.join(p['pretrain']['models'])})")
+
+
 def _check_extra_runs(p: dict, source: str) -> None:
+    _check_prompting(p, source)
     models = p["pretrain"]["models"]
     for name in p["adapt"]["ablation"]["models"]:
         if name not in models:

@@ -42,7 +42,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*",
     task=r"[a-z][a-z0-9_]*",
-    run=r"[a-z][a-z0-9_]*(-general)?(-[0-9.]+)?",
+    run=r"[a-z][a-z0-9_]*(-general)?(-[0-9.]+)?(-[0-9]+shot)?",
 
 
 def job(stage, wildcards):

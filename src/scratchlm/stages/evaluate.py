@@ -14,13 +14,20 @@ import torch
 from datasets import load_from_disk
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+)
 
 from .. import metrics, paths
 from ..atomic import atomic_path, read_json, upstream, write_json
 from ..devices import pick_device
-from ..models import auto_class
+from ..models import RecurrentConfig, auto_class
 from ..params import TASK_METRICS
+from ..prompting import Prompt, probabilities
 from ..tokenization import label_names, load
 
 
@@ -83,9 +90,19 @@ def _tokens(test, tags, names: list[str]) -> tuple[dict, list[str], list[dict]]:
 
 
 def _one_seed(folder: Path, test, task_type: str, params: dict) -> tuple[dict, list[str], list[dict]]:
+    batch = params["evaluate"]["batch_size"]
+    config = AutoConfig.from_pretrained(folder)
+    if getattr(config, "prompt", None):  # prompt, pet: the language model scores the verbalizers
+        causal = config.model_type == RecurrentConfig.model_type
+        lm = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(folder)
+        tok = load(folder)
+        spec = config.prompt
+        prompt = Prompt.build(tok, spec["template"], spec["verbalizers"], spec["labels"])
+        probs = probabilities(lm.to(pick_device(params["device"])), tok, prompt, list(test["input_ids"]), causal, batch,
+                              spec["calibrate"])
+        return _sequence(test, probs, label_names(test))
     net = auto_class(task_type).from_pretrained(folder).to(pick_device(params["device"]))
     sequence = task_type == "sequence-classification"
-    batch = params["evaluate"]["batch_size"]
     if sequence:
         return _sequence(test, predict(net, test, DataCollatorWithPadding(load(folder)), batch), label_names(test))
     tags = predict_tags(net, test, DataCollatorForTokenClassification(load(folder)), batch)
