@@ -73,6 +73,35 @@ def data_efficiency(rows: list[tuple[str, str, str, float, float, float]], metri
     return _save(fig, path)
 
 
+def label_counts(rows: list[tuple[str, str, int, float, float]], path: Path) -> Path:
+    """Main test metric against labelled examples per class, one panel per task/model, one line
+    per method with its spread over seeds; the zero-shot prompt a flat dashed line.
+    rows: (panel, method, shots (0: zero-shot), mean, std)."""
+    panels = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = _grid(len(panels))
+    for ax, panel in zip(axes, panels):
+        mine = [r for r in rows if r[0] == panel]
+        shots = sorted({k for _, _, k, _, _ in mine if k})
+        for method in dict.fromkeys(m for _, m, _, _, _ in mine):
+            points = sorted((k, v, sd) for p, m, k, v, sd in mine if m == method)
+            if method == "prompt":
+                v, sd = points[0][1], points[0][2]
+                ax.axhline(100 * v, linestyle=":", color="black", label="prompt (zero-shot)")
+                if sd:
+                    ax.axhspan(100 * (v - sd), 100 * (v + sd), color="black", alpha=0.08)
+                continue
+            ax.errorbar([k for k, _, _ in points], [100 * v for _, v, _ in points],
+                        yerr=[100 * sd for *_, sd in points], marker="o", capsize=3,
+                        linestyle="--" if method == "scratch" else "-", label=method)
+        ax.set_xscale("log")
+        ax.set_xticks(shots, [str(k) for k in shots])
+        ax.set_title(panel)
+        ax.set_xlabel("labelled examples per class")
+        ax.set_ylabel("test metric (%)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def read_curve(tsv: Path) -> tuple[list[float], list[float]]:
     """(steps, values) of a DVCLive TSV (columns step, value), or empty lists if absent."""
     if not tsv.exists():

@@ -179,7 +179,7 @@ def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> s
     rows, bars = [], []
     for run, r in found.items():
         control = found.get(run._replace(method="scratch", general=False))
-        if run.method != "scratch" and control:
+        if run.method not in ("scratch", "prompt") and control:
             main = _main(params, run.task)[0]
             gain, spread = paired_gain(r, control, main)
             rows.append([run.task, run.model, run.name, main, control.score(main), r.score(main),
@@ -224,7 +224,7 @@ def data_efficiency(params: dict, found: dict[Run, Result], figs: Figures) -> st
     eff = params["finetune"]["data_efficiency"]
     rows, points = [], []
     for run, r in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].fraction)):
-        if run.model in eff["models"] and run.method in eff["methods"] and not run.general:
+        if run.model in eff["models"] and run.method in eff["methods"] and not (run.general or run.shots):
             main = _main(params, run.task)[0]
             rows.append([run.task, run.model, run.method, f"{100 * run.fraction:g}%",
                          f"{r.metrics['train_examples']:,}", f"{main} {r.score(main)}"])
@@ -235,6 +235,28 @@ def data_efficiency(params: dict, found: dict[Run, Result], figs: Figures) -> st
                             figs.path("data_efficiency.png"))
     return (_table(["task", "model", "method", "labels used", "train examples", "test metric %"], rows)
             + "\n\n" + figs.link("data_efficiency.png", "data efficiency"))
+
+
+def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
+    """The prompt methods beside the heads at each number of labelled examples per class:
+    `prompt` (zero-shot) is a flat line, pet, full and scratch are curves."""
+    prompting = params["finetune"]["prompting"]
+    rows, points = [], []
+    for run, r in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].shots)):
+        if run.method == "prompt" or run.shots:
+            main = _main(params, run.task)[0]
+            rows.append([run.task, run.model, run.method, run.shots or "0 (zero-shot)",
+                         f"{r.metrics['train_examples']:,}", f"{main} {r.score(main)}"])
+            points.append((f"{run.task}/{run.model}", run.method, run.shots, r.metrics[main],
+                           r.metrics[f"{main}_std"]))
+    if not rows:
+        return "_No prompt runs: list tasks and models in finetune.prompting to see the curve._"
+    figures.label_counts(points, figs.path("label_counts.png"))
+    calibrated = "with" if prompting["calibrate"] else "without"
+    return (f"Zero-shot `prompt` ({calibrated} contextual calibration) and few-shot runs at k labelled examples "
+            f"per class (validation: k per class too), test split.\n\n"
+            + _table(["task", "model", "method", "labels per class", "train examples", "test metric %"], rows)
+            + "\n\n" + figs.link("label_counts.png", "test metric against labels per class"))
 
 
 def learning_curves(params: dict, found: dict, figs: Figures) -> str:
@@ -404,6 +426,7 @@ def build(params: dict, figs: Figures, found: dict[Run, Result], summary_text: s
         "## Adapting the language models to each task\n\n" + adaptation(params, found),
         "## Across revisions and experiments\n\n" + across_revisions(params),
         "## Data efficiency\n\n" + data_efficiency(params, found, figs),
+        "## Labels per class: prompts and heads\n\n" + label_counts(params, found, figs),
         "## Learning curves\n\n" + learning_curves(params, found, figs),
         "## Confusion matrices\n\n" + confusion_matrices(params, found, figs),
         "## NER: entity F1 per type\n\n" + entity_types(found),
