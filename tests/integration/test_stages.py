@@ -30,6 +30,8 @@ def pipeline(tmp_path_factory, tiny_params):
         p["finetune"]["seeds"] = [1, 2]  # several seeds, as the demo has
         p["adapt"]["ablation"] = {"models": ["gru"], "methods": ["full"]}
         p["tasks"]["ner"]["head"].update(char_filters=8, tagger_hidden=8, crf=True)  # every option of the head
+        p["finetune"]["prompting"].update(models=["gru", "bert"], shots=[4], methods=["pet", "full"],
+                                          training={"max_steps": 6, "eval_steps": 3, "batch_size": 4})
         Path("params.yaml").write_text(yaml.safe_dump(p))
         for job in dag.jobs(p):  # in pipeline order
             cli.run([job.stage, *job.args()])
@@ -118,6 +120,24 @@ def test_adapt_trains_on_the_task_text_and_the_ablation_starts_from_the_general_
     assert "## Adapting the language models to each task" in text and "What the adaptation step buys" in text
 
 
+def test_prompt_and_pet_runs_write_what_every_run_writes_and_reload_through_the_auto_classes(pipeline):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    for model, auto in (("gru", AutoModelForCausalLM), ("bert", AutoModelForMaskedLM)):
+        for run in ("prompt", "pet-4shot", "full-4shot"):
+            m = read_json(out("metrics", "sentiment", model, run))
+            assert m["seeds"] == 2 and m["test_examples"] == 50 and 0 <= m["accuracy"] <= 1
+            rows = [json.loads(line) for line in out("predictions", "sentiment", model, run).read_text().splitlines()]
+            assert len(rows) == 100 and all(abs(sum(r["probabilities"]) - 1) < 1e-3 for r in rows)
+        assert read_json(out("metrics", "sentiment", model, "prompt"))["train_examples"] == 0
+        pet = read_json(out("metrics", "sentiment", model, "pet-4shot"))
+        assert pet["train_examples"] == 8 and pet["trainable_fraction"] == 1.0  # the LM itself: no new head
+        lm = auto.from_pretrained(pipeline / f"models/finetune/sentiment/{model}/pet-4shot/seed1")
+        assert lm.config.prompt["verbalizers"] == {"negative": ["terrible"], "positive": ["great"]}
+    text = (pipeline / "results/report.md").read_text()
+    assert "## Labels per class: prompts and heads" in text and "(figures/label_counts.png)" in text
+
+
 def test_lora_run_trains_a_small_share_and_keeps_its_adapter(pipeline):
     for task in ("sentiment", "ner"):
         m = read_json(out("metrics", task, "bert", "lora"))
@@ -156,7 +176,8 @@ def test_html_report_is_self_contained(pipeline):
     assert "data:image/png;base64," in html and "<table>" in html
     assert "http://" not in html and "https://" not in html  # opens offline: no CDN, no remote image
     md = (pipeline / "results/report.md").read_text()
-    for name in ("pretraining_gain", "learning_curves", "confusion_sentiment", "confusion_ner", "data_efficiency"):
+    for name in ("pretraining_gain", "learning_curves", "confusion_sentiment", "confusion_ner", "data_efficiency",
+                 "label_counts"):
         assert f"(figures/{name}.png)" in md and (pipeline / f"results/figures/{name}.png").stat().st_size > 1000
 
 
