@@ -34,9 +34,10 @@ shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 # Training rules claim a `gpu` unit per training process when a GPU is configured, so
 # `--resources gpu=N` caps concurrent GPU jobs; on CPU they claim none.
 GPU = P["processes"] if P["device"] == "cuda" or (P["device"] == "auto" and shutil.which("nvidia-smi")) else 0
-# Two training jobs at a time, each on half the cores (see docs/design.md); torch reads
-# OMP_NUM_THREADS={threads}
-TRAIN_THREADS = max(1, workflow.cores // 2)
+# Two training jobs of a stage at a time, each on half the cores (see docs/design.md); a stage
+# with one job (one model to pretrain) gets them all. torch reads OMP_NUM_THREADS={threads}.
+def training_threads(stage):
+    return max(1, workflow.cores // min(2, max(1, len(dag.jobs(P, stage)))))
 
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
@@ -75,7 +76,7 @@ def outputs(stage):
 
 
 def threads(stage):
-    return TRAIN_THREADS if dag.STAGES[stage].training else 1
+    return training_threads(stage) if dag.STAGES[stage].training else 1
 
 
 def gpu(stage):
