@@ -27,11 +27,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _grid(n: int, width: float = 4.2, height: float = 3.2):
+def _grid(n: int, width: float = 4.2, height: float = 3.2, columns: int = 3):
+    """Panels in a grid whose layout engine keeps each panel's labels clear of its neighbours'."""
     plt = _plt()
-    cols = min(n, 3)
+    cols = min(n, columns)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat)
@@ -113,8 +115,10 @@ def read_curve(tsv: Path) -> tuple[list[float], list[float]]:
 
 
 def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], path: Path) -> Path:
-    """One panel per title (a task, or pretraining), one line per run: {title: {label: tsv}}."""
-    fig, axes = _grid(len(panels))
+    """One panel per title (a task, or pretraining), one line per run: {title: {label: tsv}};
+    each panel's legend below it, clear of the curves."""
+    most = max(len(curves) for curves in panels.values())
+    fig, axes = _grid(len(panels), width=5.0, height=3.4 + 0.18 * ((most + 2) // 3), columns=2)
     colors = _plt().get_cmap("tab20").colors  # more runs than the default cycle's 10 colours
     for ax, (title, curves) in zip(axes, panels.items()):
         ax.set_prop_cycle(color=colors)
@@ -125,7 +129,7 @@ def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], 
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel[title])
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     return _save(fig, path)
 
 
