@@ -1,7 +1,7 @@
 """Run every measurement, one after the other in this process (tokenization and the demo in
 subprocesses of their own), and write results/bench.json and results/bench.md.
 
-    python -m benchmarks.run                 # the full run (`make bench`): about 25 minutes on 2 cores
+    python -m benchmarks.run                 # the full run (`make bench`): about 1 h 20 min on 2 cores
     python -m benchmarks.run --quick --skip-demo --data-dir /nonexistent --out /tmp/b   # seconds
 
 Run it on a quiet machine: every figure is a wall time or a throughput. A goal that is missed
@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from . import demo, finetune_speed, overhead, pretrain_mfu, sources, tokenize_speed
+from . import demo, finetune_speed, overhead, pretrain_mfu, real_cpu, sources, tokenize_speed
 from .common import DEFAULT_DATA, ROOT, Outcome, cores, machine, versions
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="where bench.json and bench.md go")
     parser.add_argument("--skip-demo", action="store_true", help="do not time the demo reproduction (null)")
     parser.add_argument("--demo-timeout", type=float, default=3600, help="seconds before the demo run is given up")
+    parser.add_argument("--skip-real", action="store_true",
+                        help="do not run the real-cpu preset (about an hour; null without ../shared/data anyway)")
     parser.add_argument("--threads", type=int, default=cores(), help="torch threads (default: all cores)")
     return parser
 
@@ -69,6 +71,10 @@ def measurements(args: argparse.Namespace):
         if reproduction.copy:
             places["the demo's fresh reproduction"] = reproduction.copy
         yield "overhead", lambda: overhead.measure(places, repeats=1 if q else 3)
+    if args.skip_real or q:
+        yield "real-cpu", lambda: real_cpu.not_measured("skipped (--skip-real or --quick)")
+    else:
+        yield "real-cpu", lambda: real_cpu.measure(ROOT, args.data_dir, 2 * real_cpu.GOAL_S)
 
 
 def bench(args: argparse.Namespace) -> tuple[dict, list]:

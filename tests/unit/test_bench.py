@@ -27,6 +27,8 @@ def test_quick_bench_writes_every_key(tmp_path):
             assert result["nulls"][key], key  # a missing number says why
         assert f"`{key}`" in table, key
     assert result["demo_wall_s"] is None and "skip" in result["nulls"]["demo_wall_s"]
+    for key in ("real_cpu_wall_s", "real_conll_val_f1", "real_conll_gain", "real_sst2_val_acc", "real_sst2_gain"):
+        assert result[key] is None and result["nulls"][key], key  # the real-data preset: not in a quick run
     for key in ("tokenize_fraction_of_raw", "pretrain_mfu_gru", "pretrain_mfu_lstm"):
         assert result[key] is not None, key  # measured on any machine, whatever the working tree
     detail = result["detail"]
@@ -37,6 +39,19 @@ def test_quick_bench_writes_every_key(tmp_path):
     assert "| measurement | ours | peer | ratio | goal | met? |" in table
     assert detail["finetune"]["pipeline"]["precision"] == detail["pretrain"]["pipeline_precision"]
     assert detail["finetune"]["tutorial"]["precision"] == "fp32"
+
+
+def test_real_cpu_figures_read_the_best_pretrained_method_and_the_gain_over_scratch(tmp_path):
+    from benchmarks.real_cpu import validation_figures
+
+    for model, run, value in (("lstm", "full", 0.9), ("lstm", "frozen", 0.8), ("lstm", "scratch", 0.85),
+                              ("gru", "full", 0.7), ("gru", "scratch", 0.6)):
+        f = tmp_path / "results/finetune/conll2003" / model / run / "metrics.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"val_entity_f1": value}))
+    best, gain = validation_figures(tmp_path, "conll2003", "entity_f1")
+    assert best == 0.9 and abs(gain - (0.05 + 0.1) / 2) < 1e-9
+    assert validation_figures(tmp_path, "sst2", "accuracy") == (None, None)
 
 
 def test_tokenizing_block_turns_the_thread_pool_on_and_restores_the_setting(monkeypatch):
