@@ -44,9 +44,9 @@ def test_quick_bench_writes_every_key(tmp_path):
 def test_real_cpu_figures_read_the_best_pretrained_method_and_the_gain_over_scratch(tmp_path):
     from benchmarks.real_cpu import validation_figures
 
-    for model, run, value in (("lstm", "full", 0.9), ("lstm", "frozen", 0.8), ("lstm", "scratch", 0.85),
+    for model, name, value in (("lstm", "full", 0.9), ("lstm", "frozen", 0.8), ("lstm", "scratch", 0.85),
                               ("gru", "full", 0.7), ("gru", "scratch", 0.6)):
-        f = tmp_path / "results/finetune/conll2003" / model / run / "metrics.json"
+        f = tmp_path / "results/finetune/conll2003" / model / name / "metrics.json"
         f.parent.mkdir(parents=True)
         f.write_text(json.dumps({"val_entity_f1": value}))
     best, gain = validation_figures(tmp_path, "conll2003", "entity_f1")
