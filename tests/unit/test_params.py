@@ -116,18 +116,23 @@ def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
     assert expected in err and "\n" not in err
 
 
-@pytest.mark.parametrize("name", ["tiny", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "paper", "real-cpu"])
 def test_every_preset_merges_into_valid_params(name):
-    from scratchlm import presets
-    from scratchlm.dag import runs
+    from scratchlm import dag, presets
 
     raw = params.read_yaml(ROOT / "params.yaml")
     presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / f"{name}.yaml"))
     p = params.validate(raw)
-    assert runs(p)
+    assert dag.runs(p)
+    for key in dag.tracked_keys(p):  # written out, as DVC needs (the preset merges into params.yaml)
+        dag.lookup(raw, key)
     if name == "paper":  # null removed the synthetic datasets and tasks
         assert set(p["data"]["datasets"]) == {"imdb", "sst2", "conll2003", "wikitext103"}
         assert set(p["tasks"]) == {"imdb", "sst2", "conll2003"}
+    if name == "real-cpu":  # the public files under data/external/, a mixed pretraining corpus
+        assert set(p["tasks"]) == {"conll2003", "sst2"} and p["data"]["datasets"]["text"]["source"] == "mix"
+        assert all(f.startswith("data/external/") for f in p["data"]["datasets"]["conll2003"]["files"].values())
+        assert len(p["finetune"]["seeds"]) >= 3 and {"full", "frozen", "scratch"} <= set(p["finetune"]["methods"])
 
 
 def test_preset_null_removes_entries_but_sets_plain_values():
