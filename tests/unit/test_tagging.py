@@ -131,6 +131,30 @@ def test_head_emits_one_tag_per_word_on_every_piece_and_decodes_valid_iob2(head,
         assert valid(words)
 
 
+def test_under_a_crf_the_logits_argmax_is_the_viterbi_path_outside_training_only(head, tokenizer):
+    """What reads the argmax (the validation metric, checkpoint selection, pipelines) gets the
+    CRF's decoding; training reads the emissions as they are."""
+    enc = tokenizer([["Zorblat", "visited", "Quexhaven"], ["Al", "ran"]], is_split_into_words=True,
+                    padding=True, return_tensors="pt")
+    torch.manual_seed(1)
+    states = torch.randn(*enc["input_ids"].shape, 7)
+    with torch.no_grad():
+        head.crf.transitions.normal_(0, 5)  # strong transitions: the path differs from the emissions' argmax
+        tags = head.decode(states, enc["input_ids"], enc["attention_mask"])
+        _, logits = head(states, enc["input_ids"], enc["attention_mask"])
+        inside = tags != -100
+        assert torch.equal(logits.argmax(-1)[inside], tags[inside])
+        emissions = head._emissions(states, enc["input_ids"], enc["attention_mask"], None)[0]
+        assert not torch.equal(emissions.argmax(-1), head.crf.viterbi(emissions, emissions.new_ones(
+            emissions.shape[:2], dtype=torch.bool)))  # the check above is not vacuous
+        head.train()
+        _, trained = head(states, enc["input_ids"], enc["attention_mask"])
+        head.eval()
+    index = head._words(enc["input_ids"], enc["attention_mask"], None)[2]
+    assert torch.allclose(trained, emissions.gather(1, index.clamp(min=0).unsqueeze(2).expand(-1, -1, len(NAMES)))
+                          * (index >= 0).unsqueeze(2))
+
+
 def test_recurrent_and_bert_taggers_save_and_load_with_the_auto_classes(tmp_path, tokenizer):
     from transformers import AutoModelForTokenClassification, BertConfig
 

@@ -238,7 +238,9 @@ class TaggingHead(nn.Module):
     # ---------------------------------------------------------------- forward, decode
 
     def forward(self, states, input_ids, attention_mask=None, labels=None):
-        """(loss or None, logits (batch, tokens, tags))."""
+        """(loss or None, logits (batch, tokens, tags)). Under a CRF, outside training, each word's
+        Viterbi tag tops its logits, so what reads the argmax (Trainer's validation metric, hence
+        checkpoint selection and early stopping; transformers' pipelines) gets the CRF's decoding."""
         if not self.word_level:
             logits = self.classifier(states)
             loss = None if labels is None else nn.functional.cross_entropy(
@@ -246,15 +248,15 @@ class TaggingHead(nn.Module):
             return loss, logits
         starts = None if labels is None else labels != -100
         emissions, mask, index, position = self._emissions(states, input_ids, attention_mask, starts)
+        loss = None
+        if labels is not None:
+            tags = labels.gather(1, position).clamp(min=0) * mask
+            loss = (self.crf.nll(emissions, tags, mask) if self.crf is not None
+                    else nn.functional.cross_entropy(emissions[mask].float(), tags[mask]))
+        if self.crf is not None and not self.training:
+            emissions = _on_top(emissions, self.crf.viterbi(emissions, mask))
         logits = emissions.gather(1, index.clamp(min=0).unsqueeze(2).expand(-1, -1, emissions.size(2)))
-        logits = logits * (index >= 0).unsqueeze(2)
-        if labels is None:
-            return None, logits
-        tags = labels.gather(1, position).clamp(min=0) * mask
-        if self.crf is not None:
-            return self.crf.nll(emissions, tags, mask), logits
-        loss = nn.functional.cross_entropy(emissions[mask].float(), tags[mask])
-        return loss, logits
+        return loss, logits * (index >= 0).unsqueeze(2)
 
     def decode(self, states, input_ids, attention_mask=None, starts=None) -> torch.Tensor:
         """The tag of every position (batch, tokens): each word's tag (Viterbi's under a CRF) on
@@ -264,3 +266,9 @@ class TaggingHead(nn.Module):
         emissions, mask, index, _ = self._emissions(states, input_ids, attention_mask, starts)
         tags = self.crf.viterbi(emissions, mask) if self.crf is not None else emissions.argmax(-1)
         return torch.where(index >= 0, tags.gather(1, index.clamp(min=0)), torch.full_like(index, -100))
+
+
+def _on_top(emissions: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+    """The emissions with each word's `path` tag raised just above its best score."""
+    spread = emissions.max(-1, keepdim=True).values - emissions.min(-1, keepdim=True).values
+    return emissions + nn.functional.one_hot(path, emissions.size(-1)).to(emissions.dtype) * (spread + 1)
