@@ -1,5 +1,5 @@
-"""Language-model pretraining throughput of the recurrent models (the pipeline's `gru` and
-`lstm` specs, its vocabulary size, batch size and block size), as tokens/s and as model FLOP/s,
+"""Language-model pretraining throughput of the recurrent models (the pipeline's `gru` spec with
+each cell, GRU and LSTM; its vocabulary size, batch size and block size), as tokens/s and as model FLOP/s,
 a fraction of this machine's fp32 matmul peak measured in the same run at the same threads.
 
 Model FLOPs count the matrix multiplies of a training step (forward + backward = 3 x forward):
@@ -97,11 +97,12 @@ def tokens_per_second(config, steps: int, batch: int, block: int, precision: str
 
 
 def _config(params: dict, model: str, tiny: dict | None):
-    """The model spec of params (widths and vocabulary from the tiny overrides in quick mode)."""
+    """The `gru` spec of params with `model`'s cell (widths and vocabulary from the tiny overrides
+    in quick mode); AWD's dropouts are left out: they are regularisers, not the step's work."""
     from scratchlm.models import RecurrentConfig
 
-    spec, tiny = params["pretrain"]["models"][model], tiny or {}
-    return RecurrentConfig(vocab_size=tiny.get("vocab_size", params["tokenizer"]["vocab_size"]), cell=spec["cell"],
+    spec, tiny = params["pretrain"]["models"]["gru"], tiny or {}
+    return RecurrentConfig(vocab_size=tiny.get("vocab_size", params["tokenizer"]["vocab_size"]), cell=model,
                            embedding_size=tiny.get("embedding_size", spec["embedding_size"]),
                            hidden_size=tiny.get("hidden_size", spec["hidden_size"]), num_layers=spec["num_layers"],
                            dropout=spec["dropout"], bidirectional=spec["bidirectional"])

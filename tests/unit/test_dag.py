@@ -67,5 +67,5 @@ def test_jobs_and_their_names(default_params):
         "--task", "sentiment", "--model", "gru", "--run", "full"]
     assert dag.fill(dag.STAGES["pack"].outs[0].template, default_params) == "data/blocks/corpus"
     report_inputs = dag.inputs(default_params, dag.Job("report", {}))
-    assert "results/metrics/ner/bert/lora.json" in report_inputs and "results/timing/pack.json" in report_inputs
+    assert "results/metrics/ner/gru/full-0.1.json" in report_inputs and "results/timing/pack.json" in report_inputs
     assert not [i for i in report_inputs if i.startswith(("models/", "data/"))]

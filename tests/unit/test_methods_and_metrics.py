@@ -221,7 +221,8 @@ def test_word_predictions_pad_truncated_words_with_o():
 def test_runs_and_dvc_stage_names():
     p = {"tasks": {"sentiment": {}, "ner": {}}, "pretrain": {"models": {"gru": {}, "bert": {}}},
          "finetune": {"methods": ["full", "scratch"], "lora": {"models": ["bert"]},
-                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]}},
+                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]},
+                      "prompting": {"tasks": [], "models": [], "methods": [], "shots": []}},
          "adapt": {"ablation": {"models": ["gru"], "methods": ["full"]}}}
     found = runs(p)
     assert found[:2] == [Run("sentiment", "gru", "full"), Run("sentiment", "gru", "scratch")]

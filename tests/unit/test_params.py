@@ -148,9 +148,12 @@ def test_preset_that_empties_a_commented_mapping_writes_valid_yaml(workdir):
 
     (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     (workdir / "workflow/presets").mkdir(parents=True)
+    (workdir / "workflow/presets/add.yaml").write_text(
+        "pretrain: {models: {bert: {arch: bert}}}\nfinetune: {overrides: {bert: {lr: 0.001}}}\n")
     (workdir / "workflow/presets/mine.yaml").write_text(
-        "pretrain: {models: {bert: null}}\nfinetune: {overrides: {bert: null}, lora: {models: []}}\n")
-    presets.apply("mine")  # the repository's own presets are found first
+        "pretrain: {models: {bert: null}}\nfinetune: {overrides: {bert: null}}\n")
+    presets.apply("add")  # the repository's own presets are found first
+    presets.apply("mine")
     p = params.load(workdir / "params.yaml")
     assert p["finetune"]["overrides"] == {} and "bert" not in p["pretrain"]["models"]
     assert "# per model" in (workdir / "params.yaml").read_text()  # comments survive
@@ -199,7 +202,7 @@ def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, 
     from scratchlm import presets
 
     (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    for stale in ("results/metrics/sentiment/lstm/full.json", "results/metrics/sentiment/gru/full.json"):
+    for stale in ("results/metrics/sentiment/gru/full-0.1.json", "results/metrics/sentiment/gru/full.json"):
         (workdir / stale).parent.mkdir(parents=True, exist_ok=True)
         (workdir / stale).write_text("{}")
     presets.apply("tiny")

@@ -10,6 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import yaml
 import yte
 
 from conftest import ROOT, copy_repo, env
@@ -57,7 +58,12 @@ def planned_jobs(text: str) -> list[tuple[str, dict, dict]]:
 
 @pytest.fixture(scope="module")
 def slurm_repo(tmp_path_factory) -> Path:
-    return copy_repo(tmp_path_factory.mktemp("slurm") / "repo")
+    """A copy of the repository with an LSTM beside the demo's GRU (two models to pretrain)."""
+    repo = copy_repo(tmp_path_factory.mktemp("slurm") / "repo")
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["pretrain"]["models"]["lstm"] = {"arch": "recurrent", "cell": "lstm"}
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    return repo
 
 
 def test_profile_plans_every_stage_with_its_resources_without_a_cluster(slurm_repo):
