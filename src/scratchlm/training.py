@@ -19,6 +19,7 @@ import transformers
 from dvclive import Live
 from dvclive.utils import standardize_metric_name
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import paths
@@ -119,17 +120,34 @@ def arguments(cfg: TrainingConfig, output_dir: Path, ctx: Context, metric: str, 
         bf16=ctx.precision == "bf16", fp16=ctx.precision == "fp16", **overrides)
 
 
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """transformers' length-grouped order, drawn from (seed, epoch) alone. Its own sampler draws
+    from the global RNG when an epoch starts, whose state a resumed run cannot have at that point
+    (it restores the RNG mid-epoch), so a killed and resumed run saw other batches than a whole one."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # accelerate's data loader calls it as each epoch starts
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
 class LengthListTrainer(Trainer):
-    """transformers' Trainer, its length-grouped sampler given the `length` column as a list:
-    datasets 5 returns a lazy Column there, which the sampler indexes one row at a time while
-    it sorts (see docs/performance.md)."""
+    """transformers' Trainer with its length-grouped sampler seeded per epoch (see above) and
+    given the `length` column as a list: datasets 5 returns a lazy Column there, which the
+    sampler indexes one row at a time while it sorts (see docs/performance.md)."""
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
-        lengths = getattr(sampler, "lengths", None)
-        if lengths is not None and not isinstance(lengths, list):
-            sampler.lengths = lengths[:]
-        return sampler
+        if not isinstance(sampler, LengthGroupedSampler):
+            return sampler
+        lengths = sampler.lengths if isinstance(sampler.lengths, list) else sampler.lengths[:]
+        return EpochSeededLengthSampler(sampler.batch_size, lengths, self.args.seed)
 
 
 class LiveCurves(TrainerCallback):
@@ -256,10 +274,14 @@ def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval
 def _scored_first(trainer: Trainer, run_dir: Path) -> dict:
     """The validation scores of the untrained model (an evaluation loop that logs no curve point)."""
     stamp = run_dir / "before.json"
-    if not stamp.exists() and is_main_process():
-        loop = trainer.evaluation_loop(trainer.get_eval_dataloader(), "before training", metric_key_prefix="eval")
+    if stamp.exists():  # a resumed run: the same scores as before it was killed
+        return json.loads(stamp.read_text())
+    # every process runs the loop (it gathers across them); rank 0 can only write the stamp once
+    # all have joined, so all took this branch
+    loop = trainer.evaluation_loop(trainer.get_eval_dataloader(), "before training", metric_key_prefix="eval")
+    if is_main_process():
         stamp.write_text(json.dumps(loop.metrics))
-    return json.loads(stamp.read_text()) if stamp.exists() else {}
+    return loop.metrics
 
 
 def finish(fitted: Fitted, model_dir: Path | str, plots_dir: Path | str, save) -> None:

@@ -6,7 +6,7 @@ from scratchlm import metrics, ulmfit
 from scratchlm.dag import Job, Run, runs
 from scratchlm.finetuning import build_model, subset
 from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
-from scratchlm.training import count_parameters
+from scratchlm.training import EpochSeededLengthSampler, count_parameters
 
 SEQ, TOK = "sequence-classification", "token-classification"
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
@@ -167,6 +167,23 @@ def test_slanted_triangular_rises_then_decays_to_a_32nd():
     assert values[0] == pytest.approx(1 / 32) and values[-1] == pytest.approx(1 / 32)
     assert all(a <= b for a, b in zip(values[:peak], values[1:peak + 1]))
     assert all(a >= b for a, b in zip(values[peak:], values[peak + 1:]))
+
+
+def test_length_grouped_order_depends_on_seed_and_epoch_only():
+    """A resumed run restores the global RNG mid-epoch; the batches of an epoch must not depend on it."""
+    import torch
+
+    lengths = [(7 * i) % 53 + 1 for i in range(200)]
+
+    def order(seed: int, epoch: int) -> list[int]:
+        sampler = EpochSeededLengthSampler(8, lengths, seed)
+        sampler.set_epoch(epoch)
+        torch.manual_seed(epoch * 1000 + 17)  # whatever the global RNG holds
+        return list(sampler)
+
+    assert order(1, 2) == order(1, 2) and sorted(order(1, 2)) == list(range(200))
+    assert order(1, 2) != order(1, 3) and order(1, 2) != order(2, 2)
+    assert lengths[order(1, 0)[0]] == max(lengths)  # the longest leads, as in transformers' sampler
 
 
 def test_fraction_subset_is_deterministic_and_sized():
