@@ -81,8 +81,10 @@ def _job(params: dict, args: argparse.Namespace) -> dag.Job:
 def _launch(processes: int, argv: list[str]) -> None:
     """Run this same command as `processes` DDP workers under torchrun (the workers find
     LOCAL_RANK set and train; Trainer shards the batches and averages the gradients)."""
+    # after `--`, torchrun's parser leaves the command alone (else it reads `--run` as an ambiguous
+    # abbreviation of its --run-path) and hands it to the workers without the `--`
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           "-m", "scratchlm", *argv]
+           "-m", "scratchlm", "--", *argv]
     code = subprocess.run(cmd).returncode
     if code != 0:
         raise ScratchError(f"{argv[0]}: {processes} training processes (torchrun) ended with exit status {code}; "
