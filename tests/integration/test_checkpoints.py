@@ -36,6 +36,8 @@ def with_checkpoint(tiny_params, path) -> dict:
     p = copy.deepcopy(tiny_params)
     p["tokenizer"]["checkpoint"] = str(path)
     p["pretrain"]["models"] = {"bert": {**p["pretrain"]["models"]["bert"], "checkpoint": str(path)}}
+    p["finetune"]["prompting"]["models"] = []   # they named the GRU, gone from this model set
+    p["adapt"]["ablation"]["models"] = []
     return params.validate(p)
 
 

@@ -27,7 +27,7 @@ def start(cwd):
 
 @pytest.fixture
 def two_copies(tmp_path, tiny_params):
-    """Two folders with the same data, tokenizer and pretrained GRU, ready to fine-tune."""
+    """Two folders with the same data, tokenizer and pretrained, adapted GRU, ready to fine-tune."""
     p = copy.deepcopy(tiny_params)
     p["pretrain"]["models"] = {"gru": {**p["pretrain"]["models"]["gru"], "embedding_size": 128, "hidden_size": 256}}
     p["finetune"]["overrides"], p["finetune"]["lora"]["models"] = {}, []
@@ -39,7 +39,8 @@ def two_copies(tmp_path, tiny_params):
     os.chdir(killed)
     try:
         for argv in (["data", "--dataset", "ner"], ["data", "--dataset", "corpus"], ["tokenizer"],
-                     ["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"]):
+                     ["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
+                     ["adapt", "--task", "ner", "--model", "gru"]):
             assert cli.main(argv) == 0, argv
     finally:
         os.chdir(here)
@@ -50,7 +51,7 @@ def two_copies(tmp_path, tiny_params):
 
 def test_killed_finetuning_resumes_to_the_same_result(two_copies):
     killed, whole = two_copies
-    kill_at(start(killed), killed / "checkpoints/finetune/ner/gru/full/checkpoint-20/trainer_state.json")
+    kill_at(start(killed), killed / "checkpoints/finetune/ner/gru/full/seed42/checkpoint-20/trainer_state.json")
     assert not (killed / "models/finetune/ner/gru/full").exists()  # nothing half-written in place
     assert not (killed / "results/timing/finetune/ner/gru/full.json").exists()
 

@@ -27,7 +27,8 @@ def test_a_killed_snakemake_resumes_with_one_command_to_the_same_results(tmp_pat
     killed = tiny(tmp_path, "killed")
     with open(tmp_path / "killed.log", "w") as log:
         proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=killed, env=env(), stdout=log, stderr=log)
-        kill_at(proc, killed / "results/timing/pretrain/gru.json")  # jobs finished, others still running
+        # mid-way through a fine-tuning run (20 steps, a checkpoint every 10): jobs finished, one running
+        kill_at(proc, killed / "checkpoints/finetune/sentiment/gru/full/seed42/checkpoint-10/trainer_state.json")
     orphans = [lock for lock in (killed / "checkpoints/.jobs").glob("*.lock") if lock_holder(lock)]
     assert orphans, "no job was running when Snakemake was killed"
     assert "pretrain@gru" in run(["dvc", "status"], killed).stdout  # finished, yet not in dvc.lock

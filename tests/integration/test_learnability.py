@@ -9,7 +9,7 @@ from datasets import load_from_disk
 
 from scratchlm import paths
 from scratchlm.atomic import read_json
-from scratchlm.stages import data, encode, evaluate, finetune, pack, pretrain, tokenizer
+from scratchlm.stages import adapt, data, encode, evaluate, finetune, pack, pretrain, tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,7 @@ def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     encode.run(p, "sentiment")
     pack.run(p)
     pretrain.run(p, "gru")  # only its config is used by the scratch control
+    adapt.run(p, "sentiment", "gru")  # fine-tuning reads the adapted model's folder
     finetune.run(p, "sentiment", "gru", "scratch")
     evaluate.run(p, "sentiment", "gru", "scratch")
 

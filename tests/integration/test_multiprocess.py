@@ -13,7 +13,8 @@ from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
 from scratchlm.params import validate
 
-STAGES = (["pretrain", "--model", "gru"], ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"])
+STAGES = (["pretrain", "--model", "gru"], ["adapt", "--task", "sentiment", "--model", "gru"],
+          ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"])
 
 
 def in_folder(folder, p: dict, argvs) -> None:
@@ -54,8 +55,10 @@ def test_two_gloo_processes_train_to_the_metrics_of_one(prepared, tmp_path):
         a, b = read_json(one / path), read_json(two / path)
         assert a["steps"] == b["steps"] == 40, path
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=0.03), (path, a, b)
+    a, b = (read_json(folder / "results/adapt/sentiment/gru/metrics.json") for folder in (one, two))
+    assert a["steps"] == b["steps"] == 10 and b["val_perplexity"] == pytest.approx(a["val_perplexity"], rel=0.03)
     assert read_json(two / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
-    assert (two / "models/finetune/sentiment/gru/full/model.safetensors").exists()
+    assert (two / "models/finetune/sentiment/gru/full/seed42/model.safetensors").exists()
     assert not (two / "checkpoints/pretrain/gru").exists()
 
 
@@ -64,5 +67,8 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tiny_params):
     with pytest.raises(ScratchError, match=r"pretrain.training.batch_size = 16 does not split over processes = 3"):
         validate(p)
     p["pretrain"]["training"]["batch_size"] = 15
+    with pytest.raises(ScratchError, match=r"adapt.training.batch_size = 16 does not split over processes = 3"):
+        validate(p)
+    p["adapt"]["training"]["batch_size"] = 15
     with pytest.raises(ScratchError, match=r"finetune.training.batch_size = 16 does not split over processes = 3"):
         validate(p)

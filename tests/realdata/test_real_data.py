@@ -54,7 +54,8 @@ def test_imdb_jsonl_and_gzipped_unsup(external):
     labelled = spec_for(source="local", kind="classification", label_names=["neg", "pos"],
                         files={"train": "data/external/imdb/train.jsonl"}, sample={"train": 2000})
     dd, _ = data.build("imdb", labelled, 0)
-    assert len(dd["validation"]) == len(dd["test"]) == 2500 and len(dd["train"]) == 2000
+    # carved splits are sized from the sample (10% of 2,000), not from the 25,000-review file
+    assert len(dd["validation"]) == len(dd["test"]) == 200 and len(dd["train"]) == 2000
     assert set(dd["test"]["label"]) == {0, 1}
     unsup = spec_for(source="local", kind="corpus", files={"train": "data/external/imdb/unsup.jsonl.gz"})
     dd, _ = data.build("unsup", unsup, 0)
