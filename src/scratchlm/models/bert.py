@@ -32,8 +32,9 @@ class BertForSparseMaskedLM(BertForMaskedLM):
         flat = labels.flatten()
         rows = flat.ne(-100).nonzero().squeeze(1)
         # The masked count varies per batch; tensors of ever-new sizes fragment glibc's heap
-        # (peak RSS 1.1 GB against 0.78 for the dense head, 150 steps). Padding the count to
-        # a multiple of ROWS with ignored rows keeps the sizes few: 0.58 GB, at the same speed.
+        # (peak RSS above the dense head's). Padding the count to a multiple of ROWS with
+        # ignored rows keeps the sizes few: about half the peak, at the same speed
+        # (docs/performance.md).
         n = len(rows)
         rows = torch.cat([rows, rows.new_zeros(-n % ROWS)])
         targets = flat[rows]
