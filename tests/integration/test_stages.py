@@ -169,6 +169,12 @@ def test_report_lists_every_run(pipeline):
         assert f"| {run} |" in text
     assert "What pretraining bought" in text and "precision    recall  f1-score" in text
     assert "## NER: entity F1 per type" in text and "| 50% |" in text
+    # a smoke preset says so on the report itself, and the headline sums the run up from its numbers
+    assert "> **A smoke run** (the `tiny` preset)" in text
+    shows = text.split("## What this run shows\n\n", 1)[1].split("\n## ", 1)[0]
+    assert "- **sentiment** (accuracy): best run" in shows and "Pretrained `full` against `scratch`: gru" in shows
+    headline = read_json(pipeline / "results/headline.json")["headline"]
+    assert set(headline) == {"sentiment_best", "sentiment_gain", "ner_best", "ner_gain"}
 
 
 def test_html_report_is_self_contained(pipeline):

@@ -239,3 +239,16 @@ def test_awd_regularisers_act_in_training_only_and_keep_their_shapes():
     loss = awd(x, labels=x).loss
     loss.backward()
     assert awd.model.rnn.weight_hh_l0.grad.abs().sum() > 0  # the gradient reaches the raw weights
+
+
+def test_import_scratchlm_registers_the_family_without_importing_torch():
+    """`import scratchlm` is all transformers' Auto classes need, yet costs no torch import (the
+    CLI's --help stays fast): the registration waits for transformers' Auto model classes to load."""
+    import subprocess
+    import sys
+
+    code = ("import sys, scratchlm\nassert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+            "from transformers import AutoConfig, AutoModel\n"
+            "print(type(AutoConfig.for_model('scratchlm-recurrent')).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "RecurrentConfig", out.stderr
