@@ -115,7 +115,7 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
         best_run = max(mine, key=lambda run: mine[run].metrics[main])
         numbers[f"{task}_best"] = round(mine[best_run].metrics[main], 4)
         pairs = [(run.model, *paired_gain(r, mine[run._replace(method="scratch")], main)) for run, r in mine.items()
-                 if (run.method, run.fraction, run.general) == ("full", 1.0, False)
+                 if (run.method, run.fraction, run.general, run.shots) == ("full", 1.0, False, 0)
                  and run._replace(method="scratch") in mine]
         text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
         if pairs:
