@@ -1,0 +1,83 @@
+"""Linear probe of a recurrent model's pooled states on a sequence-classification task: how much of
+the label a logistic regression reads from [last; max; mean] of the frozen states, for a pretrained
+(or adapted) model against the same architecture at random initialisation.
+
+A pretrained model whose probe is no better than the random one's has learned nothing the task
+needs, and fine-tuning it can only start from worse-conditioned weights (docs/results.md).
+
+    python benchmarks/probe_states.py models/adapt/sentiment/gru models/pretrain/gru
+    python benchmarks/probe_states.py --task sentiment --examples 2000 models/adapt/sentiment/gru
+
+Run from the repository root after `snakemake` has written data/encoded/<task>. Each model folder
+is probed as trained and, for the control, at a random initialisation of its own config.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from datasets import load_from_disk
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from transformers import AutoConfig, AutoModel
+
+import scratchlm  # noqa: F401  (registers the recurrent models with transformers)
+from scratchlm.models.recurrent import pool
+
+POOLS = ("last", "max", "mean")
+
+
+def pooled_states(model, rows: dict, batch_size: int = 64) -> np.ndarray:
+    """[last; max; mean] of the model's states for each example, as one feature row."""
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows["input_ids"]), batch_size):
+            ids = rows["input_ids"][start:start + batch_size]
+            width = max(len(x) for x in ids)
+            padded = torch.tensor([x + [0] * (width - len(x)) for x in ids])
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+            states = model(padded, attention_mask=mask).last_hidden_state
+            out.append(torch.cat([pool(states, mask, how) for how in POOLS], -1).float().numpy())
+    return np.concatenate(out)
+
+
+def probe(model, train: dict, validation: dict) -> dict[str, float]:
+    """Validation accuracy of a standardised, cross-validated logistic regression per pooled part."""
+    xtr, xva = pooled_states(model, train), pooled_states(model, validation)
+    width = xtr.shape[1] // len(POOLS)
+    parts = {how: slice(i * width, (i + 1) * width) for i, how in enumerate(POOLS)}
+    parts["concat"] = slice(0, xtr.shape[1])
+    scores = {}
+    for name, cols in parts.items():
+        clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1], max_iter=3000))
+        clf.fit(xtr[:, cols], train["labels"])
+        scores[name] = round(float(clf.score(xva[:, cols], validation["labels"])), 3)
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help="folders of recurrent models (models/pretrain/<m>, models/adapt/...)")
+    parser.add_argument("--task", default="sentiment")
+    parser.add_argument("--examples", type=int, default=2000, help="training examples the probe fits on")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random-initialisation control")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_from_disk(f"data/encoded/{args.task}")
+    train = data["train"].select(range(min(args.examples, len(data["train"]))))[:]
+    validation = data["validation"][:]
+    print(f"| model | weights | {' | '.join(POOLS)} | concat |\n|---|---|---|---|---|---|")
+    for folder in args.models:
+        torch.manual_seed(args.seed)
+        for weights, model in (("trained", AutoModel.from_pretrained(folder)),
+                               ("random init", AutoModel.from_config(AutoConfig.from_pretrained(folder)))):
+            s = probe(model, train, validation)
+            print(f"| {folder} | {weights} | {' | '.join(f'{s[k]:.3f}' for k in (*POOLS, 'concat'))} |")
+
+
+if __name__ == "__main__":
+    main()
