@@ -53,7 +53,9 @@ def probe(model, train: dict, validation: dict) -> dict[str, float]:
     parts["concat"] = slice(0, xtr.shape[1])
     scores = {}
     for name, cols in parts.items():
-        clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1], max_iter=3000))
+        clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1], max_iter=3000,
+                                                                   l1_ratios=(0,), scoring="accuracy",
+                                                                   use_legacy_attributes=False))
         clf.fit(xtr[:, cols], train["labels"])
         scores[name] = round(float(clf.score(xva[:, cols], validation["labels"])), 3)
     return scores
