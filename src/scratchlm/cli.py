@@ -45,9 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preset", help=TOOLS["preset"][2])
     p.add_argument("name")
     sub.add_parser("sync", help=TOOLS["sync"][2])
-    p = sub.add_parser("resume", help=TOOLS["resume"][2])
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, metavar="...",
-                   help="Snakemake's options for the rerun (default: --cores all)")
+    # Snakemake's options for the rerun (default: --cores all) are whatever else follows (see `run`):
+    # argparse's REMAINDER would refuse them, as they start with a dash
+    sub.add_parser("resume", help=TOOLS["resume"][2], usage="scratchlm resume [SNAKEMAKE OPTIONS]")
     p = sub.add_parser("compare", help=TOOLS["compare"][2])
     p.add_argument("revs", nargs="*", metavar="REV", help="git revisions (default HEAD); their experiments come along")
     p.add_argument("--format", choices=["markdown", "csv"], default="markdown")
@@ -111,7 +111,12 @@ def _stage_body(params: dict, job: dag.Job, argv: list[str]) -> None:
 
 def run(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "resume":
+        args.snakemake_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # the fast tokenizer's batches on every core where a stage only tokenizes (measured: 62% of
     # raw encode_batch throughput on one core, about 90% on all); off where a DataLoader may fork
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if args.command in TOKENIZING_STAGES else "false")

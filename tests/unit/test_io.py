@@ -137,3 +137,15 @@ def test_killed_data_and_tokenize_stages_leave_nothing_half_written(tmp_path, mo
         assert cli.main(argv) == 0
         assert not _siblings(out)
         assert _hashes(out) != previous[out] and len(load_from_disk(str(out))["test"]) > 0
+
+
+def test_resume_passes_snakemakes_options_on_and_other_commands_refuse_unknown_ones(monkeypatch, capsys):
+    from scratchlm import cli, frontends
+
+    seen = []
+    monkeypatch.setattr(frontends, "resume", lambda args: seen.append(args.snakemake_args))
+    assert cli.main(["resume", "--cores", "2", "-n"]) == 0 and cli.main(["resume"]) == 0
+    assert seen == [["--cores", "2", "-n"], []]
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--cores", "2"])
+    assert "unrecognized arguments: --cores 2" in capsys.readouterr().err
