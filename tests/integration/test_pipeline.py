@@ -169,7 +169,7 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     names = set(plots["data"])
     assert "results/figures/pretraining_gain.png" in names, names
     assert "results/plots/confusion/sentiment/gru/full.json" in names, names
-    assert "results/finetune/sentiment/gru/full/plots/eval/accuracy.tsv" in names, names
+    assert "results/finetune/sentiment/gru/full/plots/seed42/eval/accuracy.tsv" in names, names
 
     table = run(["scratchlm", "compare", "HEAD~1", "HEAD"], tiny_repo).stdout
     header, _, *rows = table.splitlines()
