@@ -37,8 +37,7 @@ def params_for(default: dict, datasets: dict, corpus: str, task: dict) -> dict:
                          ulmfit={"discriminative_decay": 1.0, "gradual_unfreezing": False, "slanted_triangular": False},
                          data_efficiency={**p["finetune"]["data_efficiency"], "models": []},
                          prompting={**p["finetune"]["prompting"], "tasks": [], "models": []}, seeds=[p["seed"]],
-                         overrides={k: v for k, v in p["finetune"]["overrides"].items()
-                                    if k in p["pretrain"]["models"]})
+                         overrides={})
     p["finetune"]["training"].update(epochs=1, max_steps=400, batch_size=32, lr=0.003, eval_steps=200,
                                      early_stopping_patience=0)
     p["adapt"].update(enabled=False, ablation={**p["adapt"]["ablation"], "models": []})
