@@ -1,0 +1,36 @@
+"""The report's sections that read results: published numbers beside the runs they stand against."""
+
+from scratchlm.dag import Run
+from scratchlm.published import BENCHMARKS
+from scratchlm.stages.report import Result, references
+
+
+def _result(score: float) -> Result:
+    return Result({"accuracy": score, "accuracy_std": 0.01, "collapsed_seeds": 0, "seeds": 3},
+                  {str(s): {"accuracy": score} for s in (1, 2, 3)})
+
+
+def test_each_published_number_sits_beside_the_run_it_stands_against():
+    params = {"tasks": {"sst2": {"type": "sequence-classification", "dataset": "sst2"}},
+              "data": {"datasets": {"sst2": {"source": "local", "benchmark": "sst2"}}}}
+    found = {Run("sst2", "lstm", "scratch"): _result(0.80), Run("sst2", "lstm", "full"): _result(0.85),
+             Run("sst2", "lstm", "frozen"): _result(0.83), Run("sst2", "lstm", "full", 0.1): _result(0.90),
+             Run("sst2", "lstm", "prompt"): _result(0.55), Run("sst2", "lstm", "pet", shots=16): _result(0.60),
+             Run("sst2", "lstm", "full", shots=16): _result(0.58), Run("sst2", "lstm", "scratch", shots=16):
+             _result(0.51)}
+    rows = {line.split(" | ")[1]: line.split(" | ")[3] for line in references(params, found).splitlines()
+            if line.startswith("| sst2 |")}
+    by_kind = {ref.who: (ref.ours, ref.shots) for ref in BENCHMARKS["sst2"].references}
+    assert set(rows) == set(by_kind)  # every reference has a run of ours to stand against
+    for who, ours in rows.items():
+        kind = by_kind[who]
+        expected = {("scratch", 0): "lstm/scratch: 80.00", ("pretrained", 0): "lstm/full: 85.00",  # not full-0.1
+                    ("prompt", 0): "lstm/prompt: 55.00", ("pet", 16): "lstm/pet-16shot: 60.00",
+                    ("full", 16): "lstm/full-16shot: 58.00"}[kind]
+        assert ours.startswith(expected), (who, ours)
+
+
+def test_no_published_numbers_for_data_that_is_no_benchmark():
+    params = {"tasks": {"sentiment": {"type": "sequence-classification", "dataset": "sentiment"}},
+              "data": {"datasets": {"sentiment": {"source": "synthetic"}}}}
+    assert references(params, {Run("sentiment", "gru", "scratch"): _result(0.9)}) == ""
