@@ -491,6 +491,24 @@ def _check_tracked(raw: dict, params: dict, source: str) -> None:
             node = node[part]
 
 
+def local_files(spec: dict, key: str) -> list[tuple[str, str]]:
+    """(params key, path) of every file a local dataset reads, a mix's parts' included."""
+    if spec["source"] == "mix":
+        return [f for part, sub in spec["parts"].items() for f in local_files(sub, f"{key}.parts.{part}")]
+    return [(f"{key}.files.{split}", path) for split, path in spec.get("files", {}).items() if path]
+
+
+def check_local_files(params: dict) -> None:
+    """Every file the declared local datasets read is there. Snakemake needs this before planning:
+    it skips a job whose input is missing and, when that job's old output (a committed report) is
+    on disk, plans nothing at all instead of saying which file is missing."""
+    for name, spec in params["data"]["datasets"].items():
+        for key, path in local_files(spec, f"data.datasets.{name}"):
+            if not Path(path).is_file():
+                raise ScratchError(f"params.yaml: {key} = {path!r}: file not found; put it there (the public "
+                                   f"benchmarks' layout: {EXTERNAL}/README.md), or correct the path in params.yaml")
+
+
 def digest(params: dict) -> str:
     """A short stable hash of the validated params, shown in the report."""
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]

@@ -209,3 +209,19 @@ def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "results/ holds 2 result files" in err
     assert "1 describe runs the preset does not declare" in err and "git checkout params.yaml dvc.lock results" in err
+
+
+def test_a_missing_local_file_is_named_before_snakemake_plans(workdir):
+    """Snakemake would plan nothing (an old report on disk) rather than name the file: check first.
+    A mix's parts count, and the first missing file is the one named."""
+    p = params.load(ROOT / "params.yaml")
+    p["data"]["datasets"]["text"] = {"source": "mix", "parts": {
+        "reviews": {"source": "local", "files": {"train": "data/external/imdb/unsup.jsonl.gz"}}}}
+    with pytest.raises(ScratchError) as e:
+        params.check_local_files(p)
+    assert str(e.value) == ("params.yaml: data.datasets.text.parts.reviews.files.train = "
+                            "'data/external/imdb/unsup.jsonl.gz': file not found; put it there (the public "
+                            "benchmarks' layout: data/external/README.md), or correct the path in params.yaml")
+    (workdir / "data/external/imdb").mkdir(parents=True)
+    (workdir / "data/external/imdb/unsup.jsonl.gz").write_bytes(b"")
+    params.check_local_files(p)  # there now: no error

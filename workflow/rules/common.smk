@@ -16,6 +16,7 @@ from scratchlm.errors import ScratchError
 # would add Snakemake's traceback lines.
 try:
     P = scratchlm_params.load("params.yaml")
+    scratchlm_params.check_local_files(P)
 except ScratchError as e:
     sys.exit(f"scratchlm: error: {e}")
 

@@ -4,7 +4,7 @@
 def local_files(w):
     """A local dataset's own files: Snakemake sees an edit in place, which the folder's mtime hides
     (DVC hashes the whole data/external folder)."""
-    return [f for f in P["data"]["datasets"][w.dataset].get("files", {}).values() if f]
+    return [path for _, path in scratchlm_params.local_files(P["data"]["datasets"][w.dataset], w.dataset)]
 
 
 rule data:
