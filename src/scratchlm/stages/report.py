@@ -357,16 +357,19 @@ def _throughput(t: dict) -> str:
 
 def stage_times(params: dict) -> str:
     """Wall time, training time, throughput and peak memory of every stage run (results/timing/)."""
-    rows = []
+    rows, by_stage = [], {}
     for job in dag.jobs(params):
         if not dag.STAGES[job.stage].timed:
             continue
         t = read_json(paths.timing(job.stage, job.name))
         rows.append([job.stage, job.name or "", f"{t['seconds']:,.1f}", t.get("train_seconds", ""), _throughput(t),
                      f"{t['peak_rss_mb']:,.0f}"])
-    total = sum(float(r[2].replace(",", "")) for r in rows)
+        by_stage[job.stage] = by_stage.get(job.stage, 0.0) + t["seconds"]
+    total = sum(by_stage.values())
+    where = ", ".join(f"{stage} {seconds / 60:.1f} min ({100 * seconds / total:.0f}%)"
+                      for stage, seconds in by_stage.items())
     return (_table(["stage", "run", "wall s", "train s", "throughput", "peak RSS MB"], rows)
-            + f"\n\nSum of the stage runs: {total / 60:.1f} min (the pipeline runs some at once). "
+            + f"\n\nSum of the stage runs: {total / 60:.1f} min (the pipeline runs some at once): {where}. "
             "Training throughput counts the steps this process ran (a resumed run: since the resume).")
 
 
