@@ -3,12 +3,12 @@ files of ../shared/data laid out under data/external/ as data/external/README.md
 (CoNLL-2003's validation file stands in for its test file, which that folder lacks),
 `scratchlm preset real-cpu`, then `snakemake --cores all` timed from the raw files to the report.
 
-Its figures are the test split's, which in this layout are validation files no run selects on:
-CoNLL-2003's test.txt is a link to its valid.txt, and SST-2's test split is GLUE's dev file (the
-checkpoint is selected on a share carved from train, whose phrases overlap training phrases, so
-that share would flatter every run). Per task: the best pretrained method's mean over seeds, and
-the gain of the pretrained `full` runs over their `scratch` controls (mean over seeds, averaged
-over the models)."""
+Its figures are the test split's, which in this layout are validation files: CoNLL-2003's
+test.txt is a link to its valid.txt (which also selects the checkpoint), and SST-2's test split is
+GLUE's dev file, which no run selects on (the checkpoint is selected on a share carved from train,
+whose phrases overlap training phrases, so that share would flatter every run). Per task: the
+best pretrained method's mean over seeds, and the gain of the pretrained `full` runs over their
+`scratch` controls (mean over seeds, averaged over the models)."""
 
 from __future__ import annotations
 

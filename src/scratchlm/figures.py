@@ -68,6 +68,9 @@ def data_efficiency(rows: list[tuple[str, str, str, float, float, float]], metri
                         yerr=[100 * s for *_, s in points], marker="o", capsize=3,
                         linestyle="--" if key[1] == "scratch" else "-", label="/".join(key))
         ax.set_xscale("log")
+        shares = sorted({100 * r[3] for r in rows if r[0] == task})
+        ax.set_xticks(shares, [f"{x:g}" for x in shares])
+        ax.set_xticks([], minor=True)  # a log axis labels its minor ticks too, over the major ones
         ax.set_title(task)
         ax.set_xlabel("training labels used (%)")
         ax.set_ylabel(f"test {metric_names[task]} (%)")
@@ -97,6 +100,7 @@ def label_counts(rows: list[tuple[str, str, int, float, float]], path: Path) -> 
                         linestyle="--" if method == "scratch" else "-", label=method)
         ax.set_xscale("log")
         ax.set_xticks(shots, [str(k) for k in shots])
+        ax.set_xticks([], minor=True)
         ax.set_title(panel)
         ax.set_xlabel("labelled examples per class")
         ax.set_ylabel("test metric (%)")
