@@ -3,6 +3,7 @@ documented command, `scratchlm resume`, ends the orphaned jobs, records the fini
 dvc.lock and finishes the run; both front ends then agree, and every metric equals an
 uninterrupted run's. Marked slow: two tiny runs."""
 
+import re
 import subprocess
 
 import pytest
@@ -34,7 +35,9 @@ def test_a_killed_snakemake_resumes_with_one_command_to_the_same_results(tmp_pat
     assert "pretrain@gru" in run(["dvc", "status"], killed).stdout  # finished, yet not in dvc.lock
 
     out = run(["scratchlm", "resume", "--cores", "2"], killed)
-    assert f"resume: ended {len(orphans)} job(s)" in out.stdout or "ended" not in out.stdout
+    # an orphan may finish on its own between the kill and the resume: at most those running at the kill
+    ended = re.search(r"resume: ended (\d+) job", out.stdout)
+    assert ended is None or 1 <= int(ended.group(1)) <= len(orphans), out.stdout
     assert "resume: recorded" in out.stdout
     assert not [lock for lock in (killed / "checkpoints/.jobs").glob("*.lock") if lock_holder(lock)]
     assert "Data and pipelines are up to date" in run(["dvc", "status"], killed).stdout
