@@ -96,16 +96,16 @@ class _gone:
         return kind is ProcessLookupError
 
 
-def planned(output: str) -> set[str]:
-    """DVC names of the jobs a Snakemake dry run plans."""
-    found = set()
+def planned(output: str) -> dict[str, str]:
+    """DVC names of the jobs a Snakemake dry run plans, each with Snakemake's reason."""
+    found = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
         rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
-        if rule == "all":
+        if rule not in dag.STAGES:  # the `all` target
             continue
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
         wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
-        found.add(dag.Job(rule, wildcards).dvc_stage)
+        found[dag.Job(rule, wildcards).dvc_stage] = fields.get("reason", "")
     return found
 
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import copy_repo, env, git_commit, run
+from scratchlm.frontends import planned
 
 pytestmark = pytest.mark.slow
 
@@ -47,21 +48,6 @@ def test_second_run_does_nothing_and_dvc_agrees(tiny_repo):
     assert "Nothing to be done" in said(run(["snakemake", "--cores", "2"], tiny_repo))
     assert "Data and pipelines are up to date" in said(run(["dvc", "status"], tiny_repo))
     assert ran_stages(said(run(["dvc", "repro"], tiny_repo))) == set()
-
-
-def planned(output: str) -> dict[str, str]:
-    """DVC names of the jobs a Snakemake dry run plans, each with its reason."""
-    from scratchlm.dag import STAGES, Job
-
-    found = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
-        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
-        if rule not in STAGES:  # the `all` target
-            continue
-        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
-        wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
-        found[Job(rule, wildcards).dvc_stage] = fields.get("reason", "")
-    return found
 
 
 @pytest.mark.parametrize("module", ["ulmfit.py", "tokenization.py", "models/bert.py"])

@@ -69,3 +69,15 @@ def test_jobs_and_their_names(default_params):
     report_inputs = dag.inputs(default_params, dag.Job("report", {}))
     assert "results/metrics/ner/gru/full-0.1.json" in report_inputs and "results/timing/pack.json" in report_inputs
     assert not [i for i in report_inputs if i.startswith(("models/", "data/"))]
+
+
+def test_a_dry_run_plan_reads_as_dvc_stage_names_with_their_reasons():
+    from scratchlm.frontends import planned
+
+    plan = ("Building DAG of jobs...\n\nrule finetune:\n    input: a, b\n    output: c\n    jobid: 3\n"
+            "    reason: Updated input files: src/scratchlm/training.py\n"
+            "    wildcards: task=ner, model=gru, run=full-0.1\n\nrule pack:\n    output: d\n    jobid: 2\n"
+            "    reason: Missing output files: d\n\nlocalrule all:\n    input: results/report.md\n    jobid: 0\n"
+            "    reason: Input files updated by another job: results/report.md\n")
+    assert planned(plan) == {"finetune_fraction@ner-gru-full-0.1": "Updated input files: src/scratchlm/training.py",
+                             "pack": "Missing output files: d"}
