@@ -94,9 +94,21 @@ def _launch(processes: int, argv: list[str]) -> None:
 def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
     job = _job(params, args)
     if "LOCAL_RANK" in os.environ:  # a DDP worker: the launcher holds the job's lock
-        return _stage_body(params, job, argv)
+        _stage_body(params, job, argv)
+        return _leave_process_group()
     with job_lock(job.dvc_stage):
         _stage_body(params, job, argv)
+
+
+def _leave_process_group() -> None:
+    """A worker that finished waits for the others, then closes the group. Rank 0 writes the
+    outputs after training while the others have nothing left to do; a worker that exited then,
+    with the group still open, could end abnormally, and torchrun then stops rank 0 mid-write."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _stage_body(params: dict, job: dag.Job, argv: list[str]) -> None:
