@@ -58,19 +58,33 @@ def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _causal_scores(lm, contexts: list[list[int]], prompt: Prompt, pad: int) -> torch.Tensor:
-    """(texts, labels) label scores of a causal LM: each word after the context, teacher-forced."""
-    rows, spans, owners = [], [], []
+    """(texts, labels) label scores of a causal LM: each word after the context, teacher-forced.
+    A row is the context and the word less its last piece, so single-piece words share one row
+    per text; the output layer runs only where a piece is read (it costs 4x the recurrent body
+    over a whole review)."""
+    rows: dict[tuple, int] = {}
+    reads, owners = [], []  # per word: (row, first position, its pieces)
     for t, context in enumerate(contexts):
         for label, words in enumerate(prompt.words):
             for word in words:
-                rows.append(context + word)
-                spans.append((len(context), len(word)))
+                row = rows.setdefault(tuple(context + word[:-1]), len(rows))
+                reads.append((row, len(context) - 1, word))
                 owners.append((t, label))
-    ids, mask = _pad(rows, pad)
-    logp = lm(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float().log_softmax(-1)
-    word_scores = torch.stack([logp[r, start - 1:start - 1 + n].gather(1, ids[r, start:start + n, None].to(lm.device))
-                               .mean() for r, (start, n) in enumerate(spans)])
+    ids, mask = _pad([list(r) for r in rows], pad)
+    at_row = torch.tensor([r for r, _, word in reads for _ in word])
+    at_col = torch.tensor([start + j for _, start, word in reads for j in range(len(word))])
+    pieces = torch.tensor([piece for _, _, word in reads for piece in word], device=lm.device)
+    logits = _logits_at(lm, ids.to(lm.device), mask.to(lm.device), at_row, at_col)
+    piece_logp = logits.float().log_softmax(-1).gather(1, pieces[:, None])[:, 0]
+    word_scores = torch.stack([chunk.mean() for chunk in piece_logp.split([len(w) for _, _, w in reads])])
     return _label_scores(word_scores, owners, len(contexts), len(prompt.words))
+
+
+def _logits_at(lm, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """The LM's logits at (rows[i], cols[i]) only, where the model offers it (`logits_at`)."""
+    if hasattr(lm, "logits_at"):
+        return lm.logits_at(ids, mask, rows, cols)
+    return lm(input_ids=ids, attention_mask=mask).logits[rows, cols]
 
 
 def _masked_scores(lm, contexts: list[list[int]], prompt: Prompt, tok) -> torch.Tensor:

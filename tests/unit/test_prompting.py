@@ -115,7 +115,8 @@ def test_a_masked_lm_fills_one_mask_per_piece():
                 masks = (input_ids[b] == ID["[MASK]"]).nonzero().flatten().tolist()
                 for k, m in enumerate(masks):
                     wanted = ["▁terr", "ible"][k] if bad[b] and len(masks) == 2 else "▁great"
-                    logits[b, m, ID[wanted]] = 4.0
+                    # a clear margin: with equal logits "terrible" and "great" tie after "bad"
+                    logits[b, m, ID[wanted]] = 4.0 if wanted == "▁great" else 6.0
             return SimpleNamespace(logits=logits)
 
     rows = [tok("good movie")["input_ids"], tok("bad movie")["input_ids"]]
@@ -131,3 +132,29 @@ def test_pet_trains_the_language_model_and_adds_no_parameter():
     out = model(input_ids=rows, labels=torch.tensor([1, 0]))
     out["loss"].backward()
     assert out["logits"].shape == (2, 2) and lm.table.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_recurrent_lm_scores_only_where_a_piece_is_read_and_agrees_with_its_full_logits(bidirectional):
+    """`logits_at` (the output layer at the read positions alone) gives the forward logits there,
+    and the label scores come out the same as from a model without it."""
+    from scratchlm.models.recurrent import RecurrentConfig, RecurrentForCausalLM
+
+    torch.manual_seed(0)
+    lm = RecurrentForCausalLM(RecurrentConfig(vocab_size=len(VOCAB), embedding_size=8, hidden_size=12, cell="gru",
+                                              pad_token_id=0, bidirectional=bidirectional)).eval()
+    ids = torch.randint(4, len(VOCAB), (3, 7))
+    mask = torch.ones_like(ids)
+    rows, cols = torch.tensor([0, 2, 2]), torch.tensor([6, 0, 3])
+    assert torch.allclose(lm.logits_at(ids, mask, rows, cols), lm(ids, mask).logits[rows, cols], atol=1e-6)
+
+    class Plain(nn.Module):  # the same model, seen through forward() alone
+        device = lm.device
+
+        def forward(self, input_ids, attention_mask=None):
+            return lm(input_ids, attention_mask)
+
+    tok, texts = Tokenizer(), [Tokenizer()("good movie")["input_ids"], Tokenizer()("bad")["input_ids"]]
+    fast = label_scores(lm, tok, prompt(tok), texts, causal=True)
+    slow = label_scores(Plain(), tok, prompt(tok), texts, causal=True)
+    assert torch.allclose(fast, slow, atol=1e-5)

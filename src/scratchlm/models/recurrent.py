@@ -193,6 +193,13 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 loss = (loss + _next_token_loss(reversed_logits, reverse_padded(labels, attention_mask))) / 2
         return CausalLMOutput(loss=loss, logits=logits)
 
+    def logits_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, rows: torch.Tensor,
+                  cols: torch.Tensor) -> torch.Tensor:
+        """The forward LM's logits at positions (rows[i], cols[i]) alone: what scoring a few
+        words after long texts needs (prompting.py), without the output layer everywhere else."""
+        hidden = self.model(input_ids, attention_mask).last_hidden_state[..., :self.config.hidden_size]
+        return self.lm_head(self.proj(hidden[rows.to(hidden.device), cols.to(hidden.device)]))
+
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # a recurrent state is not a key/value cache
