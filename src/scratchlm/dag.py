@@ -88,7 +88,7 @@ RUN_KINDS = {
                 ("finetune.ulmfit",), paths.ADAPTED, {}),
     "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",), paths.ADAPTED,
                      {"method": "lora"}),
-    "_fraction": RunKind({"task": "tasks", "model": "finetune.data_efficiency.models",
+    "_fraction": RunKind({"task": "finetune.data_efficiency.tasks", "model": "finetune.data_efficiency.models",
                           "method": "finetune.data_efficiency.methods",
                           "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}",
                          ("finetune.ulmfit",), paths.ADAPTED, {}),

@@ -462,6 +462,10 @@ def _check_extra_runs(p: dict, source: str) -> None:
             if name not in models:
                 raise ScratchError(f"{source}: finetune.{section}.models has {name!r}, which names no model "
                                    f"(declared: {', '.join(models)})")
+    for task in p["finetune"]["data_efficiency"]["tasks"]:
+        if task not in p["tasks"]:
+            raise ScratchError(f"{source}: finetune.data_efficiency.tasks has {task!r}, which names no task "
+                               f"(declared: {', '.join(p['tasks'])})")
     for name in p["finetune"]["lora"]["models"]:
         if models[name]["arch"] != "bert":
             raise ScratchError(f"{source}: finetune.lora.models has {name!r}, a recurrent model: PEFT's LoRA "

@@ -27,7 +27,8 @@ def pipeline(tmp_path_factory, tiny_params):
     os.chdir(root)
     try:
         p = copy.deepcopy(tiny_params)
-        p["finetune"]["data_efficiency"] = {"models": ["gru"], "methods": ["full"], "fractions": [0.5]}
+        p["finetune"]["data_efficiency"] = {"tasks": ["sentiment"], "models": ["gru"], "methods": ["full"],
+                                              "fractions": [0.5]}
         p["finetune"]["seeds"] = [1, 2]  # several seeds, as the demo has
         p["adapt"]["ablation"] = {"models": ["gru"], "methods": ["full"]}
         p["tasks"]["ner"]["head"].update(char_filters=8, tagger_hidden=8, crf=True)  # every option of the head

@@ -238,12 +238,14 @@ def test_word_predictions_pad_truncated_words_with_o():
 def test_runs_and_dvc_stage_names():
     p = {"tasks": {"sentiment": {}, "ner": {}}, "pretrain": {"models": {"gru": {}, "bert": {}}},
          "finetune": {"methods": ["full", "scratch"], "lora": {"models": ["bert"]},
-                      "data_efficiency": {"models": ["gru"], "methods": ["full"], "fractions": [0.1, 0.25]},
+                      "data_efficiency": {"tasks": ["ner"], "models": ["gru"], "methods": ["full"],
+                                          "fractions": [0.1, 0.25]},
                       "prompting": {"tasks": [], "models": [], "methods": [], "shots": []}},
          "adapt": {"ablation": {"models": ["gru"], "methods": ["full"]}}}
     found = runs(p)
     assert found[:2] == [Run("sentiment", "gru", "full"), Run("sentiment", "gru", "scratch")]
-    assert len(found) == 2 * 2 * 2 + 2 + 2 * 2 + 2
+    assert len(found) == 2 * 2 * 2 + 2 + 2 + 2  # the fraction runs of the one task listed
+    assert not [r for r in found if r.task == "sentiment" and r.fraction != 1.0]
     names = [r.name for r in found if (r.task, r.model) == ("ner", "gru")]
     assert names == ["full", "scratch", "full-0.1", "full-0.25", "full-general"]
     assert Run.parse("ner", "gru", "full-general") == Run("ner", "gru", "full", 1.0, True)

@@ -202,7 +202,7 @@ def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, 
     from scratchlm import presets
 
     (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    for stale in ("results/metrics/sentiment/gru/full-0.1.json", "results/metrics/sentiment/gru/full.json"):
+    for stale in ("results/metrics/ner/gru/full-0.1.json", "results/metrics/sentiment/gru/full.json"):
         (workdir / stale).parent.mkdir(parents=True, exist_ok=True)
         (workdir / stale).write_text("{}")
     presets.apply("tiny")
