@@ -4,6 +4,9 @@ the label a logistic regression reads from [last; max; mean] of the frozen state
 
 A pretrained model whose probe is no better than the random one's has learned nothing the task
 needs, and fine-tuning it can only start from worse-conditioned weights (docs/results.md).
+A second table shows why, for the synthetic sentiment task: how alike the input embeddings of its
+positive and negative adjectives are (mean cosine within and across polarity), and how many of
+them a leave-one-out nearest-centroid rule puts on the right side.
 
     python benchmarks/probe_states.py models/adapt/sentiment/gru models/pretrain/gru
     python benchmarks/probe_states.py --task sentiment --examples 2000 models/adapt/sentiment/gru
@@ -22,10 +25,11 @@ from datasets import load_from_disk
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
 
 import scratchlm  # noqa: F401  (registers the recurrent models with transformers)
 from scratchlm.models.recurrent import pool
+from scratchlm.sources.synthetic import NEGATIVE, POSITIVE
 
 POOLS = ("last", "max", "mean")
 
@@ -61,6 +65,24 @@ def probe(model, train: dict, validation: dict) -> dict[str, float]:
     return scores
 
 
+def polarity_geometry(model, tok) -> dict[str, float]:
+    """Cosines between the single-piece sentiment adjectives' embeddings, and a leave-one-out
+    nearest-centroid count of their polarity."""
+    table = model.get_input_embeddings().weight.detach()
+    words = {w: tok(" " + w, add_special_tokens=False)["input_ids"] for w in POSITIVE + NEGATIVE}
+    vectors = {w: torch.nn.functional.normalize(table[ids[0]], dim=0) for w, ids in words.items() if len(ids) == 1}
+    groups = [[w for w in POSITIVE if w in vectors], [w for w in NEGATIVE if w in vectors]]
+    cos = {(a, b): float(vectors[a] @ vectors[b]) for a in vectors for b in vectors if a < b}
+    within = [c for (a, b), c in cos.items() if any(a in g and b in g for g in groups)]
+    across = [c for (a, b), c in cos.items() if not any(a in g and b in g for g in groups)]
+    right = 0
+    for side, group in enumerate(groups):
+        for w in group:
+            centroids = [torch.stack([vectors[x] for x in g if x != w]).mean(0) for g in groups]
+            right += int(max(range(2), key=lambda k: float(vectors[w] @ centroids[k])) == side)
+    return {"within": np.mean(within), "across": np.mean(across), "right": right, "words": len(vectors)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="folders of recurrent models (models/pretrain/<m>, models/adapt/...)")
@@ -79,6 +101,17 @@ def main() -> None:
                                ("random init", AutoModel.from_config(AutoConfig.from_pretrained(folder)))):
             s = probe(model, train, validation)
             print(f"| {folder} | {weights} | {' | '.join(f'{s[k]:.3f}' for k in (*POOLS, 'concat'))} |")
+    if args.task != "sentiment":
+        return
+    tok = PreTrainedTokenizerFast.from_pretrained("models/tokenizer")
+    print("\n| model | weights | adjective cosine, same polarity | across polarities | polarity by nearest centroid |"
+          "\n|---|---|---|---|---|")
+    for folder in args.models:
+        torch.manual_seed(args.seed)
+        for weights, model in (("trained", AutoModel.from_pretrained(folder)),
+                               ("random init", AutoModel.from_config(AutoConfig.from_pretrained(folder)))):
+            g = polarity_geometry(model, tok)
+            print(f"| {folder} | {weights} | {g['within']:.3f} | {g['across']:.3f} | {g['right']} of {g['words']} |")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,28 @@ def _run(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.Compl
                           capture_output=quiet)
 
 
+def record(stages: list[str]) -> None:
+    """`dvc commit --force --no-relink` of these stages with dvc.yaml and dvc.lock read once and
+    dvc.lock written once. `dvc commit` collects each named stage on its own and so parses both
+    files and rewrites the lock once per stage: 6-7 s a stage with this project's lock (every
+    stage lists its code), 4 of the demo's 21 minutes for its 38 jobs."""
+    from dvc.repo import Repo
+
+    wanted = set(stages)
+    with Repo() as repo, repo.lock:
+        chosen = [stage for stage in repo.index.stages if stage.addressing in wanted]
+        missing = wanted - {stage.addressing for stage in chosen}
+        if missing:
+            raise ScratchError(f"dvc.yaml has no stage {sorted(missing)[0]!r}; regenerate it with "
+                               f"`scratchlm dag --write`")
+        for stage in chosen:
+            stage.save()
+            stage.commit(relink=False)
+        # each stage has a dvcfile object of its own; one per file writes that file's lock once
+        for path, dvcfile in {stage.dvcfile.path: stage.dvcfile for stage in chosen}.items():
+            dvcfile.dump_stages([stage for stage in chosen if stage.dvcfile.path == path], update_pipeline=False)
+
+
 def sync(args) -> None:
     """`scratchlm sync`: after a DVC-side change of the workspace (checkout, pull, exp apply), make
     Snakemake agree: when DVC vouches that every output is up to date, touch them in DAG order so
@@ -117,7 +139,7 @@ def reconcile(params: dict) -> list[str]:
     status = json.loads(_run("dvc", "status", "--json", quiet=True).stdout or "{}")
     finished = sorted(j.dvc_stage for j in dag.jobs(params) if j.dvc_stage in status and j.dvc_stage not in todo)
     if finished:
-        _run("dvc", "commit", "--force", "--no-relink", "--quiet", *finished)
+        record(finished)
     return finished
 
 

@@ -8,7 +8,7 @@ import sys
 from snakemake.common.configfile import load_configfile
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # works without `pip install -e .` too
-from scratchlm import dag, paths
+from scratchlm import dag, frontends, paths
 from scratchlm import params as scratchlm_params
 from scratchlm.errors import ScratchError
 
@@ -97,7 +97,7 @@ def dvc_commit(log):
     stages = sorted({job(j.rule.name, j.wildcards).dvc_stage for j in workflow.dag.finished_jobs
                      if j.rule.name != "all"})
     if stages:
-        shell(f"{sys.executable} -m dvc commit --force --no-relink --quiet " + " ".join(stages))
+        frontends.record(stages)
 
 
 onsuccess:
