@@ -201,6 +201,8 @@ CASES = [
      ["finetune.data_efficiency.fractions.0 = 1.5", "allowed: > 0 and < 1"]),
     ("fraction-zero", params(put("finetune.data_efficiency.fractions", [0])), DATA,
      ["finetune.data_efficiency.fractions.0 = 0", "allowed: > 0 and < 1"]),
+    ("fraction-runs-of-an-undeclared-task", params(put("finetune.data_efficiency.tasks", ["conll"])), DATA,
+     ["finetune.data_efficiency.tasks has 'conll', which names no task (declared: sentiment, ner)"]),
     ("metric-of-other-task-type", params(put("tasks.ner.metric", "accuracy")), DATA,
      ["tasks.ner.metric = 'accuracy' does not apply to token-classification", "use entity_f1 or token_accuracy"]),
     ("dataset-of-other-kind", params(put("tasks.sentiment.type", "token-classification")), DATA,
