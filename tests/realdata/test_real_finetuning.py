@@ -45,9 +45,9 @@ def params_for(default: dict, datasets: dict, corpus: str, task: dict) -> dict:
     return params.validate(p)  # fills the defaults of what was set here (the task's head)
 
 
-def run_route(p: dict, runs: tuple[str, ...] = ("full",)) -> list[dict] | dict:
+def run_route(p: dict, runs: tuple[str, ...] = ("full",)) -> list[dict]:
     """data -> tokenizer -> encode -> pack -> pretrain -> adapt (a copy when off) -> finetune each
-    run; their validation metrics (one run: its metrics alone)."""
+    run; their validation metrics, in order."""
     for name in p["data"]["datasets"]:
         data.run(p, name)
     tokenizer.run(p)
@@ -59,7 +59,7 @@ def run_route(p: dict, runs: tuple[str, ...] = ("full",)) -> list[dict] | dict:
     for run in runs:
         finetune.run(p, "task", "gru", run)
         found.append(read_json(paths.path(paths.FINETUNE_METRICS, task="task", model="gru", run=run)))
-    return found if len(runs) > 1 else found[0]
+    return found
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_sst2_gru_beats_majority_by_a_wide_margin(external, default_params):
                       columns={"text": "sentence"}, label_names=["negative", "positive"]),
     }, "sst2", {"type": "sequence-classification", "dataset": "sst2", "metric": "accuracy"})
     p["data"]["datasets"]["sst2"]["sample"] = {"train": 20000}
-    m = run_route(p)
+    [m] = run_route(p)
     from datasets import load_from_disk
 
     labels = load_from_disk("data/raw/sst2")["validation"]["label"]
