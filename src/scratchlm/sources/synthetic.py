@@ -3,14 +3,16 @@ counting words.
 
 Sentiment: the label is carried by one *verdict* clause ("Overall, it was not at all good.",
 "The plot was dull, but in the end it was gripping."), put anywhere in a review among clauses
-about aspects. Every phrase is negated half of the time, with the adjective of the opposite
-polarity, and contrast hands the decision to the clause after *but*: so each adjective is as
-often in a positive as in a negative review, a bag of words sits near chance, and a model that
-reads the sequence does not. Aspect clauses agree with the verdict with probability
-`coherence`, as the sentences of a real review mostly do: that is what gives a language model
+about aspects. The verdict's phrase is negated half of the time, with the adjective of the
+opposite polarity, and contrast hands the decision to the clause after *but*: so the verdict's
+adjective is as often in a positive as in a negative review, and a model must read the
+sequence. Aspect clauses agree with the verdict with probability `coherence` and are negated
+with probability `negation`, as the sentences of a real review mostly do (IMDB's labelled
+reviews, measured: 0.70 and 0.07; docs/design.md): that is what gives a language model
 pretrained on unlabeled reviews a reason to track the sentiment of a text, the thing
-fine-tuning then builds on (with independent aspects the LM learns to forget polarity at
-every full stop, and pretraining hurts).
+fine-tuning then builds on. With independent aspects the LM learns to forget polarity at every
+full stop; with half the aspects negated it learns to embed every adjective alike; either way
+pretraining hurts (docs/results.md).
 
 NER: sentences from templates whose slots are PER/ORG/LOC/MISC names of one to four tokens,
 made from syllables. Validation/test names are drawn apart from training names, and a pool of
@@ -51,6 +53,7 @@ FILLERS = [
     "I had seen the first one years ago.", "A friend lent me hers for the weekend.",
     "There were a lot of people in the room.", "It comes in three colours.",
 ]
+VERDICT_NEGATION = 0.5  # the label's clause: its adjective alone says nothing
 SYLLABLES = ["ka", "vel", "mor", "tan", "ri", "so", "bel", "dra", "quin", "lo", "zen", "tor",
              "ma", "rin", "ga", "fel", "os", "ur", "nik", "sa", "ly", "dor", "pe", "wen", "ha",
              "bri", "cal", "ne", "thu", "vi", "xo", "ar", "em", "il", "jo", "kes"]
@@ -65,31 +68,32 @@ def _adjective(rng: random.Random, positive: bool) -> str:
     return f"{rng.choice(INTENSIFIERS)} {adj}" if rng.random() < 0.35 else adj
 
 
-def _phrase(rng: random.Random, positive: bool) -> str:
-    """An adjective phrase of the given polarity, negated half of the time."""
-    if rng.random() < 0.5:
+def _phrase(rng: random.Random, positive: bool, negation: float) -> str:
+    """An adjective phrase of the given polarity, negated with probability `negation`."""
+    if rng.random() >= negation:
         return _adjective(rng, positive)
     return rng.choice(NEGATIONS).format(_adjective(rng, not positive))
 
 
-def _aspect_clause(rng: random.Random, aspects: list[str], positive: bool) -> str:
-    return f"{rng.choice(aspects)} was {_phrase(rng, positive)}"
+def _aspect_clause(rng: random.Random, aspects: list[str], positive: bool, negation: float) -> str:
+    return f"{rng.choice(aspects)} was {_phrase(rng, positive, negation)}"
 
 
-def _verdict(rng: random.Random, aspects: list[str], positive: bool) -> str:
+def _verdict(rng: random.Random, aspects: list[str], positive: bool, negation: float) -> str:
     marker = rng.choice(MARKERS)
-    verdict = f"{marker} it was {_phrase(rng, positive)}"
+    verdict = f"{marker} it was {_phrase(rng, positive, VERDICT_NEGATION)}"
     if rng.random() < 0.4:  # contrast: the clause after "but" decides
-        first = _aspect_clause(rng, aspects, not positive).capitalize()
-        verdict = f"{first}, but {marker[0].lower() + marker[1:]} it was {_phrase(rng, positive)}"
+        first = _aspect_clause(rng, aspects, not positive, negation).capitalize()
+        verdict = f"{first}, but {marker[0].lower() + marker[1:]} it was {_phrase(rng, positive, VERDICT_NEGATION)}"
     return verdict + "."
 
 
-def _aspect_sentence(rng: random.Random, aspects: list[str], positive: bool, coherence: float) -> str:
+def _aspect_sentence(rng: random.Random, aspects: list[str], positive: bool, coherence: float,
+                     negation: float) -> str:
     if rng.random() < 0.3:
         return rng.choice(FILLERS)
     agrees = rng.random() < coherence
-    return _aspect_clause(rng, aspects, positive == agrees).capitalize() + "."
+    return _aspect_clause(rng, aspects, positive == agrees, negation).capitalize() + "."
 
 
 def _review_length(rng: random.Random) -> int:
@@ -102,21 +106,24 @@ def _review_length(rng: random.Random) -> int:
     return rng.randint(10, 40)
 
 
-def sentiment_review(rng: random.Random, positive: bool, coherence: float = 0.75) -> str:
+def sentiment_review(rng: random.Random, positive: bool, coherence: float = 0.75,
+                     negation: float = 0.07) -> str:
     film = rng.random() < 0.6
     aspects = FILM_ASPECTS if film else PRODUCT_ASPECTS
     subject = f"The {_word(rng)} {_word(rng)}" if film else f"The {_word(rng)} {rng.randint(2, 99)}"
     opening = f"I {'watched' if film else 'tried'} {subject}."
-    sentences = [_aspect_sentence(rng, aspects, positive, coherence) for _ in range(_review_length(rng))]
-    sentences.insert(rng.randint(0, len(sentences)), _verdict(rng, aspects, positive))
+    sentences = [_aspect_sentence(rng, aspects, positive, coherence, negation)
+                 for _ in range(_review_length(rng))]
+    sentences.insert(rng.randint(0, len(sentences)), _verdict(rng, aspects, positive, negation))
     return " ".join([opening, *sentences])
 
 
-def sentiment_examples(seed: int, n: int, label_noise: float = 0.0, coherence: float = 0.75) -> Iterator[dict]:
+def sentiment_examples(seed: int, n: int, label_noise: float = 0.0, coherence: float = 0.75,
+                       negation: float = 0.07) -> Iterator[dict]:
     rng = random.Random(seed)
     for i in range(n):
         label = i % 2  # exact balance; the caller shuffles
-        text = sentiment_review(rng, bool(label), coherence)
+        text = sentiment_review(rng, bool(label), coherence, negation)
         if label_noise and rng.random() < label_noise:
             label = 1 - label
         yield {"text": text, "label": label}
@@ -218,13 +225,13 @@ def ner_examples(seed: int, n: int, pools: dict, split: str) -> Iterator[dict]:
 
 # ---------------------------------------------------------------- unlabeled corpus
 
-def corpus_examples(seed: int, n: int, coherence: float = 0.75) -> Iterator[dict]:
+def corpus_examples(seed: int, n: int, coherence: float = 0.75, negation: float = 0.07) -> Iterator[dict]:
     """Unlabeled text from the same generators (like IMDB's unsup split): reviews and news lines."""
     rng = random.Random(seed)
     pools = entity_pools(seed + 1, 200)
     for _ in range(n):
         if rng.random() < 0.7:
-            text = sentiment_review(rng, rng.random() < 0.5, coherence)
+            text = sentiment_review(rng, rng.random() < 0.5, coherence, negation)
         else:
             lines = [_fill(rng, rng.choice(NER_TEMPLATES), pools["train"], pools["ambiguous"]["forms"])[0]
                      for _ in range(rng.randint(1, 4))]

@@ -50,11 +50,11 @@ def _synthetic_rows(spec: dict, seed: int, name: str, split: str) -> list[dict]:
     n, s = spec[split], _split_seed(seed, name, split)
     if spec["generator"] == "sentiment":
         noise = spec["label_noise"] if split == "train" else 0.0  # evaluate against true labels
-        return list(synthetic.sentiment_examples(s, n, noise, spec["coherence"]))
+        return list(synthetic.sentiment_examples(s, n, noise, spec["coherence"], spec["negation"]))
     if spec["generator"] == "ner":
         pools = synthetic.entity_pools(_split_seed(seed, name, "names"), max(50, spec["train"] // 4))
         return list(synthetic.ner_examples(s, n, pools, split))
-    return list(synthetic.corpus_examples(s, n, spec["coherence"]))
+    return list(synthetic.corpus_examples(s, n, spec["coherence"], spec["negation"]))
 
 
 def _synthetic(name: str, spec: dict, seed: int):
