@@ -80,7 +80,8 @@ def test_pack_cuts_equal_blocks(tok, corpus):
 TRAIN_AND_HASH = """
 import hashlib, tempfile
 from scratchlm.stages import data, tokenizer
-spec = {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10, "coherence": 0.75}
+spec = {"source": "synthetic", "generator": "corpus", "train": 300, "validation": 10, "test": 10, "coherence": 0.75,
+        "negation": 0.5}
 corpus = data.build("corpus", spec, 5)[0]
 tok = tokenizer.train(corpus["train"], 300, 2)
 d = tempfile.mkdtemp()

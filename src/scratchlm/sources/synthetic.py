@@ -3,16 +3,15 @@ counting words.
 
 Sentiment: the label is carried by one *verdict* clause ("Overall, it was not at all good.",
 "The plot was dull, but in the end it was gripping."), put anywhere in a review among clauses
-about aspects. The verdict's phrase is negated half of the time, with the adjective of the
-opposite polarity, and contrast hands the decision to the clause after *but*: so the verdict's
-adjective is as often in a positive as in a negative review, and a model must read the
-sequence. Aspect clauses agree with the verdict with probability `coherence` and are negated
-with probability `negation`, as the sentences of a real review mostly do (IMDB's labelled
-reviews, measured: 0.70 and 0.07; docs/design.md): that is what gives a language model
-pretrained on unlabeled reviews a reason to track the sentiment of a text, the thing
-fine-tuning then builds on. With independent aspects the LM learns to forget polarity at every
-full stop; with half the aspects negated it learns to embed every adjective alike; either way
-pretraining hurts (docs/results.md).
+about aspects. Every phrase is negated half of the time, with the adjective of the opposite
+polarity, and contrast hands the decision to the clause after *but*: so each adjective is as
+often in a positive as in a negative review, a bag of words sits near chance, and a model that
+reads the sequence does not. Aspect clauses agree with the verdict with probability
+`coherence`, as the sentences of a real review mostly do: that is what gives a language model
+pretrained on unlabeled reviews a reason to track the sentiment of a text (with independent
+aspects the LM learns to forget polarity at every full stop). `negation` sets the aspect
+clauses' share of negated phrases (IMDB's labelled reviews: 0.07, measured); the verdict's
+stays at one half. docs/results.md has what each setting did to the demo's LM.
 
 NER: sentences from templates whose slots are PER/ORG/LOC/MISC names of one to four tokens,
 made from syllables. Validation/test names are drawn apart from training names, and a pool of
@@ -53,7 +52,7 @@ FILLERS = [
     "I had seen the first one years ago.", "A friend lent me hers for the weekend.",
     "There were a lot of people in the room.", "It comes in three colours.",
 ]
-VERDICT_NEGATION = 0.5  # the label's clause: its adjective alone says nothing
+VERDICT_NEGATION = 0.5  # the label's clause: its adjective alone says nothing, whatever `negation` is
 SYLLABLES = ["ka", "vel", "mor", "tan", "ri", "so", "bel", "dra", "quin", "lo", "zen", "tor",
              "ma", "rin", "ga", "fel", "os", "ur", "nik", "sa", "ly", "dor", "pe", "wen", "ha",
              "bri", "cal", "ne", "thu", "vi", "xo", "ar", "em", "il", "jo", "kes"]
@@ -70,7 +69,7 @@ def _adjective(rng: random.Random, positive: bool) -> str:
 
 def _phrase(rng: random.Random, positive: bool, negation: float) -> str:
     """An adjective phrase of the given polarity, negated with probability `negation`."""
-    if rng.random() >= negation:
+    if rng.random() < 1 - negation:
         return _adjective(rng, positive)
     return rng.choice(NEGATIONS).format(_adjective(rng, not positive))
 
@@ -107,7 +106,7 @@ def _review_length(rng: random.Random) -> int:
 
 
 def sentiment_review(rng: random.Random, positive: bool, coherence: float = 0.75,
-                     negation: float = 0.07) -> str:
+                     negation: float = 0.5) -> str:
     film = rng.random() < 0.6
     aspects = FILM_ASPECTS if film else PRODUCT_ASPECTS
     subject = f"The {_word(rng)} {_word(rng)}" if film else f"The {_word(rng)} {rng.randint(2, 99)}"
@@ -119,7 +118,7 @@ def sentiment_review(rng: random.Random, positive: bool, coherence: float = 0.75
 
 
 def sentiment_examples(seed: int, n: int, label_noise: float = 0.0, coherence: float = 0.75,
-                       negation: float = 0.07) -> Iterator[dict]:
+                       negation: float = 0.5) -> Iterator[dict]:
     rng = random.Random(seed)
     for i in range(n):
         label = i % 2  # exact balance; the caller shuffles
@@ -225,7 +224,7 @@ def ner_examples(seed: int, n: int, pools: dict, split: str) -> Iterator[dict]:
 
 # ---------------------------------------------------------------- unlabeled corpus
 
-def corpus_examples(seed: int, n: int, coherence: float = 0.75, negation: float = 0.07) -> Iterator[dict]:
+def corpus_examples(seed: int, n: int, coherence: float = 0.75, negation: float = 0.5) -> Iterator[dict]:
     """Unlabeled text from the same generators (like IMDB's unsup split): reviews and news lines."""
     rng = random.Random(seed)
     pools = entity_pools(seed + 1, 200)
