@@ -105,3 +105,16 @@ def git_commit(repo: Path, message: str) -> None:
 @pytest.fixture
 def repo(tmp_path) -> Path:
     return copy_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, dict[Path, str]]:
+    """One `snakemake` run of the tiny preset in a copy of the repository, shared by the slow tests
+    that need a finished run (it takes minutes), and its metric files as they were when it ended:
+    later tests change that repository (an experiment is applied there)."""
+    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
+    run(["scratchlm", "preset", "tiny"], repo)
+    git_commit(repo, "tiny preset")
+    run(["snakemake", "--cores", "2"], repo)
+    metrics = {p.relative_to(repo): p.read_text() for p in sorted((repo / "results/metrics").rglob("*.json"))}
+    return repo, metrics
