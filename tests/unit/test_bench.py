@@ -67,3 +67,15 @@ def test_tokenizing_block_turns_the_thread_pool_on_and_restores_the_setting(monk
     with all_cores_tokenizing():
         pass
     assert "TOKENIZERS_PARALLELISM" not in os.environ
+
+
+def test_negation_rates_count_negated_adjectives_and_agreement():
+    from benchmarks.negation_rates import rates
+
+    lines = ['{"text": "Good, and not great.", "label": 1}',
+             '{"text": "Not bad.<br />The plot and the cast were dull.", "label": 0}']
+    r = rates(lines)
+    # good: agrees either way; great and bad: negated, their own polarity agrees, read with the
+    # negation they do not; dull: no negator within the three words before it
+    assert r["adjectives"] == 4 and r["negated"] == 2 / 4
+    assert r["own_polarity_agrees"] == 1.0 and r["negation_aware_agrees"] == 2 / 4
