@@ -109,8 +109,9 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     import time
 
     git_commit(tiny_repo, "tiny run")
-    # a knob of one task: its runs rerun, the other task's do not (and the experiment costs less)
-    run(["dvc", "exp", "run", "--queue", "-S", "tasks.ner.training.lr=0.003", "-n", "higher-lr"], tiny_repo)
+    # a knob of one task: its runs rerun, the other task's do not (and the experiment costs less);
+    # `+` adds a key params.yaml does not have yet (DVC's Hydra overrides refuse it without)
+    run(["dvc", "exp", "run", "--queue", "-S", "+tasks.ner.training.lr=0.003", "-n", "higher-lr"], tiny_repo)
     assert "higher-lr" in said(run(["dvc", "queue", "status"], tiny_repo))
     run(["dvc", "queue", "start", "--jobs", "1"], tiny_repo)
     deadline = time.time() + 900
