@@ -167,7 +167,7 @@ STAGES = {s.name: s for s in [
     Stage("encode", "Encode a task's dataset into token ids in data/encoded/<task>", ("task",),
           inputs=(paths.RAW.replace("{dataset}", "<tasks.{task}.dataset>"), paths.TOKENIZER),
           outs=(Out(paths.ENCODED, directory=True),),
-          params=("tasks.{task}", "encode")),
+          params=("tasks.{task}.dataset", "tasks.{task}.type", "encode")),  # not its training knobs
     Stage("pack", "Cut the pretraining corpus into LM blocks in data/blocks/<corpus>", (),
           inputs=(paths.RAW.replace("{dataset}", "<pretrain.corpus>"), paths.TOKENIZER),
           outs=(Out(paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>"), directory=True),),
