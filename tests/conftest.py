@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -107,14 +108,56 @@ def repo(tmp_path) -> Path:
     return copy_repo(tmp_path / "repo")
 
 
+# one task, one model, two runs: for the slow tests whose subject does not depend on the DAG's size
+SMALLER = ("data: {datasets: {ner: null}}\ntasks: {ner: null}\npretrain: {models: {bert: null}}\n"
+           "adapt: {ablation: {models: []}}\n"
+           "finetune: {lora: {models: []}, overrides: {bert: null}, prompting: {tasks: []}}\n")
+
+
+def tiny_copy(dest: Path, smaller: bool = False) -> Path:
+    """A copy of the repository with the tiny preset (and SMALLER on top) applied and committed."""
+    repo = copy_repo(dest)
+    run(["scratchlm", "preset", "tiny"], repo)
+    if smaller:
+        (repo / "workflow/presets/smaller.yaml").write_text(SMALLER)
+        run(["scratchlm", "preset", "smaller"], repo)
+    git_commit(repo, "tiny preset" + (", one task and one model" if smaller else ""))
+    return repo
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> tuple[Path, dict[Path, str]]:
     """One `snakemake` run of the tiny preset in a copy of the repository, shared by the slow tests
     that need a finished run (it takes minutes), and its metric files as they were when it ended:
     later tests change that repository (an experiment is applied there)."""
-    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
-    run(["scratchlm", "preset", "tiny"], repo)
-    git_commit(repo, "tiny preset")
+    repo = tiny_copy(tmp_path_factory.mktemp("tiny") / "repo")
     run(["snakemake", "--cores", "2"], repo)
     metrics = {p.relative_to(repo): p.read_text() for p in sorted((repo / "results/metrics").rglob("*.json"))}
     return repo, metrics
+
+
+@dataclass
+class KilledRun:
+    """A `snakemake` run on the SMALLER DAG, SIGKILLed mid-way through a fine-tuning run and
+    finished by `scratchlm resume`; what was seen between the kill and the resume."""
+    repo: Path
+    orphans: int           # jobs still running when Snakemake died
+    status_after_kill: str
+    resumed: str           # `scratchlm resume`'s output
+
+
+@pytest.fixture(scope="session")
+def killed_run(tmp_path_factory) -> KilledRun:
+    """Shared by the killed-Snakemake tests and the DVC-remote tests (a resumed run is a finished
+    run: what it pushes must pull into a clone that recomputes nothing)."""
+    from scratchlm.atomic import lock_holder
+
+    base = tmp_path_factory.mktemp("killed")
+    repo = tiny_copy(base / "repo", smaller=True)
+    with open(base / "snakemake.log", "w") as log:
+        proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, env=env(), stdout=log, stderr=log)
+        # mid-way through a fine-tuning run (20 steps, a checkpoint every 10): jobs finished, one running
+        kill_at(proc, repo / "checkpoints/finetune/sentiment/gru/full/seed42/checkpoint-10/trainer_state.json")
+    orphans = len([lock for lock in (repo / "checkpoints/.jobs").glob("*.lock") if lock_holder(lock)])
+    status = run(["dvc", "status"], repo).stdout
+    return KilledRun(repo, orphans, status, run(["scratchlm", "resume", "--cores", "2"], repo).stdout)

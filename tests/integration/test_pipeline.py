@@ -8,12 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import copy_repo, env, git_commit, run
+from conftest import env, git_commit, run, tiny_copy
 from scratchlm.frontends import planned
 
 pytestmark = pytest.mark.slow
-
-UPSTREAM = ("data@", "tokenizer", "encode@", "pack", "pretrain@")
 
 
 def said(proc) -> str:
@@ -109,10 +107,9 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     import time
 
     git_commit(tiny_repo, "tiny run")
-    # a knob of one task: its runs rerun, the other task's do not (and the experiment costs less);
-    # `+` adds a key params.yaml does not have yet (DVC's Hydra overrides refuse it without)
-    run(["dvc", "exp", "run", "--queue", "-S", "+tasks.ner.training.lr=0.003", "-n", "higher-lr"], tiny_repo)
-    assert "higher-lr" in said(run(["dvc", "queue", "status"], tiny_repo))
+    # a knob of one kind of run (LoRA's rank): its runs and the report rerun, nothing else does
+    run(["dvc", "exp", "run", "--queue", "-S", "finetune.lora.r=4", "-n", "lower-rank"], tiny_repo)
+    assert "lower-rank" in said(run(["dvc", "queue", "status"], tiny_repo))
     run(["dvc", "queue", "start", "--jobs", "1"], tiny_repo)
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -120,35 +117,33 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
         if not re.search(r"\b(Queued|Running)\b", status):
             break
         time.sleep(5)
-    assert re.search(r"higher-lr\s.*Success", status), status
+    assert re.search(r"lower-rank\s.*Success", status), status
 
-    stages = ran_stages(said(run(["dvc", "queue", "logs", "higher-lr"], tiny_repo)))
-    assert {"finetune@ner-gru-full", "evaluate@ner-gru-full", "finetune_lora@ner-bert", "report"} <= stages, stages
-    # encode@ner lists the whole tasks.ner among its params, so it reruns too (its output is
-    # unchanged, so nothing above fine-tuning follows it)
-    assert not [s for s in stages if (s.startswith(UPSTREAM) and s != "encode@ner") or "sentiment" in s], stages
+    stages = ran_stages(said(run(["dvc", "queue", "logs", "lower-rank"], tiny_repo)))
+    assert stages == {"finetune_lora@sentiment-bert", "finetune_lora@ner-bert", "evaluate_lora@sentiment-bert",
+                      "evaluate_lora@ner-bert", "report"}, stages
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo).stdout)
-    exp = next(e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "higher-lr")
+    exp = next(e for row in shown for e in (row.get("experiments") or []) if e.get("name") == "lower-rank")
     data = exp["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["tasks"]["ner"]["training"]["lr"] == 0.003
-    assert 0.0 <= data["metrics"]["results/metrics/ner/gru/full.json"]["data"]["entity_f1"] <= 1.0
+    assert data["params"]["params.yaml"]["data"]["finetune"]["lora"]["r"] == 4
+    assert 0.0 <= data["metrics"]["results/metrics/ner/bert/lora.json"]["data"]["entity_f1"] <= 1.0
 
     # the documented narrow view: the experiment and its headline numbers, readable at 120 columns
     narrow = subprocess.run(["dvc", "exp", "show", "--drop", ".*", "--keep", "Experiment|headline", "--no-pager"],
                             cwd=tiny_repo, env={**env(), "COLUMNS": "120"}, capture_output=True, text=True)
     table = narrow.stdout.splitlines()
     assert narrow.returncode == 0 and max(len(line) for line in table) <= 120, narrow.stdout
-    assert "…" not in narrow.stdout and "higher-lr" in narrow.stdout and "sentiment_gain" in narrow.stdout
+    assert "…" not in narrow.stdout and "lower-rank" in narrow.stdout and "sentiment_gain" in narrow.stdout
 
-    run(["dvc", "exp", "apply", "higher-lr"], tiny_repo)
+    run(["dvc", "exp", "apply", "lower-rank"], tiny_repo)
     # the report built inside the queued `dvc exp run` holds this run beside the committed baseline
     report = (tiny_repo / "results/report.md").read_text()
     across = report.split("## Across revisions and experiments", 1)[1].split("\n## ", 1)[0]
     assert "| run metric | this run |" in across, across
-    assert re.search(r"\| ner/gru/full entity_f1 \| [0-9.]+ \| [0-9.]+ \|", across), across
-    git_commit(tiny_repo, "the higher-lr experiment")
+    assert re.search(r"\| ner/bert/lora entity_f1 \| [0-9.]+ \| [0-9.]+ \|", across), across
+    git_commit(tiny_repo, "the lower-rank experiment")
     diff = said(run(["dvc", "metrics", "diff", "HEAD~1", "HEAD", "--all"], tiny_repo))
-    assert "results/metrics/ner/gru/full.json" in diff and "entity_f1" in diff
+    assert "results/metrics/ner/bert/lora.json" in diff and "entity_f1" in diff
     out = tiny_repo.parent / "plots-diff"  # rendered images go here, not into the repository
     plots = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json", "-o", str(out)], tiny_repo).stdout)
     names = set(plots["data"])
@@ -159,8 +154,8 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     table = run(["scratchlm", "compare", "HEAD~1", "HEAD"], tiny_repo).stdout
     header, _, *rows = table.splitlines()
     # the metric column, the two commits, and the experiment that hangs off the first
-    assert header.count("|") == 5 and "(higher-lr)" in header, header
-    row = next(r for r in rows if r.startswith("| ner/gru/full entity_f1 |"))
+    assert header.count("|") == 5 and "(lower-rank)" in header, header
+    row = next(r for r in rows if r.startswith("| ner/bert/lora entity_f1 |"))
     assert len([c for c in row.split("|") if c.strip()]) == 4
     csv_text = run(["scratchlm", "compare", "HEAD", "--format", "csv"], tiny_repo).stdout
     assert csv_text.startswith("revision,") and "sentiment/gru/full accuracy" in csv_text
@@ -182,13 +177,7 @@ def test_sync_makes_snakemake_agree_after_dvc_work(tiny_repo):
 
 
 def test_dvc_repro_from_scratch_leaves_nothing_for_snakemake(tmp_path):
-    repo = copy_repo(tmp_path / "repo")
-    run(["scratchlm", "preset", "tiny"], repo)
-    # the agreement of the two front ends does not need every task and model: a smaller DAG
-    (repo / "workflow/presets/smaller.yaml").write_text(
-        "data: {datasets: {ner: null}}\ntasks: {ner: null}\npretrain: {models: {bert: null}}\n"
-        "finetune: {lora: {models: []}, overrides: {bert: null}}\n")
-    run(["scratchlm", "preset", "smaller"], repo)
-    git_commit(repo, "tiny preset")
+    # the agreement of the two front ends does not need every task, model and kind of run
+    repo = tiny_copy(tmp_path / "repo", smaller=True)
     assert "report" in ran_stages(said(run(["dvc", "repro"], repo)))
     assert "Nothing to be done" in said(run(["snakemake", "-n"], repo))

@@ -1,7 +1,8 @@
 """Results shared through a DVC remote: a run on the tiny preset is pushed to a local-folder
 remote, the repository is cloned afresh, `dvc pull` fetches what the run made, and neither
-`dvc repro` nor (after `scratchlm sync`) Snakemake recomputes anything. Marked slow: the
-pipeline runs once, on a smaller DAG than the tiny preset's (about two minutes on 2 cores)."""
+`dvc repro` nor (after `scratchlm sync`) Snakemake recomputes anything. Marked slow: the run is
+the killed-Snakemake tests' (a smaller DAG than the tiny preset's, killed and resumed), so what a
+resumed run recorded is what travels."""
 
 import hashlib
 import re
@@ -10,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_repo, git_commit, run
+from conftest import git_commit, run
 
 pytestmark = pytest.mark.slow
-
-# one task, one model: sharing does not depend on the size of the DAG
-SMALLER = ("data: {datasets: {ner: null}}\ntasks: {ner: null}\npretrain: {models: {bert: null}}\n"
-           "finetune: {lora: {models: []}, overrides: {bert: null}}\n")
 MODEL = "models/pretrain/gru/model.safetensors"
 METRICS = "results/metrics/sentiment/gru/full.json"
 
@@ -46,15 +43,10 @@ def cached_files(repo) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
+def shared(killed_run, tmp_path_factory):
     """(repo, clone, remote, pull output): the run and push in `repo`, the pull in `clone`."""
     base = tmp_path_factory.mktemp("remote")
-    repo = copy_repo(base / "repo")
-    run(["scratchlm", "preset", "tiny"], repo)
-    (repo / "workflow/presets/smaller.yaml").write_text(SMALLER)
-    run(["scratchlm", "preset", "smaller"], repo)
-    git_commit(repo, "tiny preset, one task and one model")
-    run(["snakemake", "--cores", "2"], repo)  # its onsuccess records the run in dvc.lock and the cache
+    repo = killed_run.repo  # finished by `scratchlm resume`, which records the run in dvc.lock and the cache
     remote = base / "remote"
     run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
     run(["dvc", "push"], repo)
