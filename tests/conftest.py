@@ -154,10 +154,12 @@ def killed_run(tmp_path_factory) -> KilledRun:
 
     base = tmp_path_factory.mktemp("killed")
     repo = tiny_copy(base / "repo", smaller=True)
+    # one core: a training job then gets the one thread it gets in the bigger DAG of `tiny_run`
+    # (there two jobs share two cores), so their metrics can be compared to the byte
     with open(base / "snakemake.log", "w") as log:
-        proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, env=env(), stdout=log, stderr=log)
+        proc = subprocess.Popen(["snakemake", "--cores", "1"], cwd=repo, env=env(), stdout=log, stderr=log)
         # mid-way through a fine-tuning run (20 steps, a checkpoint every 10): jobs finished, one running
         kill_at(proc, repo / "checkpoints/finetune/sentiment/gru/full/seed42/checkpoint-10/trainer_state.json")
     orphans = len([lock for lock in (repo / "checkpoints/.jobs").glob("*.lock") if lock_holder(lock)])
     status = run(["dvc", "status"], repo).stdout
-    return KilledRun(repo, orphans, status, run(["scratchlm", "resume", "--cores", "2"], repo).stdout)
+    return KilledRun(repo, orphans, status, run(["scratchlm", "resume", "--cores", "1"], repo).stdout)
