@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository, the tiny params, and a throw-away copy of the repository."""
+"""Shared fixtures: the repository, the tiny params, a throw-away copy of the repository, and the
+pipeline runs the slow tests share (`tiny_run`, `killed_run`)."""
 
 from __future__ import annotations
 
