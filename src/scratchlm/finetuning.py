@@ -28,14 +28,17 @@ def build_model(method: str, pretrained: Path, task_type: str, label_names: list
                 lora: dict | None = None, head: dict | None = None, tokenizer=None):
     """The task model for a method. `frozen` trains exactly the weights the checkpoint did not
     provide (the head: a recurrent model's classifier or tagging head; BERT's pooler and
-    classifier); `lora` the adapters and those same new weights. `head`: the token-classification
-    head's options (a task's `head`: characters, tagger, CRF; the tokenizer fills its piece table)."""
+    classifier); `lora` the adapters and those same new weights. `head`: a task's `head` options
+    (token classification: characters, tagger, CRF, the tokenizer filling the piece table;
+    sequence classification: a recurrent model's task reader)."""
     config = AutoConfig.from_pretrained(pretrained)
     recurrent = config.model_type == models.RecurrentConfig.model_type
     options = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
                "label2id": {n: i for i, n in enumerate(label_names)}}
     if recurrent:
         options["pooling"] = pooling  # BERT pools through its [CLS] pooler
+        if task_type == "sequence-classification" and head is not None:
+            options["reader_hidden"] = head["reader_hidden"]
     tagging = task_type == "token-classification" and head is not None and any(
         head[k] for k in ("char_filters", "tagger_hidden", "crf"))
     if tagging:

@@ -413,6 +413,10 @@ def _check_references(p: dict, source: str) -> None:
         if used and spec["type"] != "token-classification":
             raise ScratchError(f"{source}: tasks.{task}.head.{used[0]} is an option of the token-classification "
                                f"head, and {task} is {spec['type']}; remove tasks.{task}.head")
+        if spec["head"]["reader_hidden"] and spec["type"] != "sequence-classification":
+            raise ScratchError(f"{source}: tasks.{task}.head.reader_hidden is an option of the sequence-classification "
+                               f"head, and {task} is {spec['type']}; use tasks.{task}.head.tagger_hidden for a task "
+                               f"BiLSTM over the words")
     _check_extra_runs(p, source)
 
 

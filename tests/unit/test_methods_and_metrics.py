@@ -54,6 +54,19 @@ def test_frozen_with_the_tagging_head_trains_the_whole_head_and_nothing_below(pr
     assert {"head.crf.transitions", "head.tagger.weight_hh_l0", "head.chars.conv.weight"} <= trainable
 
 
+@pytest.mark.parametrize("method", ["full", "frozen"])
+def test_the_task_reader_is_new_and_trains_with_the_classifier(pretrained, method):
+    head = {"char_filters": 0, "char_embedding": 30, "tagger_hidden": 0, "crf": False, "head_dropout": 0.1,
+            "reader_hidden": 3}
+    model = build_model(method, pretrained, SEQ, ["neg", "pos"], "concat", seed=0, head=head)
+    lm = RecurrentForCausalLM.from_pretrained(pretrained)
+    assert model.model.embeddings.weight.equal(lm.model.embeddings.weight)  # the LM's weights below
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    new = {n for n, _ in model.named_parameters() if n.startswith(("reader.", "classifier."))}
+    assert "reader.weight_hh_l0_reverse" in new
+    assert trainable == (new if method == "frozen" else {n for n, _ in model.named_parameters()})
+
+
 class FakeTokenizer:
     all_special_ids = [0]
 

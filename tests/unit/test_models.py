@@ -49,6 +49,29 @@ def test_padding_does_not_change_a_sequence_result(config):
     assert torch.allclose(short, padded, atol=1e-6)
 
 
+def test_the_task_reader_reads_embeddings_and_states_and_ignores_padding(config):
+    config.reader_hidden, config.pooling = 5, "concat"
+    model = RecurrentForSequenceClassification(config).eval()
+    assert model.reader.input_size == config.embedding_size + config.output_size
+    assert isinstance(model.reader, type(model.model.rnn)) and model.reader.bidirectional
+    assert model.classifier.in_features == 3 * 2 * 5
+    short = model(torch.tensor([[9, 10]]), torch.tensor([[1, 1]])).logits
+    padded = model(torch.tensor([[9, 10, 0, 0]]), torch.tensor([[1, 1, 0, 0]])).logits
+    assert torch.allclose(short, padded, atol=1e-6)
+    layers = model.model(*batch(), output_hidden_states=True).hidden_states
+    assert [x.size(-1) for x in layers] == [config.embedding_size, config.output_size]
+
+
+def test_the_task_reader_saves_and_loads_with_the_model(tmp_path):
+    config = RecurrentConfig(vocab_size=50, embedding_size=12, hidden_size=16, num_labels=2, reader_hidden=4)
+    model = RecurrentForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    ids, mask = batch()
+    assert loaded.config.reader_hidden == 4
+    assert torch.equal(model(ids, mask).logits, loaded(ids, mask).logits)
+
+
 def test_pooling_reads_only_real_tokens():
     hidden = torch.tensor([[[1.0], [2.0], [3.0]], [[4.0], [100.0], [100.0]]])
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])

@@ -67,6 +67,10 @@ def error_for(p: dict) -> str:
      ["finetune.data_efficiency.methods.0", "'lora'", "full, frozen, scratch"]),
     (lambda p: p["finetune"]["ulmfit"].__setitem__("discriminative_decay", 0.5),
      ["finetune.ulmfit.discriminative_decay", "0.5"]),
+    (lambda p: p["tasks"]["ner"].__setitem__("head", {"reader_hidden": 8}),
+     ["tasks.ner.head.reader_hidden", "sequence-classification", "tagger_hidden"]),
+    (lambda p: p["tasks"]["sentiment"].__setitem__("head", {"crf": True}),
+     ["tasks.sentiment.head.crf", "token-classification", "remove tasks.sentiment.head"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
     mutate(params_copy)

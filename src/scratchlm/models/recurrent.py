@@ -37,7 +37,7 @@ class RecurrentConfig(PretrainedConfig):
                  hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.1,
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
                  pad_token_id: int = 0, initializer_range: float = 0.02, embedding_dropout: float = 0.0,
-                 weight_drop: float = 0.0, variational: bool = False, **kwargs):
+                 weight_drop: float = 0.0, variational: bool = False, reader_hidden: int = 0, **kwargs):
         for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
             setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
@@ -56,6 +56,7 @@ class RecurrentConfig(PretrainedConfig):
         self.embedding_dropout = embedding_dropout
         self.weight_drop = weight_drop
         self.variational = variational
+        self.reader_hidden = reader_hidden  # sequence classification's task reader (0: none)
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     @property
@@ -127,14 +128,17 @@ class RecurrentModel(RecurrentPreTrainedModel):
         self.embeddings = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **kwargs) -> BaseModelOutput:
-        """States (B, T, output_size); bidirectional: [forward; backward] per position."""
+                output_hidden_states: bool = False, **kwargs) -> BaseModelOutput:
+        """States (B, T, output_size); bidirectional: [forward; backward] per position. With
+        `output_hidden_states`, also (embeddings, states), as transformers' encoders give them."""
         embedded = self._drop(self._embed(input_ids))
         hidden = self._run(self.rnn, embedded)
         if self.rnn_backward is not None:
             backward = self._run(self.rnn_backward, reverse_padded(embedded, attention_mask))
             hidden = torch.cat([hidden, reverse_padded(backward, attention_mask)], dim=-1)
-        return BaseModelOutput(last_hidden_state=self._drop(hidden))
+        hidden = self._drop(hidden)
+        layers = (embedded, hidden) if output_hidden_states else None
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=layers)
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         p = self.config.embedding_dropout
@@ -268,21 +272,49 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
 
 
 class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
+    """A classifier over the pooled states, or, with `reader_hidden`, over a task reader: a fresh
+    bidirectional RNN (the model's cell) over [embeddings; states] of every position, as ELMo and
+    TagLM use a language model's layers as features of a task model of their own. Fine-tuned in
+    full, the demo's GRU gives sentiment through the reader what it loses when its own states feed
+    the classifier (docs/results.md, "A task reader")."""
+
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RecurrentModel(config)
-        width = config.output_size * (3 if config.pooling == "concat" else 1)
-        self.classifier = nn.Linear(width, config.num_labels)
+        width = config.output_size
+        self.reader = None
+        if config.reader_hidden:
+            self.reader = CELLS[config.cell](config.embedding_size + config.output_size, config.reader_hidden,
+                                             batch_first=True, bidirectional=True)
+            self.reader_dropout = nn.Dropout(config.dropout)
+            width = 2 * config.reader_hidden
+        self.classifier = nn.Linear(width * (3 if config.pooling == "concat" else 1), config.num_labels)
         self.post_init()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs) -> SequenceClassifierOutput:
-        hidden = self.model(input_ids, attention_mask).last_hidden_state
-        backward_from = self.config.hidden_size if self.config.bidirectional else None
+        if self.reader is None:
+            hidden = self.model(input_ids, attention_mask).last_hidden_state
+            backward_from = self.config.hidden_size if self.config.bidirectional else None
+        else:
+            hidden, backward_from = self._read(input_ids, attention_mask), self.config.reader_hidden
         logits = self.classifier(pool(hidden, attention_mask, self.config.pooling, backward_from))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _read(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The reader's states (B, T, 2 * reader_hidden); packed, so that its backward direction
+        starts at each text's last token, not in the padding."""
+        layers = self.model(input_ids, attention_mask, output_hidden_states=True).hidden_states
+        features = torch.cat(layers, dim=-1)
+        lengths = (attention_mask.sum(1) if attention_mask is not None
+                   else torch.full((features.size(0),), features.size(1)))
+        packed = nn.utils.rnn.pack_padded_sequence(features, lengths.clamp(min=1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.reader(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=features.size(1))
+        return self.reader_dropout(out)
 
 
 class RecurrentForTokenClassification(RecurrentPreTrainedModel):
