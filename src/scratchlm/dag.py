@@ -198,7 +198,7 @@ STAGES = {s.name: s for s in [
           inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
           outs=(Out(paths.DETAILS, cache=False), Out(paths.PREDICTIONS, cache=False),
                 Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False, role="confusion")),
-          params=("device", "evaluate", "tasks.{task}", "finetune.seeds")),
+          params=("device", "evaluate", "tasks.{task}.type", "finetune.seeds")),
     Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
           reads_results_of=("data", "pretrain", "adapt", "finetune", "evaluate"), inputs=(),
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),

@@ -8,6 +8,7 @@ import json
 import sys
 
 from conftest import ROOT, run
+from scratchlm.sources import synthetic
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
             "pretrain_mfu_gru", "pretrain_mfu_lstm", "noop_snakemake_s", "noop_dvc_status_s", "demo_wall_s")
@@ -79,3 +80,25 @@ def test_negation_rates_count_negated_adjectives_and_agreement():
     # negation they do not; dull: no negator within the three words before it
     assert r["adjectives"] == 4 and r["negated"] == 2 / 4
     assert r["own_polarity_agrees"] == 1.0 and r["negation_aware_agrees"] == 2 / 4
+
+
+def test_sentiment_errors_finds_each_reviews_verdict_and_its_kind():
+    from benchmarks.sentiment_errors import NEGATORS, accuracy_by_kind, verdict_kind
+
+    # aspects never negated: every negator of a review is its verdict's, every ", but " its contrast
+    kinds, texts = [], [row["text"] for row in synthetic.sentiment_examples(5, 500, negation=0.0)]
+    for text in texts:
+        kind = verdict_kind(text)
+        assert kind == {"negated": bool(NEGATORS.search(text)), "contrast": ", but " in text}
+        kinds.append(kind)
+    assert 0.4 < sum(k["negated"] for k in kinds) / 500 < 0.6 and 0.3 < sum(k["contrast"] for k in kinds) / 500 < 0.5
+    for row in synthetic.sentiment_examples(6, 500):  # aspects negated too: the verdict is still found
+        verdict_kind(row["text"])
+    assert verdict_kind("The plot was not bad, but overall, it was dull. It arrived on a Tuesday.") == {
+        "negated": False, "contrast": True}
+
+    kinds = [{"negated": True, "contrast": False}, {"negated": False, "contrast": False},
+             {"negated": True, "contrast": True}]
+    scores = accuracy_by_kind([1, 0, 0], [1, 1, 0], kinds)
+    assert scores["all"] == (200 / 3, 3) and scores["negated"] == (100.0, 2) and scores["plain"] == (0.0, 1)
+    assert scores["contrast"] == (100.0, 1) and scores["direct"] == (50.0, 2)
