@@ -64,6 +64,8 @@ def test_the_task_reader_is_new_and_trains_with_the_classifier(pretrained, metho
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     new = {n for n, _ in model.named_parameters() if n.startswith(("reader.", "classifier."))}
     assert "reader.weight_hh_l0_reverse" in new
+    weights = dict(model.named_parameters())
+    assert all(weights[n].isfinite().all() and weights[n].std() > 0 for n in new if n.endswith("weight_ih_l0"))
     assert trainable == (new if method == "frozen" else {n for n, _ in model.named_parameters()})
 
 
