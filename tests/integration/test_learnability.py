@@ -27,6 +27,7 @@ def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     p = copy.deepcopy(tiny_params)
     p["data"]["datasets"]["sentiment"].update(train=2000, validation=200, test=400)
     p["pretrain"]["models"]["gru"].update(embedding_size=64, hidden_size=128)
+    p["tasks"]["sentiment"]["head"]["reader_hidden"] = 0  # the demo's head: the classifier on the GRU's states
     p["finetune"]["training"].update(max_steps=400, batch_size=32, lr=0.002, eval_steps=100,
                                      early_stopping_patience=0)
     for name in ("sentiment", "corpus"):
