@@ -25,17 +25,20 @@ from datasets import load_from_disk
 from transformers import AutoModelForSequenceClassification
 
 import scratchlm  # noqa: F401  (registers the recurrent models with transformers)
+from scratchlm.finetuning import collator
 from scratchlm.sources.synthetic import MARKERS
+from scratchlm.stages.evaluate import predict
+from scratchlm.tokenization import load
 
 NEGATORS = re.compile(r"\b(not|never|hardly|by no means)\b")
+VERDICT_MARKERS = tuple(m.lower() for m in MARKERS)
 KINDS = ("negated", "plain", "contrast", "direct")  # verdict negated or not; after "but" or not
 
 
 def verdict_kind(text: str) -> dict[str, bool]:
     """Whether the review's verdict (the sentence with a marker) is negated, and whether it
     follows a contrast; the clause after "but" is the one that decides."""
-    markers = tuple(m.lower() for m in MARKERS)
-    verdict = next(s for s in re.split(r"(?<=\.) ", text) if any(m in s.lower() for m in markers))
+    verdict = next(s for s in re.split(r"(?<=\.) ", text) if any(m in s.lower() for m in VERDICT_MARKERS))
     deciding = verdict.split(", but ")[-1]
     return {"negated": bool(NEGATORS.search(deciding)), "contrast": ", but " in verdict}
 
@@ -53,18 +56,6 @@ def accuracy_by_kind(predicted: list[int], gold: list[int], kinds: list[dict[str
             "direct": share([i for i in every if not kinds[i]["contrast"]])}
 
 
-def predict(model, input_ids: list[list[int]], batch_size: int = 64) -> list[int]:
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(input_ids), batch_size):
-            rows = input_ids[start:start + batch_size]
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-            out += model(input_ids=ids, attention_mask=mask).logits.argmax(-1).tolist()
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="fine-tuning runs of the sentiment task (full, scratch, ...)")
@@ -73,15 +64,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     raw, encoded = load_from_disk("data/raw/sentiment"), load_from_disk("data/encoded/sentiment")
+    pad = collator("sequence-classification", load())
+    kinds = {split: [verdict_kind(t) for t in raw[split]["text"]] for split in args.splits}
     print("| run | seed | split | all % | verdict negated % | not negated % | after a contrast % | direct % |\n"
           "|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         for folder in sorted(Path(f"models/finetune/sentiment/{args.model}/{run}").glob("seed*")):
             model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
             for split in args.splits:
-                kinds = [verdict_kind(t) for t in raw[split]["text"]]
-                scores = accuracy_by_kind(predict(model, encoded[split]["input_ids"]), encoded[split]["labels"],
-                                          kinds)
+                predicted = [int(p.argmax()) for p in predict(model, encoded[split], pad, batch_size=64)]
+                scores = accuracy_by_kind(predicted, encoded[split]["labels"], kinds[split])
                 cells = " | ".join(f"{scores[k][0]:.1f} ({scores[k][1]})" for k in ("all", *KINDS))
                 print(f"| {run} | {folder.name[4:]} | {split} | {cells} |", flush=True)
 
