@@ -275,3 +275,32 @@ def test_import_scratchlm_registers_the_family_without_importing_torch():
             "print(type(AutoConfig.for_model('scratchlm-recurrent')).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "RecurrentConfig", out.stderr
+
+
+def test_activation_penalties_match_awd_lstm_and_act_in_lm_training_only():
+    """AR is the mean square of the dropped states, TAR of the change between neighbouring raw
+    states, both over real positions only; they add to the LM's loss in training, not in eval."""
+    import torch
+
+    from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
+    from scratchlm.models.recurrent import activation_penalty
+
+    raw = torch.tensor([[[1.0, 1.0], [3.0, 1.0], [9.0, 9.0]]])
+    mask = torch.tensor([[1, 1, 0]])  # the third position is padding
+    assert activation_penalty(raw, raw, mask, 2.0, 0.0).item() == 2.0 * (1 + 5) / 2
+    assert activation_penalty(raw, raw, mask, 0.0, 1.0).item() == 1.0 * (4 + 0) / 2 / 1
+    assert activation_penalty(raw, raw, None, 0.0, 1.0).item() == (2.0 + (36 + 64) / 2) / 2
+    assert activation_penalty(raw, raw, mask, 0.0, 0.0) == 0.0
+
+    base = dict(vocab_size=50, cell="gru", embedding_size=8, hidden_size=8, dropout=0.0)
+    torch.manual_seed(0)
+    plain = RecurrentForCausalLM(RecurrentConfig(**base))
+    regular = RecurrentForCausalLM(RecurrentConfig(**base, activation_reg=2.0, temporal_activation_reg=1.0))
+    regular.load_state_dict(plain.state_dict())
+    x = torch.randint(5, 50, (3, 12))
+    plain.eval(), regular.eval()
+    assert torch.equal(plain(x, labels=x).loss, regular(x, labels=x).loss)
+    plain.train(), regular.train()
+    states = plain.model(x).last_hidden_state
+    expected = plain(x, labels=x).loss + activation_penalty(states, states, None, 2.0, 1.0)
+    assert torch.allclose(regular(x, labels=x).loss, expected)

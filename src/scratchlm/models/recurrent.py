@@ -37,7 +37,8 @@ class RecurrentConfig(PretrainedConfig):
                  hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.1,
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
                  pad_token_id: int = 0, initializer_range: float = 0.02, embedding_dropout: float = 0.0,
-                 weight_drop: float = 0.0, variational: bool = False, reader_hidden: int = 0, **kwargs):
+                 weight_drop: float = 0.0, variational: bool = False, activation_reg: float = 0.0,
+                 temporal_activation_reg: float = 0.0, reader_hidden: int = 0, **kwargs):
         for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
             setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
@@ -56,6 +57,8 @@ class RecurrentConfig(PretrainedConfig):
         self.embedding_dropout = embedding_dropout
         self.weight_drop = weight_drop
         self.variational = variational
+        self.activation_reg = activation_reg  # AWD-LSTM's AR and TAR: LM training losses only
+        self.temporal_activation_reg = temporal_activation_reg
         self.reader_hidden = reader_hidden  # sequence classification's task reader (0: none)
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
 
@@ -106,7 +109,8 @@ class RecurrentModel(RecurrentPreTrainedModel):
     """Embedding -> dropout -> recurrent layers -> dropout, with AWD-LSTM's regularisers as options
     (Merity et al. 2018): `embedding_dropout` drops whole word types from the embedding matrix,
     `variational` dropout keeps one mask per sequence across time steps, and `weight_drop` drops
-    hidden-to-hidden weights (DropConnect) afresh at each forward pass."""
+    hidden-to-hidden weights (DropConnect) afresh at each forward pass. (AR and TAR, penalties on
+    the states, belong to the LM's loss: RecurrentForCausalLM.)"""
 
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
@@ -131,14 +135,19 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 output_hidden_states: bool = False, **kwargs) -> BaseModelOutput:
         """States (B, T, output_size); bidirectional: [forward; backward] per position. With
         `output_hidden_states`, also (embeddings, states), as transformers' encoders give them."""
+        embedded, raw = self.states(input_ids, attention_mask)
+        hidden = self._drop(raw)
+        layers = (embedded, hidden) if output_hidden_states else None
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=layers)
+
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """(dropped embeddings, the recurrent states before their output dropout)."""
         embedded = self._drop(self._embed(input_ids))
         hidden = self._run(self.rnn, embedded)
         if self.rnn_backward is not None:
             backward = self._run(self.rnn_backward, reverse_padded(embedded, attention_mask))
             hidden = torch.cat([hidden, reverse_padded(backward, attention_mask)], dim=-1)
-        hidden = self._drop(hidden)
-        layers = (embedded, hidden) if output_hidden_states else None
-        return BaseModelOutput(last_hidden_state=hidden, hidden_states=layers)
+        return embedded, hidden
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         p = self.config.embedding_dropout
@@ -184,8 +193,10 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **kwargs) -> CausalLMOutput:
         """Logits are the forward LM's (what `generate()` samples from); with a backward LM the
-        loss is the mean of both directions' next-token losses."""
-        hidden = self.model(input_ids, attention_mask).last_hidden_state
+        loss is the mean of both directions' next-token losses. In training, AR and TAR add
+        their penalties to it (the loss reported while training includes them)."""
+        raw = self.model.states(input_ids, attention_mask)[1]
+        hidden = self.model._drop(raw)
         forward = hidden[..., :self.config.hidden_size]
         logits = self.lm_head(self.proj(forward))
         loss = None
@@ -195,6 +206,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 backward = reverse_padded(hidden[..., self.config.hidden_size:], attention_mask)
                 reversed_logits = self.lm_head(self.proj(backward))
                 loss = (loss + _next_token_loss(reversed_logits, reverse_padded(labels, attention_mask))) / 2
+            if self.training:
+                loss = loss + activation_penalty(raw, hidden, attention_mask, self.config.activation_reg,
+                                                 self.config.temporal_activation_reg)
         return CausalLMOutput(loss=loss, logits=logits)
 
     def logits_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, rows: torch.Tensor,
@@ -239,6 +253,24 @@ class _CrossEntropy(torch.autograd.Function):
         grad.scatter_add_(1, safe[:, None], torch.full_like(safe[:, None], -1, dtype=grad.dtype))
         grad.mul_((valid * (grad_loss / n)).unsqueeze(1))
         return grad.to(ctx.dtype), None
+
+
+def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, attention_mask: torch.Tensor | None,
+                       ar: float, tar: float) -> torch.Tensor | float:
+    """AWD-LSTM's activation regularisation (Merity et al. 2017): `ar` times the mean square of
+    the dropped output states (keeps them small, away from a saturated GRU's +-1), plus `tar`
+    times the mean square of the change between neighbouring raw states (keeps them slow).
+    Means over real positions (and pairs of them), as AWD-LSTM's `.pow(2).mean()`."""
+    penalty = 0.0
+    mask = (torch.ones(raw.shape[:2], device=raw.device) if attention_mask is None
+            else attention_mask.to(raw.dtype))
+    if ar:
+        penalty = penalty + ar * (dropped.pow(2).mean(-1) * mask).sum() / mask.sum().clamp(min=1)
+    if tar:
+        pairs = mask[:, 1:] * mask[:, :-1]
+        change = (raw[:, 1:] - raw[:, :-1]).pow(2).mean(-1)
+        penalty = penalty + tar * (change * pairs).sum() / pairs.sum().clamp(min=1)
+    return penalty
 
 
 def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
