@@ -26,6 +26,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .tokenization import by_length
+
 CONTENT_FREE = "N/A"
 
 
@@ -130,17 +132,19 @@ def calibration(lm, tok, prompt: Prompt, causal: bool) -> torch.Tensor:
 
 def probabilities(lm, tok, prompt: Prompt, rows: list[list[int]], causal: bool, batch_size: int,
                   calibrate: bool) -> list:
-    """Label probabilities for every encoded text (calibrated when asked), in batches, no grad."""
+    """Label probabilities for every encoded text (calibrated when asked), in batches of texts of
+    similar length, no grad."""
     lm.eval()
     prior = calibration(lm, tok, prompt, causal) if calibrate else None
-    out = []
+    order, inverse = by_length([len(r) for r in rows])
+    ordered, out = [rows[i] for i in order], []
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            logp = label_scores(lm, tok, prompt, rows[start:start + batch_size], causal).log_softmax(-1)
+            logp = label_scores(lm, tok, prompt, ordered[start:start + batch_size], causal).log_softmax(-1)
             if prior is not None:
                 logp = (logp - prior).log_softmax(-1)
             out += list(logp.exp().cpu().numpy())
-    return out
+    return [out[i] for i in inverse]
 
 
 class PromptModel(nn.Module):

@@ -56,6 +56,17 @@ def label_names(dataset) -> list[str]:
     return dataset.features["labels"].names
 
 
+def by_length(lengths: list[int]) -> tuple[list[int], list[int]]:
+    """(an order of the rows by length, and its inverse): predicting in that order pads each batch
+    to rows of about its own length, where the data's order padded the demo's sentiment reviews
+    (median 43 pieces, longest 256) to the longest of 64 random ones."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    inverse = [0] * len(order)
+    for position, row in enumerate(order):
+        inverse[row] = position
+    return order, inverse
+
+
 def count_tokens(dd) -> int:
     """Tokens in every split, summed in Arrow (no Python lists)."""
     import pyarrow.compute as pc

@@ -319,3 +319,23 @@ def test_ulmfit_without_the_slanted_triangle_follows_the_runs_scheduler(pretrain
         lrs[name] = opt.param_groups[0]["lr"]
     assert lrs["linear"] == pytest.approx(0.5) and lrs["constant_with_warmup"] == pytest.approx(1.0)
     assert lrs["cosine"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
+
+
+def test_predict_batches_by_length_and_returns_rows_in_their_order(pretrained):
+    import torch
+    from datasets import Dataset
+
+    from scratchlm.stages.evaluate import predict
+
+    def pad(rows):
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.tensor([r["input_ids"] + [0] * (width - len(r["input_ids"])) for r in rows])
+        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+    rows = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16], [17], [18, 19, 20]]
+    data = Dataset.from_dict({"input_ids": rows, "length": [len(r) for r in rows]})
+    model = build_model("full", pretrained, SEQ, ["neg", "pos"], "concat", seed=0)
+    alone = [predict(model, data.select([i]), pad, batch_size=1)[0] for i in range(len(rows))]
+    together = predict(model, data, pad, batch_size=2)
+    assert len(together) == len(rows)
+    assert all(abs(a - b).max() < 1e-5 for a, b in zip(alone, together))

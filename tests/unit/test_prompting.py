@@ -61,6 +61,17 @@ def test_the_verbalizer_the_cue_favours_wins():
     assert [int(p.argmax()) for p in probs] == [1, 0]  # positive, negative
 
 
+def test_texts_scored_in_length_order_come_back_in_their_own_order():
+    tok = Tokenizer()
+    rows = [tok(t)["input_ids"] for t in ["good good good movie", "bad movie", "good", "bad bad movie"]]
+    table = cue_table()
+    alone = [probabilities(PrefixLM(table), tok, prompt(tok), [r], causal=True, batch_size=1, calibrate=False)[0]
+             for r in rows]
+    batched = probabilities(PrefixLM(table), tok, prompt(tok), rows, causal=True, batch_size=2, calibrate=False)
+    assert [int(p.argmax()) for p in batched] == [1, 0, 1, 0]
+    assert all(torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-6) for a, b in zip(alone, batched))
+
+
 def test_a_word_of_several_pieces_scores_the_mean_of_its_pieces_log_probabilities():
     tok, lm = Tokenizer(), PrefixLM(cue_table())
     p = prompt(tok)

@@ -5,6 +5,7 @@ import pytest
 from datasets import ClassLabel
 
 from scratchlm.stages import data, encode, pack, tokenizer
+from scratchlm.tokenization import by_length
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,10 @@ def test_collator_pads_the_model_columns_and_rebuilds_the_mask(tok, tiny_params,
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["attention_mask"].sum(1).tolist() == [row["length"] for row in rows]
     assert batch["input_ids"].shape[1] == max(row["length"] for row in rows)
+
+
+def test_by_length_orders_rows_and_inverts_the_order():
+    lengths = [5, 2, 9, 2, 1]
+    order, inverse = by_length(lengths)
+    assert [lengths[i] for i in order] == [1, 2, 2, 5, 9]
+    assert [order[i] for i in inverse] == list(range(len(lengths)))

@@ -28,26 +28,31 @@ from ..devices import pick_device
 from ..models import RecurrentConfig, auto_class
 from ..params import TASK_METRICS
 from ..prompting import Prompt, probabilities
-from ..tokenization import label_names, load
+from ..tokenization import by_length, label_names, load
 
 
 def predict(model, dataset, collator, batch_size: int) -> list:
-    """Class probabilities per row, in order; a plain loop (no Trainer) with a progress bar."""
+    """Class probabilities per row, in order; a plain loop (no Trainer) with a progress bar,
+    batches of rows of similar length."""
     model.eval()
-    loader = DataLoader(dataset.with_format(columns=["input_ids"]), batch_size=batch_size, collate_fn=collator)
+    order, inverse = by_length(dataset["length"])
+    loader = DataLoader(dataset.select(order).with_format(columns=["input_ids"]), batch_size=batch_size,
+                        collate_fn=collator)
     rows = []
     with torch.no_grad():
         for batch in tqdm(loader, desc="predict", mininterval=5):
             rows += list(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().softmax(-1).cpu()
                          .numpy())
-    return rows
+    return [rows[i] for i in inverse]
 
 
 def predict_tags(model, dataset, collator, batch_size: int) -> list:
     """The tag id of every position of each row (its own length): the model's decoding (Viterbi's
-    under a CRF head) of the data's words, which the labelled positions mark; argmax elsewhere."""
+    under a CRF head) of the data's words, which the labelled positions mark; argmax elsewhere.
+    Batches of rows of similar length, as `predict`."""
     model.eval()
-    loader = DataLoader(dataset.with_format(columns=["input_ids", "labels"]), batch_size=batch_size,
+    order, inverse = by_length(dataset["length"])
+    loader = DataLoader(dataset.select(order).with_format(columns=["input_ids", "labels"]), batch_size=batch_size,
                         collate_fn=collator)
     rows = []
     with torch.no_grad():
@@ -58,7 +63,7 @@ def predict_tags(model, dataset, collator, batch_size: int) -> list:
             else:  # transformers' own token classifiers
                 tags = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
             rows += [row[:n].tolist() for row, n in zip(tags.cpu(), mask.sum(1).tolist())]
-    return rows
+    return [rows[i] for i in inverse]
 
 
 def word_predictions(tags: list[int], labels: list[int], n_words: int) -> list[int]:
