@@ -250,6 +250,12 @@ TEXT_KINDS = ("corpus", "classification")
 FORMAT_KINDS = {"conll": ("ner",), "csv": ("classification", "corpus"), "tsv": ("classification", "corpus"),
                 "text": ("corpus",)}
 
+# each option of tasks.<t>.head and the task type whose head has it; the fix for a task of another type
+HEAD_OPTIONS = {"char_filters": "token-classification", "tagger_hidden": "token-classification",
+                "crf": "token-classification", "reader_hidden": "sequence-classification"}
+HEAD_FIX = {"sequence-classification": "remove tasks.{task}.head.{option}",
+            "token-classification": "use tasks.{task}.head.tagger_hidden for a task BiLSTM over the words"}
+
 
 def dataset_kind(spec: dict) -> str:
     """classification | ner | corpus."""
@@ -409,14 +415,11 @@ def _check_references(p: dict, source: str) -> None:
         if spec["metric"] not in metrics:
             raise ScratchError(f"{source}: tasks.{task}.metric = {spec['metric']!r} does not apply to "
                                f"{spec['type']} (use {' or '.join(metrics)})")
-        used = [k for k in ("char_filters", "tagger_hidden", "crf") if spec["head"][k]]
-        if used and spec["type"] != "token-classification":
-            raise ScratchError(f"{source}: tasks.{task}.head.{used[0]} is an option of the token-classification "
-                               f"head, and {task} is {spec['type']}; remove tasks.{task}.head")
-        if spec["head"]["reader_hidden"] and spec["type"] != "sequence-classification":
-            raise ScratchError(f"{source}: tasks.{task}.head.reader_hidden is an option of the sequence-classification "
-                               f"head, and {task} is {spec['type']}; use tasks.{task}.head.tagger_hidden for a task "
-                               f"BiLSTM over the words")
+        for option, owner in HEAD_OPTIONS.items():
+            if spec["head"][option] and spec["type"] != owner:
+                fix = HEAD_FIX[spec["type"]].format(task=task, option=option)
+                raise ScratchError(f"{source}: tasks.{task}.head.{option} is an option of the {owner} head, and "
+                                   f"{task} is {spec['type']}; {fix}")
     _check_extra_runs(p, source)
 
 

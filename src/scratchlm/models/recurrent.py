@@ -262,6 +262,8 @@ def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, attention_mask:
     times the mean square of the change between neighbouring raw states (keeps them slow).
     Means over real positions (and pairs of them), as AWD-LSTM's `.pow(2).mean()`."""
     penalty = 0.0
+    if not (ar or tar):  # both off (the schema's default): nothing to build
+        return penalty
     mask = (torch.ones(raw.shape[:2], device=raw.device) if attention_mask is None
             else attention_mask.to(raw.dtype))
     if ar:
