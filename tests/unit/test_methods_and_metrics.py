@@ -339,3 +339,31 @@ def test_predict_batches_by_length_and_returns_rows_in_their_order(pretrained):
     together = predict(model, data, pad, batch_size=2)
     assert len(together) == len(rows)
     assert all(abs(a - b).max() < 1e-5 for a, b in zip(alone, together))
+
+
+def _lines(labels, predictions):
+    import json
+    return [json.dumps({"label": t, "prediction": p}) for t, p in zip(labels, predictions)]
+
+
+def test_the_collapse_flag_catches_one_class_for_all_or_nearly_all_examples():
+    from scratchlm.stages.evaluate import collapsed
+
+    balanced = [0, 1] * 50
+    assert collapsed(_lines(balanced, [0] * 100))  # one class for every example
+    assert collapsed(_lines(balanced, [0] * 98 + [1] * 2))  # a prompt whose scores barely move
+    assert not collapsed(_lines(balanced, [0] * 90 + [1] * 10))
+    assert not collapsed(_lines(balanced, balanced))
+    skewed = [0] * 96 + [1] * 4  # a good run on a skewed test set predicts its skew
+    assert not collapsed(_lines(skewed, [0] * 97 + [1] * 3))
+    assert collapsed(_lines(skewed, [0] * 100))
+
+
+def test_the_collapse_flag_on_ner_is_no_entity_at_all():
+    import json
+
+    from scratchlm.stages.evaluate import collapsed
+
+    none = [json.dumps({"predicted": ["O", "O"]}), json.dumps({"predicted": ["O"]})]
+    some = [json.dumps({"predicted": ["O", "B-PER"]}), json.dumps({"predicted": ["O"]})]
+    assert collapsed(none) and not collapsed(some)

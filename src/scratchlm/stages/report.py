@@ -131,7 +131,8 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
                          f"against scratch {control.score(main)} ({100 * g:+.2f} ± {100 * s:.2f}).")
         collapsed = [f"{run.model}/{run.name}" for run, r in mine.items() if r.metrics["collapsed_seeds"]]
         if collapsed:
-            text += f" ⚠ Some seed of {', '.join(collapsed)} predicted one class (or no entity) for every example."
+            text += (f" ⚠ Some seed of {', '.join(collapsed)} predicted one class for (nearly) every example, "
+                     "or no entity.")
         lines.append(text)
     return "\n".join(lines), numbers
 
@@ -433,7 +434,8 @@ def build(params: dict, figs: Figures, found: dict[Run, Result], summary_text: s
         "## Test results\n\nEvery row is one fine-tuning run under each seed of `finetune.seeds`, selected on "
         "validation, scored once on the test split (classification: accuracy and macro F1; NER: entity F1, seqeval "
         "strict IOB2, and token accuracy): mean ± standard deviation over the seeds, and each seed's value. ⚠ marks "
-        "a run in which some seed predicted one class for every example (NER: no entity at all).\n\n"
+        "a run in which some seed predicted one class for every example or nearly (95% or more; NER: no entity "
+        "at all).\n\n"
         + summary(params, found) + references(params, found),
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
         "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
