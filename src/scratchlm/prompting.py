@@ -7,9 +7,11 @@ text up to the slot; a masked LM fills the slot with as many [MASK] as the word 
 
 - A word's score is the mean log-probability of its pieces (a sum would favour short words); a
   label's score is the log of the mean probability of its words.
-- Contextual calibration (Zhao et al. 2021): the label probabilities are divided by those the
-  model gives a content-free text ("N/A"), which removes the prior a prompt imposes whatever the
-  input.
+- Calibration removes the prior a prompt imposes whatever the input, by dividing the label
+  probabilities by an estimate of it: `batch` (Zhou et al. 2024), the mean label probabilities
+  over the texts being classified (no labels read); `content-free` (Zhao et al. 2021), those the
+  model gives "N/A". Our small LMs give "N/A" another bias than real text: content-free
+  calibration left 98% of the demo's reviews and all of SST-2's in one class (docs/results.md).
 - `prompt` uses the model as it is (zero-shot); `pet` trains the model's own LM head and body on
   the cross-entropy of the label scores, with no new parameters.
 
@@ -123,7 +125,7 @@ def label_scores(lm, tok, prompt: Prompt, rows: list[list[int]], causal: bool) -
     return _masked_scores(lm, contexts, prompt, tok)
 
 
-def calibration(lm, tok, prompt: Prompt, causal: bool) -> torch.Tensor:
+def content_free_prior(lm, tok, prompt: Prompt, causal: bool) -> torch.Tensor:
     """log p(label | content-free text): what the prompt makes the model say of nothing."""
     with torch.no_grad():
         scores = label_scores(lm, tok, prompt, [tok(CONTENT_FREE)["input_ids"]], causal)
@@ -131,19 +133,23 @@ def calibration(lm, tok, prompt: Prompt, causal: bool) -> torch.Tensor:
 
 
 def probabilities(lm, tok, prompt: Prompt, rows: list[list[int]], causal: bool, batch_size: int,
-                  calibrate: bool) -> list:
-    """Label probabilities for every encoded text (calibrated when asked), in batches of texts of
-    similar length, no grad."""
+                  calibrate: str) -> list:
+    """Label probabilities for every encoded text, calibrated as `calibrate` says (batch,
+    content-free or none: finetune.prompting.calibrate), in batches of texts of similar length, no grad."""
     lm.eval()
-    prior = calibration(lm, tok, prompt, causal) if calibrate else None
     order, inverse = by_length([len(r) for r in rows])
-    ordered, out = [rows[i] for i in order], []
+    ordered, chunks = [rows[i] for i in order], []
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            logp = label_scores(lm, tok, prompt, ordered[start:start + batch_size], causal).log_softmax(-1)
-            if prior is not None:
-                logp = (logp - prior).log_softmax(-1)
-            out += list(logp.exp().cpu().numpy())
+            chunks.append(label_scores(lm, tok, prompt, ordered[start:start + batch_size], causal).log_softmax(-1))
+        logp = torch.cat(chunks)
+        if calibrate == "batch":
+            logp = (logp - logp.exp().mean(0).log()).log_softmax(-1)
+        elif calibrate == "content-free":
+            logp = (logp - content_free_prior(lm, tok, prompt, causal)).log_softmax(-1)
+        elif calibrate != "none":
+            raise ValueError(f"calibrate={calibrate!r}: expected batch, content-free or none")
+    out = list(logp.exp().cpu().numpy())
     return [out[i] for i in inverse]
 
 

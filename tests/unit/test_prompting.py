@@ -1,10 +1,12 @@
 """Prompt scoring on toy language models whose weights are set by hand: the verbalizer a cue
 favours wins, a word of several pieces scores the mean of its pieces' log-probabilities,
-calibration removes a prompt's bias as computed by hand; and pet adds no parameter."""
+calibration (content-free or by the batch) removes a prompt's bias as computed by hand; and pet
+adds no parameter."""
 
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -57,7 +59,7 @@ def prompt(tok, verbalizers=None) -> Prompt:
 def test_the_verbalizer_the_cue_favours_wins():
     tok = Tokenizer()
     rows = [tok("good movie")["input_ids"], tok("bad movie")["input_ids"]]
-    probs = probabilities(PrefixLM(cue_table()), tok, prompt(tok), rows, causal=True, batch_size=8, calibrate=False)
+    probs = probabilities(PrefixLM(cue_table()), tok, prompt(tok), rows, causal=True, batch_size=8, calibrate="none")
     assert [int(p.argmax()) for p in probs] == [1, 0]  # positive, negative
 
 
@@ -65,9 +67,9 @@ def test_texts_scored_in_length_order_come_back_in_their_own_order():
     tok = Tokenizer()
     rows = [tok(t)["input_ids"] for t in ["good good good movie", "bad movie", "good", "bad bad movie"]]
     table = cue_table()
-    alone = [probabilities(PrefixLM(table), tok, prompt(tok), [r], causal=True, batch_size=1, calibrate=False)[0]
+    alone = [probabilities(PrefixLM(table), tok, prompt(tok), [r], causal=True, batch_size=1, calibrate="none")[0]
              for r in rows]
-    batched = probabilities(PrefixLM(table), tok, prompt(tok), rows, causal=True, batch_size=2, calibrate=False)
+    batched = probabilities(PrefixLM(table), tok, prompt(tok), rows, causal=True, batch_size=2, calibrate="none")
     assert [int(p.argmax()) for p in batched] == [1, 0, 1, 0]
     assert all(torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-6) for a, b in zip(alone, batched))
 
@@ -104,12 +106,36 @@ def test_calibration_divides_by_what_the_prompt_says_of_nothing():
     bias[ID["▁great"]] = 2.0
     lm = PrefixLM(table, bias)
     row = [tok("bad movie")["input_ids"]]
-    raw = probabilities(lm, tok, prompt(tok), row, causal=True, batch_size=8, calibrate=False)[0]
-    calibrated = probabilities(lm, tok, prompt(tok), row, causal=True, batch_size=8, calibrate=True)[0]
+    raw = probabilities(lm, tok, prompt(tok), row, causal=True, batch_size=8, calibrate="none")[0]
+    calibrated = probabilities(lm, tok, prompt(tok), row, causal=True, batch_size=8, calibrate="content-free")[0]
     prior = label_scores(lm, tok, prompt(tok), [tok("N/A")["input_ids"]], causal=True)[0].softmax(-1).detach()
     by_hand = torch.tensor(raw) / prior
     assert raw.argmax() == 1 and calibrated.argmax() == 0
     assert calibrated == pytest.approx((by_hand / by_hand.sum()).numpy(), rel=1e-5)
+
+
+def test_batch_calibration_divides_by_the_mean_over_the_texts_classified():
+    """A model biased towards "great" calls every text positive; the mean label probabilities
+    over the texts show the bias, and dividing them out separates the weakly negative texts
+    from the weakly positive ones, as computed by hand, in batches or not."""
+    tok = Tokenizer()
+    bias = torch.zeros(len(VOCAB))
+    bias[ID["▁great"]] = 2.0
+    lm = PrefixLM(cue_table() * 0.2, bias)
+    rows = [tok(t)["input_ids"] for t in ("bad movie", "good movie", "bad bad movie", "good")]
+    raw = torch.tensor(np.stack(probabilities(lm, tok, prompt(tok), rows, causal=True, batch_size=8, calibrate="none")))
+    batched = np.stack(probabilities(lm, tok, prompt(tok), rows, causal=True, batch_size=3, calibrate="batch"))
+    by_hand = raw / raw.mean(0)
+    assert raw.argmax(1).tolist() == [1, 1, 1, 1]
+    assert batched.argmax(1).tolist() == [0, 1, 0, 1]
+    assert batched == pytest.approx((by_hand / by_hand.sum(1, keepdim=True)).numpy(), rel=1e-5)
+
+
+def test_an_unknown_calibration_is_refused():
+    tok = Tokenizer()
+    with pytest.raises(ValueError, match="calibrate=True: expected batch, content-free or none"):
+        probabilities(PrefixLM(cue_table()), tok, prompt(tok), [tok("good")["input_ids"]], causal=True, batch_size=8,
+                      calibrate=True)
 
 
 def test_a_masked_lm_fills_one_mask_per_piece():
@@ -131,7 +157,7 @@ def test_a_masked_lm_fills_one_mask_per_piece():
             return SimpleNamespace(logits=logits)
 
     rows = [tok("good movie")["input_ids"], tok("bad movie")["input_ids"]]
-    probs = probabilities(Cloze(), tok, prompt(tok), rows, causal=False, batch_size=8, calibrate=False)
+    probs = probabilities(Cloze(), tok, prompt(tok), rows, causal=False, batch_size=8, calibrate="none")
     assert [int(p.argmax()) for p in probs] == [1, 0]
 
 

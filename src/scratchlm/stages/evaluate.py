@@ -115,20 +115,21 @@ def _one_seed(folder: Path, test, task_type: str, params: dict) -> tuple[dict, l
     return _tokens(test, tags, label_names(test))
 
 
-CONSTANT = 0.95  # the share of the test examples given one class from which a run counts as collapsed
+COLLAPSE_SHARE = 0.95  # the share of the test examples given one class from which a run counts as collapsed
 
 
 def collapsed(lines: list[str]) -> bool:
     """Whether a run's predictions ignore their input, whatever its accuracy: one class for all or
-    nearly all examples (NER: no entity at all). Nearly all: at least CONSTANT of them, and at
+    nearly all examples (NER: no entity at all). Nearly all: at least COLLAPSE_SHARE of them, and at
     least half way from that class's share of the labels to all of them, so that a good run on a
     skewed test set is not flagged. A run at chance whose scores barely vary with the text gives
-    one class to 98% of the examples rather than all (the demo's zero-shot prompt did)."""
+    one class to 98% of the examples rather than all (the demo's zero-shot prompt under
+    content-free calibration did)."""
     rows = [json.loads(line) for line in lines]
     if "prediction" in rows[0]:
         cls, count = Counter(r["prediction"] for r in rows).most_common(1)[0]
         share, truth = count / len(rows), sum(r["label"] == cls for r in rows) / len(rows)
-        return share >= max(CONSTANT, (1 + truth) / 2)
+        return share >= max(COLLAPSE_SHARE, (1 + truth) / 2)
     return all(tag == "O" for r in rows for tag in r["predicted"])
 
 

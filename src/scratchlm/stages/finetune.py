@@ -116,7 +116,8 @@ def _prompted(params, run, cfg, ctx, run_dir, start, tok, names, train_set, vali
     model_spec = params["pretrain"]["models"][run.model]
     lm = language_model(start, model_spec)
     prompt = Prompt.build(tok, spec["prompt"]["template"], spec["prompt"]["verbalizers"], names)
-    lm.config.prompt = {**spec["prompt"], "labels": names, "calibrate": options["calibrate"] and run.method == "prompt"}
+    calibrate = options["calibrate"] if run.method == "prompt" else "none"  # pet learns its own prior
+    lm.config.prompt = {**spec["prompt"], "labels": names, "calibrate": calibrate}
     causal = is_causal(model_spec)
     if run.method == "prompt":
         probs = probabilities(lm, tok, prompt, list(validation["input_ids"]), causal, params["evaluate"]["batch_size"],

@@ -264,8 +264,9 @@ def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
     if not rows:
         return "_No prompt runs: list tasks and models in finetune.prompting to see the curve._"
     figures.label_counts(points, figs.path("label_counts.png"))
-    calibrated = "with" if prompting["calibrate"] else "without"
-    return (f"Zero-shot `prompt` ({calibrated} contextual calibration) and few-shot runs at k labelled examples "
+    calibration = {"batch": "batch calibration", "content-free": "content-free calibration",
+                   "none": "uncalibrated"}[prompting["calibrate"]]
+    return (f"Zero-shot `prompt` ({calibration}) and few-shot runs at k labelled examples "
             f"per class (validation: k per class too), test split.\n\n"
             + _table(["task", "model", "method", "labels per class", "train examples", "test metric %"], rows)
             + "\n\n" + figs.link("label_counts.png", "test metric against labels per class"))
