@@ -2,7 +2,7 @@
 
 from scratchlm.dag import Run
 from scratchlm.published import BENCHMARKS
-from scratchlm.stages.report import Result, references
+from scratchlm.stages.report import Figures, Result, label_counts, references
 
 
 def _result(score: float) -> Result:
@@ -34,3 +34,23 @@ def test_no_published_numbers_for_data_that_is_no_benchmark():
     params = {"tasks": {"sentiment": {"type": "sequence-classification", "dataset": "sentiment"}},
               "data": {"datasets": {"sentiment": {"source": "synthetic"}}}}
     assert references(params, {Run("sentiment", "gru", "scratch"): _result(0.9)}) == ""
+
+
+
+def _labelled(score: float, examples: int) -> Result:
+    result = _result(score)
+    result.metrics["train_examples"] = examples
+    return result
+
+
+def test_labels_per_class_draws_a_curve_only_where_there_are_few_shot_runs(tmp_path):
+    params = {"tasks": {"sst2": {"type": "sequence-classification", "metric": "accuracy"}},
+              "finetune": {"prompting": {"calibrate": "batch"}}}
+    zero_shot = {Run("sst2", "lstm", "prompt"): _labelled(0.55, 0)}
+    text = label_counts(params, zero_shot, Figures(tmp_path))
+    assert "| sst2 | lstm | prompt | 0 (zero-shot) | 0 | accuracy 55.00" in text, text
+    assert "no few-shot runs" in text and "label_counts.png" not in text and not list(tmp_path.iterdir())
+    text = label_counts(params, {**zero_shot, Run("sst2", "lstm", "pet", shots=16): _labelled(0.60, 32)},
+                        Figures(tmp_path))
+    assert "| sst2 | lstm | pet | 16 | 32 | accuracy 60.00" in text and "(figures/label_counts.png)" in text
+    assert (tmp_path / "label_counts.png").stat().st_size > 1000

@@ -263,13 +263,16 @@ def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
                            r.metrics[f"{main}_std"]))
     if not rows:
         return "_No prompt runs: list tasks and models in finetune.prompting to see the curve._"
-    figures.label_counts(points, figs.path("label_counts.png"))
     calibration = {"batch": "batch calibration", "content-free": "content-free calibration",
                    "none": "uncalibrated"}[prompting["calibrate"]]
+    table = _table(["task", "model", "method", "labels per class", "train examples", "test metric %"], rows)
+    if not any(shots for _, _, shots, _, _ in points):  # a zero-shot line alone is no curve
+        return (f"Zero-shot `prompt` ({calibration}), test split; no few-shot runs (list methods in "
+                f"finetune.prompting.methods for the label-count curve).\n\n" + table)
+    figures.label_counts(points, figs.path("label_counts.png"))
     return (f"Zero-shot `prompt` ({calibration}) and few-shot runs at k labelled examples "
             f"per class (validation: k per class too), test split.\n\n"
-            + _table(["task", "model", "method", "labels per class", "train examples", "test metric %"], rows)
-            + "\n\n" + figs.link("label_counts.png", "test metric against labels per class"))
+            + table + "\n\n" + figs.link("label_counts.png", "test metric against labels per class"))
 
 
 def learning_curves(params: dict, found: dict, figs: Figures) -> str:
