@@ -25,6 +25,10 @@ def bag_of_words_accuracy(dd) -> float:
 
 def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     p = copy.deepcopy(tiny_params)
+    # fp32 on every CPU: the bar below was set in fp32; under bf16 autocast (precision auto on an
+    # AVX512-BF16 CPU) this short run scored 0.74, 0.92, 0.94 for seeds 42-44 against fp32's 0.865,
+    # 0.935, 0.96: seed 42 learns slower, which is not what this test is about
+    p["precision"] = "fp32"
     p["data"]["datasets"]["sentiment"].update(train=2000, validation=200, test=400)
     p["pretrain"]["models"]["gru"].update(embedding_size=64, hidden_size=128)
     p["tasks"]["sentiment"]["head"]["reader_hidden"] = 0  # the demo's head: the classifier on the GRU's states
