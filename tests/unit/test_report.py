@@ -36,7 +36,6 @@ def test_no_published_numbers_for_data_that_is_no_benchmark():
     assert references(params, {Run("sentiment", "gru", "scratch"): _result(0.9)}) == ""
 
 
-
 def _labelled(score: float, examples: int) -> Result:
     result = _result(score)
     result.metrics["train_examples"] = examples
