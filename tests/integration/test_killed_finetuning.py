@@ -18,11 +18,22 @@ from scratchlm.atomic import read_json
 pytestmark = pytest.mark.slow
 
 FINETUNE = ["finetune", "--task", "ner", "--model", "gru", "--run", "full"]
+# Only stops a hung process, far above any run on a slow or loaded machine: not a speed the test asserts.
+HUNG_AFTER_S = 3600
 
 
 def start(cwd):
     return subprocess.Popen([sys.executable, "-m", "scratchlm", *FINETUNE], cwd=cwd, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc) -> str:
+    """The run's output once it ends; a run still going after HUNG_AFTER_S is hung: killed, not left behind."""
+    try:
+        return proc.communicate(timeout=HUNG_AFTER_S)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"still running after {HUNG_AFTER_S} s (hung?): {proc.communicate()[0][-2000:]}")
 
 
 @pytest.fixture
@@ -51,13 +62,15 @@ def two_copies(tmp_path, tiny_params):
 
 def test_killed_finetuning_resumes_to_the_same_result(two_copies):
     killed, whole = two_copies
-    kill_at(start(killed), killed / "checkpoints/finetune/ner/gru/full/seed42/checkpoint-20/trainer_state.json")
+    marker = killed / "checkpoints/finetune/ner/gru/full/seed42/checkpoint-20/trainer_state.json"
+    kill_at(start(killed), marker, timeout=HUNG_AFTER_S)  # kill_at kills at its deadline, marker or not
+    assert marker.exists(), "killed before its checkpoint-20 was written"
     assert not (killed / "models/finetune/ner/gru/full").exists()  # nothing half-written in place
     assert not (killed / "results/timing/finetune/ner/gru/full.json").exists()
 
     for folder in (killed, whole):
         proc = start(folder)
-        out = proc.communicate(timeout=600)[0]
+        out = finish(proc)
         assert proc.returncode == 0, out[-2000:]
         assert ("resuming from" in out) == (folder is killed), out[-2000:]
 
