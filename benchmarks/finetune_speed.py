@@ -130,13 +130,14 @@ def model_factory(params: dict, tok, sizes: Sizes, folder: Path):
     """A function returning the benchmark model, fresh and identical each time: the pipeline's
     `gru` spec (its sizes overridden in quick mode) through build_config and build_model."""
     from scratchlm.finetuning import build_model
+    from scratchlm.methods import METHODS
     from scratchlm.models import build_config
 
     spec = dict(params["pretrain"]["models"]["gru"])
     spec.update({k: v for k, v in (("embedding_size", sizes.embedding), ("hidden_size", sizes.hidden)) if v})
     build_config(spec, tok).save_pretrained(str(folder))
     pooling, seed = params["finetune"]["pooling"], params["seed"]
-    return lambda: build_model("scratch", folder, "sequence-classification", sources.LABELS, pooling, seed)
+    return lambda: build_model(METHODS["scratch"], folder, "sequence-classification", sources.LABELS, pooling, seed)
 
 
 def tutorial_dataset(texts: list[str], labels: list[int], tok):
@@ -238,9 +239,9 @@ def pipeline(model, tok, data: sources.Labelled, params: dict, precision: str, f
 
     from scratchlm import training
     from scratchlm.finetuning import collator
-    from scratchlm.params import training_config
     from scratchlm.stages.data import features
     from scratchlm.stages.encode import encode
+    from scratchlm.training_config import training_config
 
     raw = DatasetDict({"train": Dataset.from_dict({"text": data.train_texts, "label": data.train_labels},
                                                   features=features("classification", sources.LABELS))})
@@ -282,7 +283,7 @@ def _race(data: sources.Labelled, tok, params: dict, sizes: Sizes, folder: Path)
     """Run (a) to fix the target, then (b) and (c) against it: the target and each contender's
     batch size, throughput, time to the target and curve."""
     from scratchlm.devices import pick_precision
-    from scratchlm.params import training_config
+    from scratchlm.training_config import training_config
 
     lr, seed = training_config(params, "finetune", "gru").lr, params["seed"]
     precision = pick_precision(params["precision"], "cpu")

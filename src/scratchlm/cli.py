@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from . import dag, timing
+from . import dag, declared, schema, timing
 from . import params as params_mod
 from .atomic import job_lock, write_text
 from .errors import ScratchError
@@ -40,8 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         for wildcard in stage.wildcards:
             p.add_argument(f"--{wildcard}", required=True)
     sub.add_parser("check", help="Validate params.yaml and exit")
-    p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it)")
-    p.add_argument("--write", action="store_true")
+    p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it and the "
+                       "schema's defaults file; --explain STAGE: what a stage reads and writes)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true")
+    group.add_argument("--explain", metavar="STAGE", choices=list(dag.STAGES))
     p = sub.add_parser("preset", help=TOOLS["preset"][2])
     p.add_argument("name")
     sub.add_parser("sync", help=TOOLS["sync"][2])
@@ -115,10 +118,11 @@ def _stage_body(params: dict, job: dag.Job, argv: list[str]) -> None:
     stage = importlib.import_module(f"{__package__}.stages.{job.stage}")
     if dag.STAGES[job.stage].training and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
         return _launch(params["processes"], argv)
+    own = declared.for_job(params, job)  # the stage sees the keys the table declares for it, no other
     if not dag.STAGES[job.stage].timed:
-        return stage.run(params, **job.wildcards)
+        return stage.run(own, **job.wildcards)
     with timing.recorded(job.stage, job.name) as figures:
-        figures.update(stage.run(params, **job.wildcards) or {})
+        figures.update(stage.run(own, **job.wildcards) or {})
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -133,7 +137,7 @@ def run(argv: list[str] | None = None) -> None:
     # raw encode_batch throughput on one core, about 90% on all); off where a DataLoader may fork
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if args.command in TOKENIZING_STAGES else "false")
     if args.command == "dag":
-        return _dag(args.write)
+        return _dag(args)
     if args.command in TOOLS:
         module, function, _ = TOOLS[args.command]
         return getattr(importlib.import_module(f"{__package__}.{module}"), function)(args)
@@ -144,13 +148,18 @@ def run(argv: list[str] | None = None) -> None:
     _run_stage(params, args, argv)
 
 
-def _dag(write: bool) -> None:
+def _dag(args: argparse.Namespace) -> None:
+    if args.explain:
+        explain = importlib.import_module(f"{__package__}.explain")  # by name, as the tools: no stage runs it
+        print(explain.stage(args.explain, params_mod.load(args.params)), end="")
+        return
     text = dag.dvc_yaml()
-    if not write:
+    if not args.write:
         print(text, end="")
         return
+    write_text(schema.DEFAULTS_FILE, schema.defaults_text())
     write_text("dvc.yaml", text)
-    print("dag: wrote dvc.yaml from the stage table")
+    print(f"dag: wrote dvc.yaml from the stage table and {dag.DEFAULTS} from the params schema")
 
 
 def _close_progress_bars() -> None:

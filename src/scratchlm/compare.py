@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import ScratchError, first_line
-from .params import TASK_METRICS
+from .kinds import TASK_METRICS
 
 # results/metrics/<task>/<model>/<run>.json:<metric>, for the main metric of each task type
 KEY = re.compile("^" + re.escape(paths.METRICS.split("{")[0]) + r"(?P<run>[^:]+)\.json:(?P<metric>"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from . import paths
+from . import methods, paths, schema
 
 PACKAGE = Path(__file__).resolve().parent
 SRC = PACKAGE.parent
@@ -49,8 +49,9 @@ class Run(NamedTuple):
     @property
     def kind(self) -> str:
         """Which group of runs (one dvc.yaml matrix each) holds it."""
-        if self.method in ("lora", "prompt"):
-            return f"_{self.method}"
+        own = next((suffix for suffix, kind in RUN_KINDS.items() if kind.fixed.get("method") == self.method), None)
+        if own is not None:
+            return own
         return ("_shots" if self.shots else "_general" if self.general else "_fraction" if self.fraction != 1.0
                 else "")
 
@@ -73,32 +74,43 @@ class Run(NamedTuple):
 
 
 class RunKind(NamedTuple):
-    """A group of runs: the params lists its DVC matrix spans, its run name, the params its
-    fine-tuning reads beyond the common ones, the model it starts from, and what all its runs
-    share (a method, the general start)."""
+    """A group of runs: the params lists its DVC matrix spans, its run name, the methods its runs
+    can have, where their training settings come from (training_config.TRAINING_SECTIONS), the
+    model they start from, and what all its runs share (a method, the general start)."""
     matrix: dict[str, str]
     name: str
-    params: tuple[str, ...]
+    methods: tuple[str, ...]
+    training: str
     start: str
     fixed: dict
 
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The params its runs read beyond every run's: their methods' and their training sections'."""
+        return tuple(dict.fromkeys([*TRAINING_KEYS[self.training], *methods.reads(self.methods)]))
+
+
+# a RunKind's `training` -> the params keys holding its training sections (whole mappings: a model without
+# overrides has no key of its own, and DVC refuses a tracked key that params.yaml lacks)
+TRAINING_KEYS = {"finetune": ("finetune.training", "finetune.overrides"), "prompting": ("finetune.prompting",)}
+HEADS = ("full", "frozen", "scratch")  # the methods a run list in params may name (the schema's enums)
 
 RUN_KINDS = {
-    "": RunKind({"task": "tasks", "model": "pretrain.models", "method": "finetune.methods"}, "{method}",
-                ("finetune.ulmfit",), paths.ADAPTED, {}),
-    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("finetune.lora",), paths.ADAPTED,
-                     {"method": "lora"}),
+    "": RunKind({"task": "tasks", "model": "pretrain.models", "method": "finetune.methods"}, "{method}", HEADS,
+                "finetune", paths.ADAPTED, {}),
+    "_lora": RunKind({"task": "tasks", "model": "finetune.lora.models"}, "lora", ("lora",), "finetune",
+                     paths.ADAPTED, {"method": "lora"}),
     "_fraction": RunKind({"task": "finetune.data_efficiency.tasks", "model": "finetune.data_efficiency.models",
                           "method": "finetune.data_efficiency.methods",
-                          "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}",
-                         ("finetune.ulmfit",), paths.ADAPTED, {}),
+                          "fraction": "finetune.data_efficiency.fractions"}, "{method}-{fraction}", HEADS,
+                         "finetune", paths.ADAPTED, {}),
     "_general": RunKind({"task": "tasks", "model": "adapt.ablation.models", "method": "adapt.ablation.methods"},
-                        "{method}-general", ("finetune.ulmfit",), paths.PRETRAINED, {"general": True}),
+                        "{method}-general", ("full", "frozen"), "finetune", paths.PRETRAINED, {"general": True}),
     "_prompt": RunKind({"task": "finetune.prompting.tasks", "model": "finetune.prompting.models"}, "prompt",
-                       ("finetune.prompting",), paths.ADAPTED, {"method": "prompt"}),
+                       ("prompt",), "prompting", paths.ADAPTED, {"method": "prompt"}),
     "_shots": RunKind({"task": "finetune.prompting.tasks", "model": "finetune.prompting.models",
                        "method": "finetune.prompting.methods", "shots": "finetune.prompting.shots"},
-                      "{method}-{shots}shot", ("finetune.prompting", "finetune.ulmfit"), paths.ADAPTED, {}),
+                      "{method}-{shots}shot", ("pet", *HEADS), "prompting", paths.ADAPTED, {}),
 }
 
 
@@ -138,6 +150,7 @@ class Stage:
     timed: bool = True  # writes results/timing/<stage>[/<job>].json
     reads_results_of: tuple[str, ...] = ()  # (report) every results/ output of these stages' jobs
     runs: bool = False  # one job per fine-tuning run (wildcards task, model, run)
+    code: tuple[str, ...] = ()  # source files a job runs beyond its stage module's imports (templates)
 
     @property
     def foreach(self) -> str | None:
@@ -159,7 +172,10 @@ STAGES = {s.name: s for s in [
     Stage("data", "Get a dataset into data/raw/<name>", ("dataset",),
           inputs=(str(paths.EXTERNAL),),
           outs=(Out(paths.RAW, directory=True), Out(paths.DATA_STATS, cache=False)),
-          params=("seed", "data.datasets.{dataset}")),
+          params=("seed", "data.datasets.{dataset}"),
+          # the module of the dataset's source: the generators are imported by name, so only a synthetic
+          # dataset's job depends on them (the file readers, which a mix shares, are the stage's own imports)
+          code=("src/scratchlm/sources/<data.datasets.{dataset}.source>.py",)),
     Stage("tokenizer", "Train the tokenizer into models/tokenizer", (),
           inputs=(paths.RAW.replace("{dataset}", "<tokenizer.corpus>"),),
           outs=(Out(paths.TOKENIZER, directory=True),),
@@ -177,7 +193,8 @@ STAGES = {s.name: s for s in [
           outs=(Out(paths.PRETRAINED, directory=True), Out(paths.PRETRAIN_SAMPLES, cache=False),
                 Out(paths.PRETRAIN_METRICS, cache=False, role="metric"),
                 Out(paths.PRETRAIN_PLOTS, cache=False, directory=True, role="plot")),
-          params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pretrain.training", "pretrain.eval_blocks"),
+          params=(*TRAINING_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
+                  "pretrain.eval_blocks"),
           training=True),
     Stage("adapt", "Continue a pretrained model's LM training on a task's training text (ULMFiT's middle step)",
           ("task", "model"),
@@ -191,8 +208,7 @@ STAGES = {s.name: s for s in [
           inputs=(paths.TOKENIZER, paths.ENCODED),
           outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False, role="metric"),
                 Out(paths.FINETUNE_PLOTS, cache=False, directory=True, role="plot")),
-          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds", "finetune.pooling", "finetune.training",
-                  "finetune.overrides"),
+          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds"),  # and its kind's (RunKind.params)
           training=True),
     Stage("evaluate", "Score a fine-tuned run on the test split", ("task", "model", "run"), runs=True,
           inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
@@ -204,7 +220,10 @@ STAGES = {s.name: s for s in [
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
                 Out(paths.HEADLINE, cache=False, role="metric"),
                 Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
-          params=("report",)),
+          # every run's place in its tables, the datasets' sources, what made the run (and their hash)
+          params=("seed", "device", "data.datasets", "tasks", "pretrain.models", "adapt.ablation", "finetune.methods",
+                  "finetune.seeds", "finetune.lora.models", "finetune.data_efficiency", "finetune.prompting",
+                  "report")),
 ]}
 
 
@@ -274,7 +293,7 @@ def jobs(params: dict, stage: str | None = None) -> list[Job]:
 
 def _kind_extras(stage: str, kind: RunKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(inputs, params) a kind of run adds to a stage: fine-tuning reads the model the kind starts
-    from (task-adapted or general) and the kind's own params."""
+    from (task-adapted or general) and the params its methods and training sections read."""
     return ((kind.start,), kind.params) if stage == "finetune" else ((), ())
 
 
@@ -291,22 +310,57 @@ def inputs(params: dict, job: Job) -> list[str]:
     return found
 
 
+def code(params: dict, job: Job) -> list[str]:
+    """The source files a job's command runs: its stage's (code_deps) and the job's own (Stage.code)."""
+    return code_deps(job.stage) + [fill(t, params, job.wildcards) for t in STAGES[job.stage].code]
+
+
+def key_templates(stage: Stage, kind: RunKind | None) -> list[str]:
+    """The params keys a stage's jobs (of a kind of run) read, wildcards left in."""
+    extra = _kind_extras(stage.name, kind)[1] if kind is not None else ()
+    return list(dict.fromkeys([*stage.params, *extra]))
+
+
+def kind_of(job: Job) -> RunKind | None:
+    return RUN_KINDS[job.run.kind] if STAGES[job.stage].runs else None
+
+
+def declared(job: Job) -> list[str]:
+    """The params keys a job reads, as the table declares them: changing one reruns it, in both
+    front ends, and the stage sees no other (declared.py)."""
+    return [k.format(**job.wildcards) for k in key_templates(STAGES[job.stage], kind_of(job))]
+
+
 def tracked_keys(params: dict) -> list[str]:
     """Every params key dvc.yaml names (which DVC refuses a params file to lack): the ones its
     foreach and matrix stages expand over and its paths name, and those some job reads."""
     structure = [*COLLECTIONS.values(), *(key for kind in RUN_KINDS.values() for key in kind.matrix.values())]
     structure += [ref for s in STAGES.values() for t in (*s.inputs, *(o.template for o in s.outs))
                   for ref in _REF.findall(t) if "{" not in ref]
-    read = [key for job in jobs(params) for key in params_read(params, job)]
+    read = [key for job in jobs(params) for key in declared(job)]
     return list(dict.fromkeys([*structure, *read]))
 
 
 def params_read(params: dict, job: Job) -> dict:
-    """{params key: value} of what the job reads: Snakemake reruns a job when one changes."""
-    keys = [k.format(**job.wildcards) for k in STAGES[job.stage].params]
-    if STAGES[job.stage].runs:
-        keys += _kind_extras(job.stage, RUN_KINDS[job.run.kind])[1]
-    return {k: lookup(params, k) for k in keys}
+    """{params key: value} of what the job reads."""
+    return {k: lookup(params, k) for k in declared(job)}
+
+
+DEFAULTS = "workflow/schemas/defaults.yaml"  # schema.DEFAULTS_FILE, as both front ends name it
+
+
+def default_keys(stage: Stage, kind: RunKind | None = None) -> list[str]:
+    """The paths in the schema's defaults file that can set what a stage's jobs (of a kind of run)
+    read (schema.default_paths)."""
+    return list(dict.fromkeys(p for key in key_templates(stage, kind) for p in schema.default_paths(key)))
+
+
+def tracked(raw: dict, job: Job) -> dict:
+    """What DVC compares to decide whether a job is stale, as Snakemake's params of its rule: the
+    values of its keys as params.yaml holds them, and the schema defaults that can fill them."""
+    defaults = schema.defaults()
+    return {**{k: lookup(raw, k) for k in declared(job)},
+            **{f"{DEFAULTS}:{p}": lookup(defaults, p) for p in default_keys(STAGES[job.stage], kind_of(job))}}
 
 
 def snakemake_command(stage: str) -> str:
@@ -421,10 +475,12 @@ def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
 def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
     wildcards = stage.wildcards
     cmd = f"python -m scratchlm {stage.name}" + "".join(f" --{w} {{{w}}}" for w in wildcards)
-    extra_inputs, extra_params = _kind_extras(stage.name, kind) if kind is not None else ((), ())
-    deps = (code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in (*stage.inputs, *extra_inputs)]
+    extra_inputs = _kind_extras(stage.name, kind)[0] if kind is not None else ()
+    deps = (code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in (*stage.code, *stage.inputs, *extra_inputs)]
             + _result_folders(stage))
-    params = [_dvc_expr(p, stage, kind) for p in stage.params] + list(extra_params)
+    params: list = [_dvc_expr(p, stage, kind) for p in key_templates(stage, kind)]
+    if default_keys(stage, kind):
+        params.append({DEFAULTS: default_keys(stage, kind)})
     body: dict = {"cmd": _dvc_expr(cmd, stage, kind), "deps": deps, "params": params}
     for section, roles in (("outs", ("out",)), ("metrics", ("metric",)), ("plots", ("plot", "confusion"))):
         entries = [_dvc_out(o, stage, kind) for o in stage.all_outs if o.role in roles]

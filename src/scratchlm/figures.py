@@ -9,6 +9,8 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from .methods import CONTROL, METHODS
+
 
 def _plt():
     import matplotlib
@@ -66,7 +68,7 @@ def data_efficiency(rows: list[tuple[str, str, str, float, float, float]], metri
             points = sorted((f, v, s) for t, m, meth, f, v, s in rows if t == task and (m, meth) == key)
             ax.errorbar([100 * f for f, *_ in points], [100 * v for _, v, _ in points],
                         yerr=[100 * s for *_, s in points], marker="o", capsize=3,
-                        linestyle="--" if key[1] == "scratch" else "-", label="/".join(key))
+                        linestyle="--" if key[1] == CONTROL.name else "-", label="/".join(key))
         ax.set_xscale("log")
         shares = sorted({100 * r[3] for r in rows if r[0] == task})
         ax.set_xticks(shares, [f"{x:g}" for x in shares])
@@ -89,15 +91,15 @@ def label_counts(rows: list[tuple[str, str, int, float, float]], path: Path) -> 
         shots = sorted({k for _, _, k, _, _ in mine if k})
         for method in dict.fromkeys(m for _, m, _, _, _ in mine):
             points = sorted((k, v, sd) for p, m, k, v, sd in mine if m == method)
-            if method == "prompt":
+            if not METHODS[method].trained:  # zero-shot: one level, whatever the label count
                 v, sd = points[0][1], points[0][2]
-                ax.axhline(100 * v, linestyle=":", color="black", label="prompt (zero-shot)")
+                ax.axhline(100 * v, linestyle=":", color="black", label=f"{method} (zero-shot)")
                 if sd:
                     ax.axhspan(100 * (v - sd), 100 * (v + sd), color="black", alpha=0.08)
                 continue
             ax.errorbar([k for k, _, _ in points], [100 * v for _, v, _ in points],
                         yerr=[100 * sd for *_, sd in points], marker="o", capsize=3,
-                        linestyle="--" if method == "scratch" else "-", label=method)
+                        linestyle="--" if method == CONTROL.name else "-", label=method)
         ax.set_xscale("log")
         ax.set_xticks(shots, [str(k) for k in shots])
         ax.set_xticks([], minor=True)
@@ -129,7 +131,7 @@ def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], 
         for label, tsv in curves.items():
             steps, values = read_curve(tsv)
             if steps:
-                ax.plot(steps, values, label=label, linestyle="--" if "scratch" in label else "-")
+                ax.plot(steps, values, label=label, linestyle="--" if CONTROL.name in label else "-")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel[title])

@@ -2,10 +2,10 @@
 loads them): the model for a method, LoRA, the share of the labels a run trains on, and the
 collator that pads a batch.
 
-Methods: `full` trains every weight; `frozen` trains only the task head over the frozen
-pretrained encoder; `lora` trains PEFT LoRA adapters on the encoder's Linear layers and the new
-head; `scratch` is the control: the pretrained model's own config (so the same architecture by
-construction) with random weights, trained on the same budget.
+A method (methods.py) says what trains: every weight (`full`), the head over the frozen encoder
+(`frozen`), PEFT LoRA adapters and the head (`lora`); the control (`scratch`) is the pretrained
+model's own config (so the same architecture by construction) with random weights, trained on the
+same budget.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from transformers import AutoConfig, DataCollatorForTokenClassification, DataCol
 
 from . import models
 from .errors import ScratchError
+from .methods import Method
 
 ADAPTER_DIR = "adapter"  # a LoRA run keeps its adapter here, beside the merged model
 MODEL_COLUMNS = ("input_ids", "labels")  # what the collator passes on; padding adds the mask
 
 
-def build_model(method: str, pretrained: Path, task_type: str, label_names: list[str], pooling: str, seed: int,
+def build_model(method: Method, pretrained: Path, task_type: str, label_names: list[str], pooling: str, seed: int,
                 lora: dict | None = None, head: dict | None = None, tokenizer=None):
     """The task model for a method. `frozen` trains exactly the weights the checkpoint did not
     provide (the head: a recurrent model's classifier or tagging head; BERT's pooler and
@@ -49,7 +50,7 @@ def build_model(method: str, pretrained: Path, task_type: str, label_names: list
     else:
         config = AutoConfig.from_pretrained(pretrained, **options)
     torch.manual_seed(seed)  # the new head's initialisation
-    if method == "scratch":
+    if not method.pretrained:
         model = model_class(config) if model_class is models.BertForTagging else model_class.from_config(config)
         new = set()
     else:
@@ -57,10 +58,10 @@ def build_model(method: str, pretrained: Path, task_type: str, label_names: list
         new = set(info["missing_keys"]) & {name for name, _ in model.named_parameters()}
     if tagging:
         model.head.set_vocabulary(tokenizer)
-    if method == "frozen":
+    if method.frozen_encoder:
         for name, p in model.named_parameters():
             p.requires_grad = name in new
-    if method == "lora":
+    if method.adapter:
         return with_lora(model, lora, task_type, outermost({k.rsplit(".", 1)[0] for k in new}))
     return model
 
@@ -82,10 +83,10 @@ def with_lora(model, cfg: dict, task_type: str, new_modules: list[str]):
                            f"{str(e).splitlines()[0]}") from None
 
 
-def save(net, folder: Path, method: str) -> None:
+def save(net, folder: Path, method: Method) -> None:
     """The model `evaluate` loads through the Auto classes; a LoRA run's adapters merged into it,
     and kept on their own under adapter/ (a few KB, loadable with PEFT on the pretrained model)."""
-    if method == "lora":
+    if method.adapter:
         net.save_pretrained(str(folder / ADAPTER_DIR))
         net = net.merge_and_unload()
     net.save_pretrained(str(folder))

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -26,7 +27,7 @@ from . import paths
 from .atomic import atomic_path
 from .devices import pick_device, pick_precision
 from .errors import ScratchError
-from .params import TrainingConfig
+from .training_config import TrainingConfig
 
 
 @dataclass(frozen=True)
@@ -254,18 +255,28 @@ def checkpoints(run: str, cfg: TrainingConfig, ctx: Context, **fingerprint) -> P
                                 "processes": ctx.processes, "precision": ctx.precision})
 
 
+class Selection(NamedTuple):
+    """How a run's best checkpoint is chosen: the validation metric (Trainer's name for it), its
+    direction, what computes it, and the step from which early stopping counts evaluations."""
+    metric: str = "eval_loss"
+    greater_is_better: bool = False
+    compute_metrics: Callable | None = None
+    patience_from: int = 0
+
+
 def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval_set, collator, *,
-        metric: str = "eval_loss", greater_is_better: bool = False, compute_metrics=None,
-        optimizers=(None, None), extra_callbacks: tuple = (), skip_training: bool = False,
-        score_first: bool = False, patience_from: int = 0, **argument_overrides) -> Fitted:
+        selection: Selection = Selection(), optimizers=(None, None), extra_callbacks: tuple = (),
+        skip_training: bool = False, score_first: bool = False, **argument_overrides) -> Fitted:
     """The training skeleton: Trainer in the run's checkpoint folder (`checkpoints()`), train
-    (resuming a killed run), and the validation scores of the best checkpoint.
+    (resuming a killed run), and the validation scores of the checkpoint `selection` picks.
     `score_first`: also score the model before training (kept with the checkpoints, so a resumed
-    run reports the same); `patience_from`: the step early stopping starts counting from."""
-    args = arguments(cfg, run_dir, ctx, metric, greater_is_better, **argument_overrides)
+    run reports the same)."""
+    args = arguments(cfg, run_dir, ctx, selection.metric, selection.greater_is_better, **argument_overrides)
     trainer = LengthListTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                                data_collator=collator, compute_metrics=compute_metrics, optimizers=optimizers,
-                                callbacks=[*callbacks(cfg, run_dir / "live", True, patience_from), *extra_callbacks])
+                                data_collator=collator, compute_metrics=selection.compute_metrics,
+                                optimizers=optimizers,
+                                callbacks=[*callbacks(cfg, run_dir / "live", True, selection.patience_from),
+                                           *extra_callbacks])
     before = _scored_first(trainer, run_dir) if score_first else None
     figures = {} if skip_training else train(trainer, run_dir)
     return Fitted(trainer, trainer.evaluate(), figures, run_dir, before)

@@ -239,7 +239,7 @@ def test_plain_text_corpus_reads_one_document_per_line_or_paragraph(workdir, uni
 def test_a_txt_file_is_conll_columns_for_ner_and_plain_text_for_a_corpus():
     from pathlib import Path
 
-    from scratchlm.sources.readers import suffix_format
+    from scratchlm.kinds import suffix_format
 
     assert suffix_format(Path("a/train.txt"), "ner") == "conll"
     assert suffix_format(Path("a/wiki.train.tokens"), "corpus") == "text"

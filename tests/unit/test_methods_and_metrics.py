@@ -5,6 +5,7 @@ import pytest
 from scratchlm import metrics, ulmfit
 from scratchlm.dag import Job, Run, runs
 from scratchlm.finetuning import build_model, subset
+from scratchlm.methods import METHODS
 from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 from scratchlm.training import EpochSeededLengthSampler, count_parameters
 
@@ -33,7 +34,7 @@ def pretrained_bert(tmp_path_factory):
 @pytest.mark.parametrize("task_type", [SEQ, TOK])
 @pytest.mark.parametrize("method", ["full", "frozen", "scratch"])
 def test_each_method_trains_exactly_the_subset_it_claims(pretrained, method, task_type):
-    model = build_model(method, pretrained, task_type, ["neg", "pos"], "last", seed=0)
+    model = build_model(METHODS[method], pretrained, task_type, ["neg", "pos"], "last", seed=0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     head = {"classifier.weight", "classifier.bias"} if task_type == SEQ else {"head.classifier.weight",
                                                                               "head.classifier.bias"}
@@ -47,7 +48,7 @@ def test_each_method_trains_exactly_the_subset_it_claims(pretrained, method, tas
 
 def test_frozen_with_the_tagging_head_trains_the_whole_head_and_nothing_below(pretrained):
     head = {"char_filters": 4, "char_embedding": 5, "tagger_hidden": 3, "crf": True, "head_dropout": 0.1}
-    model = build_model("frozen", pretrained, TOK, ["O", "B-X", "I-X"], "last", seed=0, head=head,
+    model = build_model(METHODS["frozen"], pretrained, TOK, ["O", "B-X", "I-X"], "last", seed=0, head=head,
                         tokenizer=FakeTokenizer())
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in model.named_parameters() if n.startswith("head.")}
@@ -58,7 +59,7 @@ def test_frozen_with_the_tagging_head_trains_the_whole_head_and_nothing_below(pr
 def test_the_task_reader_is_new_and_trains_with_the_classifier(pretrained, method):
     head = {"char_filters": 0, "char_embedding": 30, "tagger_hidden": 0, "crf": False, "head_dropout": 0.1,
             "reader_hidden": 3}
-    model = build_model(method, pretrained, SEQ, ["neg", "pos"], "concat", seed=0, head=head)
+    model = build_model(METHODS[method], pretrained, SEQ, ["neg", "pos"], "concat", seed=0, head=head)
     lm = RecurrentForCausalLM.from_pretrained(pretrained)
     assert model.model.embeddings.weight.equal(lm.model.embeddings.weight)  # the LM's weights below
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -78,7 +79,7 @@ class FakeTokenizer:
 
 @pytest.mark.parametrize("task_type", [SEQ, TOK])
 def test_lora_trains_adapters_and_the_new_head_only(pretrained_bert, task_type):
-    model = build_model("lora", pretrained_bert, task_type, ["a", "b", "c"], "last", seed=0, lora=LORA)
+    model = build_model(METHODS["lora"], pretrained_bert, task_type, ["a", "b", "c"], "last", seed=0, lora=LORA)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
     # 2 layers x (query, value) x (A: 16x4 + B: 4x16)
@@ -95,7 +96,7 @@ def test_lora_adapter_saves_loads_and_merges_to_the_same_function(pretrained_ber
 
     from scratchlm.finetuning import save
 
-    model = build_model("lora", pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora=LORA)
+    model = build_model(METHODS["lora"], pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora=LORA)
     with torch.no_grad():  # make the adapters non-trivial (B starts at zero)
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -103,7 +104,7 @@ def test_lora_adapter_saves_loads_and_merges_to_the_same_function(pretrained_ber
     model.eval()
     x = torch.randint(1, 40, (3, 7))
     before = model(input_ids=x).logits
-    save(model, tmp_path, "lora")
+    save(model, tmp_path, METHODS["lora"])
     base = AutoModelForSequenceClassification.from_pretrained(pretrained_bert, num_labels=2)
     reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -115,13 +116,13 @@ def test_lora_with_unknown_target_modules_fails_in_one_line(pretrained_bert):
     from scratchlm.errors import ScratchError
 
     with pytest.raises(ScratchError, match="finetune.lora.target_modules"):
-        build_model("lora", pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora={**LORA, "target_modules": ["nope"]})
+        build_model(METHODS["lora"], pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora={**LORA, "target_modules": ["nope"]})
 
 
 def test_scratch_is_same_architecture_with_fresh_weights(pretrained):
     import torch
 
-    full, scratch = (build_model(m, pretrained, SEQ, ["a", "b"], "last", seed=0) for m in ("full", "scratch"))
+    full, scratch = (build_model(METHODS[m], pretrained, SEQ, ["a", "b"], "last", seed=0) for m in ("full", "scratch"))
     assert [(n, p.shape) for n, p in full.named_parameters()] == [(n, p.shape) for n, p in scratch.named_parameters()]
     assert not torch.equal(full.model.rnn.weight_hh_l0, scratch.model.rnn.weight_hh_l0)
 
@@ -129,7 +130,7 @@ def test_scratch_is_same_architecture_with_fresh_weights(pretrained):
 def test_ulmfit_groups_rates_and_unfreezing(pretrained):
     from types import SimpleNamespace
 
-    model = build_model("full", pretrained, SEQ, ["a", "b"], "last", seed=0)
+    model = build_model(METHODS["full"], pretrained, SEQ, ["a", "b"], "last", seed=0)
     groups = ulmfit.layer_groups(model)
     assert len(groups) == 4  # embeddings, rnn layer 0, rnn layer 1, head
     assert sum(len(g) for g in groups) == len(list(model.parameters()))
@@ -307,7 +308,7 @@ def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():
 def test_ulmfit_without_the_slanted_triangle_follows_the_runs_scheduler(pretrained):
     import torch
 
-    model = build_model("full", pretrained, SEQ, ["a", "b"], "last", seed=0)
+    model = build_model(METHODS["full"], pretrained, SEQ, ["a", "b"], "last", seed=0)
     options = {"discriminative_decay": 1.0, "slanted_triangular": False}
     lrs = {}
     for name in ("linear", "cosine", "constant_with_warmup"):
@@ -334,7 +335,7 @@ def test_predict_batches_by_length_and_returns_rows_in_their_order(pretrained):
 
     rows = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15, 16], [17], [18, 19, 20]]
     data = Dataset.from_dict({"input_ids": rows, "length": [len(r) for r in rows]})
-    model = build_model("full", pretrained, SEQ, ["neg", "pos"], "concat", seed=0)
+    model = build_model(METHODS["full"], pretrained, SEQ, ["neg", "pos"], "concat", seed=0)
     alone = [predict(model, data.select([i]), pad, batch_size=1)[0] for i in range(len(rows))]
     together = predict(model, data, pad, batch_size=2)
     assert len(together) == len(rows)

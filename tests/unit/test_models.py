@@ -150,6 +150,7 @@ def test_backward_lm_does_not_see_the_token_it_predicts():
 
 def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
     from scratchlm.finetuning import build_model
+    from scratchlm.methods import METHODS
     from scratchlm.models import pretraining_model
 
     class Tok:
@@ -165,7 +166,7 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
     assert mlm(ids).logits.shape == (1, 4, 60)
     assert mlm(ids, labels=torch.tensor([[-100, 10, -100, -100]])).logits.shape == (1, 60)  # masked rows only
     mlm.save_pretrained(tmp_path)
-    frozen = build_model("frozen", tmp_path, "sequence-classification", ["a", "b"], "concat", seed=0)
+    frozen = build_model(METHODS["frozen"], tmp_path, "sequence-classification", ["a", "b"], "concat", seed=0)
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
     assert frozen(ids).logits.shape == (1, 2)

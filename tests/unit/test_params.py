@@ -170,11 +170,14 @@ def test_did_you_mean_only_when_one_choice_is_close():
 
 
 def test_schema_benchmark_names_are_the_published_table():
-    """The schema's enum and scratchlm.published list the same benchmarks (kinds and references there)."""
+    """The schema's enum, the kinds params validation reads and scratchlm.published's references
+    list the same benchmarks."""
+    from scratchlm import schema
+    from scratchlm.kinds import BENCHMARK_KINDS
     from scratchlm.published import BENCHMARKS
 
-    enum = params._schema()["$defs"]["reading"]["benchmark"]["enum"]
-    assert set(enum) - {None} == set(BENCHMARKS)
+    enum = schema.schema()["$defs"]["reading"]["benchmark"]["enum"]
+    assert set(enum) - {None} == set(BENCHMARKS) == set(BENCHMARK_KINDS)
 
 
 @pytest.mark.parametrize("requested, device, capabilities, expected", [

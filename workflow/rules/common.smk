@@ -16,6 +16,7 @@ from scratchlm.errors import ScratchError
 # would add Snakemake's traceback lines.
 try:
     P = scratchlm_params.load("params.yaml")
+    RAW = scratchlm_params.read_yaml("params.yaml")  # what DVC compares: the file's values, defaults apart
     scratchlm_params.check_local_files(P)
 except ScratchError as e:
     sys.exit(f"scratchlm: error: {e}")
@@ -52,8 +53,8 @@ def job(stage, wildcards):
 
 
 def code(stage):
-    """The package files the stage's command imports (from the import graph)."""
-    return dag.code_deps(stage)
+    """The package files a job's command runs (the import graph, and the job's own: a dataset's source)."""
+    return lambda w: dag.code(P, job(stage, w))
 
 
 def inputs(stage):
@@ -85,8 +86,9 @@ def gpu(stage):
 
 
 def reads(stage):
-    """The params values a job reads: Snakemake reruns it when one changes."""
-    return lambda w: dag.params_read(P, job(stage, w))
+    """What DVC compares for a job, the params it reads and the schema defaults that can fill them:
+    Snakemake reruns it when one changes, so both front ends find the same jobs stale."""
+    return lambda w: dag.tracked(RAW, job(stage, w))
 
 
 def dvc_commit(log):

@@ -1,7 +1,8 @@
-"""Readers for the user's own files: CSV/TSV, JSON, JSON Lines (gzipped too), Parquet, the CoNLL
-column format, and plain text (a corpus: one document per line, or per blank-line paragraph).
-Each yields `(where, record)` with `where` = "file:line" (or "file row N"),
-so a bad row is reported at its place in one line."""
+"""The `local` source: the user's own files under data/external/ — CSV/TSV, JSON, JSON Lines
+(gzipped too), Parquet, the CoNLL column format, and plain text (a corpus: one document per line,
+or per blank-line paragraph). Each reader yields `(where, record)` with `where` = "file:line" (or
+"file row N"), so a bad row is reported at its place in one line; `records` gives them per split
+in the columns the dataset's spec names."""
 
 from __future__ import annotations
 
@@ -14,24 +15,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ScratchError, first_line
+from ..kinds import FORMATS, suffix_format
 from . import iob
 
-FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll", "text")
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-             ".parquet": "parquet", ".conll": "conll", ".iob": "conll", ".bio": "conll"}
-_TEXT_SUFFIXES = (".txt", ".text", ".tokens")  # CoNLL columns for an NER dataset, plain text for a corpus
-
-
-def suffix_format(path: Path, kind: str | None = None) -> str | None:
-    """The format its extension names (a final `.gz` looked through), or None; `.txt` is CoNLL
-    columns for an NER dataset and plain text otherwise."""
-    suffixes = [s.lower() for s in path.suffixes if s != ".gz"]
-    if not suffixes:
-        return None
-    if suffixes[-1] in _TEXT_SUFFIXES:
-        return "conll" if kind == "ner" else "text"
-    return _SUFFIXES.get(suffixes[-1])
 
 
 def detect_format(path: Path, kind: str | None = None) -> str:
@@ -240,3 +227,23 @@ def read(path: Path, fmt: str = "auto", quoting: str = "minimal", tag_column: in
         raise ScratchError(f"{path}: not a file (a folder?); the dataset's files name one file per split")
     fmt = detect_format(path, kind) if fmt == "auto" else fmt
     return _checked(path, _records(path, fmt, quoting, tag_column, unit))
+
+
+def records(name: str, spec: dict) -> tuple[dict[str, Iterator | None], dict]:
+    """Per split, (where, row) pairs from its file (None: no file, carve it from train), in the
+    columns `spec["columns"]` names; and the class names the files declare (none)."""
+    splits: dict[str, Iterator | None] = {}
+    for split in ("train", "validation", "test"):
+        path = spec["files"].get(split)
+        if path is None:
+            splits[split] = None
+            continue
+        found = read(Path(path), spec["format"], spec["quoting"], spec["tag_column"], spec["kind"], spec["text_unit"])
+        fmt = detect_format(Path(path), spec["kind"]) if spec["format"] == "auto" else spec["format"]
+        cols = spec["columns"]
+        if fmt == "conll":  # CoNLL columns have no names: give them the ones `columns` expects
+            found = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"]}) for w, r in found)
+        if fmt == "text":
+            found = ((w, {cols["text"]: r["text"]}) for w, r in found)
+        splits[split] = found
+    return splits, {}

@@ -24,7 +24,11 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-SENTIMENT_LABELS = ["negative", "positive"]
+from datasets import Dataset, DatasetDict
+
+from ..kinds import SENTIMENT_LABELS, dataset_kind
+from .form import SPLITS, features, split_seed
+
 NER_TYPES = ["PER", "ORG", "LOC", "MISC"]
 NER_TAGS = ["O"] + [f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")]
 
@@ -236,3 +240,26 @@ def corpus_examples(seed: int, n: int, coherence: float = 0.75, negation: float 
                      for _ in range(rng.randint(1, 4))]
             text = " ".join(" ".join(tokens) for tokens in lines)
         yield {"text": text}
+
+
+# ---------------------------------------------------------------- the `synthetic` source
+
+def _rows(spec: dict, seed: int, name: str, split: str) -> list[dict]:
+    n, s = spec[split], split_seed(seed, name, split)
+    if spec["generator"] == "sentiment":
+        noise = spec["label_noise"] if split == "train" else 0.0  # evaluate against true labels
+        return list(sentiment_examples(s, n, noise, spec["coherence"], spec["negation"]))
+    if spec["generator"] == "ner":
+        pools = entity_pools(split_seed(seed, name, "names"), max(50, spec["train"] // 4))
+        return list(ner_examples(s, n, pools, split))
+    return list(corpus_examples(s, n, spec["coherence"], spec["negation"]))
+
+
+def build(name: str, spec: dict, seed: int) -> tuple[DatasetDict, dict]:
+    """The dataset a `source: synthetic` spec describes, every split generated (nothing carved)."""
+    kind = dataset_kind(spec)
+    names = {"classification": SENTIMENT_LABELS, "ner": NER_TAGS}.get(kind, [])
+    return DatasetDict({
+        split: Dataset.from_list(_rows(spec, seed, name, split), features=features(kind, names))
+        .shuffle(seed=split_seed(seed, name, split))
+        for split in SPLITS}), {}

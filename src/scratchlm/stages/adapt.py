@@ -22,8 +22,8 @@ from .. import lm, paths, training
 from ..atomic import atomic_path, upstream, write_json
 from ..errors import ScratchError
 from ..models import is_causal, language_model
-from ..params import training_config
 from ..tokenization import load
+from ..training_config import training_config
 
 
 def run(params: dict, task: str, model: str) -> dict:

@@ -12,59 +12,21 @@ plus its statistics in results/data/<name>.json.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import Dataset, DatasetDict
 
-from .. import paths
+from .. import paths, sources
 from ..atomic import atomic_path, write_json
 from ..errors import ScratchError
-from ..params import dataset_kind
-from ..sources import hub, iob, synthetic
-from ..sources.readers import detect_format, read
-
-SPLITS = ("train", "validation", "test")
-
-
-def _split_seed(seed: int, name: str, split: str) -> int:
-    # stable across processes (unlike hash()), distinct per dataset and split
-    return zlib.crc32(f"{seed}/{name}/{split}".encode())
-
-
-def features(kind: str, label_names: list[str]):
-    if kind == "classification":
-        return Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
-    if kind == "ner":
-        return Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=label_names))})
-    return Features({"text": Value("string")})
-
-
-# ---------------------------------------------------------------- synthetic
-
-def _synthetic_rows(spec: dict, seed: int, name: str, split: str) -> list[dict]:
-    n, s = spec[split], _split_seed(seed, name, split)
-    if spec["generator"] == "sentiment":
-        noise = spec["label_noise"] if split == "train" else 0.0  # evaluate against true labels
-        return list(synthetic.sentiment_examples(s, n, noise, spec["coherence"], spec["negation"]))
-    if spec["generator"] == "ner":
-        pools = synthetic.entity_pools(_split_seed(seed, name, "names"), max(50, spec["train"] // 4))
-        return list(synthetic.ner_examples(s, n, pools, split))
-    return list(synthetic.corpus_examples(s, n, spec["coherence"], spec["negation"]))
-
-
-def _synthetic(name: str, spec: dict, seed: int):
-    kind = dataset_kind(spec)
-    names = {"classification": synthetic.SENTIMENT_LABELS, "ner": synthetic.NER_TAGS}.get(kind, [])
-    return DatasetDict({
-        split: Dataset.from_list(_synthetic_rows(spec, seed, name, split), features=features(kind, names))
-        .shuffle(seed=_split_seed(seed, name, split))
-        for split in SPLITS}), {}
-
+from ..kinds import dataset_kind
+from ..sources import hub, iob, local, mix
+from ..sources.form import SPLITS, features, split_seed
 
 # ---------------------------------------------------------------- hub and local: canonical rows
 
@@ -202,24 +164,6 @@ def _fractional(value) -> bool:
     return not isinstance(value, bool) and math.isfinite(number) and not number.is_integer()
 
 
-def _local_records(name: str, spec: dict) -> tuple[dict, dict]:
-    splits = {}
-    for split in SPLITS:
-        path = spec["files"].get(split)
-        if path is None:
-            splits[split] = None
-            continue
-        records = read(Path(path), spec["format"], spec["quoting"], spec["tag_column"], spec["kind"], spec["text_unit"])
-        fmt = detect_format(Path(path), spec["kind"]) if spec["format"] == "auto" else spec["format"]
-        cols = spec["columns"]
-        if fmt == "conll":  # CoNLL columns have no names: give them the ones `columns` expects
-            records = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"]}) for w, r in records)
-        if fmt == "text":
-            records = ((w, {cols["text"]: r["text"]}) for w, r in records)
-        splits[split] = records
-    return splits, {}
-
-
 def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
     """Missing validation/test splits come out of train, by a seeded shuffle: the same rows every
     time. Each is its fraction of the train split, or of `sample.train` when train is sampled
@@ -246,34 +190,12 @@ def _sample(dd: dict, name: str, spec: dict, seed: int) -> dict:
     """`sample`: at most N rows of a split, a seeded subset."""
     for split, n in spec["sample"].items():
         if len(dd[split]) > n:
-            dd[split] = dd[split].shuffle(seed=_split_seed(seed, name, split)).select(range(n))
+            dd[split] = dd[split].shuffle(seed=split_seed(seed, name, split)).select(range(n))
     return dd
 
 
-def _texts(ds) -> list[str]:
-    """A split's text: a classification or corpus text, or an NER sentence's words joined."""
-    if "tokens" in ds.column_names:
-        return [" ".join(tokens) for tokens in ds["tokens"]]
-    return list(ds["text"])
-
-
-def _mix(name: str, spec: dict, seed: int):
-    """A corpus made of its parts' text, split by split (each part built as a dataset of its own)."""
-    texts, info = {split: [] for split in SPLITS}, {"parts": {}}
-    for part, sub in spec["parts"].items():
-        dd, part_info = build(part, sub, seed)
-        for split in SPLITS:
-            texts[split] += _texts(dd[split])
-        info["parts"][part] = {"rows": {split: len(dd[split]) for split in SPLITS}, **part_info}
-    dd = {split: Dataset.from_dict({"text": rows}, features=features("corpus", [])) for split, rows in texts.items()}
-    return DatasetDict(_sample(dd, name, spec, seed)), info
-
-
 def _read(name: str, spec: dict, seed: int):
-    if spec["source"] == "hub":
-        raw, source_names = hub.records(name, spec)
-    else:
-        raw, source_names = _local_records(name, spec)
+    raw, source_names = (hub if spec["source"] == "hub" else local).records(name, spec)
     canon = _Canon(name, spec, source_names)
     rows = {split: canon.rows(it) for split, it in raw.items() if it is not None}
     names = canon.label_names(rows)
@@ -309,8 +231,11 @@ def _sha256(path: Path) -> str:
 def build(name: str, spec: dict, seed: int):
     """(DatasetDict, provenance info) for one dataset spec of params."""
     if spec["source"] == "mix":
-        return _mix(name, spec, seed)
-    return _synthetic(name, spec, seed) if spec["source"] == "synthetic" else _read(name, spec, seed)
+        dd, info = mix.combine(spec, seed, build)
+        return DatasetDict(_sample(dd, name, spec, seed)), info
+    if spec["source"] == "synthetic":  # imported by name: only a synthetic dataset's jobs depend on the generators
+        return importlib.import_module(f"{sources.__name__}.synthetic").build(name, spec, seed)
+    return _read(name, spec, seed)
 
 
 # ---------------------------------------------------------------- statistics

@@ -26,8 +26,8 @@ from transformers import (
 from .. import metrics, paths
 from ..atomic import atomic_path, read_json, upstream, write_json
 from ..devices import pick_device
+from ..kinds import TASK_METRICS
 from ..models import RecurrentConfig, auto_class
-from ..params import TASK_METRICS
 from ..prompting import Prompt, probabilities
 from ..tokenization import by_length, label_names, load
 

@@ -16,19 +16,49 @@ import json
 import math
 import shutil
 import statistics
+from dataclasses import dataclass
+from pathlib import Path
 
 from datasets import load_from_disk
 
 from .. import metrics, paths, training, ulmfit
 from ..atomic import atomic_path, upstream, write_json
-from ..dag import RUN_KINDS, Run
+from ..dag import RUN_KINDS, Run, lookup
 from ..finetuning import build_model, collator, per_class, save, subset
+from ..methods import Method, method
 from ..models import RecurrentConfig, is_causal, language_model
-from ..params import TrainingConfig, training_config
 from ..prompting import Prompt, PromptModel, probabilities
 from ..tokenization import label_names, load
+from ..training_config import TrainingConfig, training_config
 
 RESULT = "result.json"  # a finished seed's validation scores, beside its model
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed of one fine-tuning run: everything its training reads, gathered once."""
+    params: dict  # the stage's params (declared.py)
+    run: Run
+    method: Method
+    cfg: TrainingConfig
+    ctx: training.Context
+    tok: object
+    names: list[str]  # the task's label names, in id order
+    train_set: object
+    validation: object
+    start: Path  # the model it starts from
+    run_dir: Path  # its checkpoints
+    ulmfit: bool  # ULMFiT's options apply
+
+    @property
+    def task(self) -> dict:
+        return self.params["tasks"][self.run.task]
+
+    @property
+    def selection(self) -> training.Selection:
+        """The task's validation metric picks the checkpoint."""
+        return training.Selection(f"eval_{self.task['metric']}", True,
+                                  metrics.for_trainer(self.task["type"], self.names))
 
 
 def _ulmfit(net, options: dict, cfg: TrainingConfig, train_rows: int) -> tuple[tuple, list, int]:
@@ -43,48 +73,45 @@ def _ulmfit(net, options: dict, cfg: TrainingConfig, train_rows: int) -> tuple[t
     return (opt, sched), [unfreezing], unfreezing.done_at
 
 
-def _one_seed(params: dict, run: Run, cfg: TrainingConfig, seed: int, tok, data, names: list[str]) -> dict:
-    """Train one seed of the run, or read it back if a killed job finished it: its validation
-    scores, training figures and the folder of its model and curves."""
-    spec, ft = params["tasks"][run.task], params["finetune"]
+def _prepare(params: dict, run: Run, cfg: TrainingConfig, seed: int, tok, data, names: list[str]) -> SeedRun:
+    """A seed's run: its device and seeds, its labelled rows, its start and its checkpoint folder
+    (keyed by everything it reads, so a resumed run only ever continues the same computation)."""
+    chosen = method(run.method)
     ctx = training.start(params, seed)
     start = paths.path(RUN_KINDS[run.kind].start, task=run.task, model=run.model)
     train_set, validation = _labelled(data, run, seed)
-    use_ulmfit = run.method == "full" and _recurrent(start) and ulmfit.enabled(ft["ulmfit"])
+    use_ulmfit = chosen.ulmfit and _recurrent(start) and ulmfit.enabled(params["finetune"]["ulmfit"])
+    reads = [lookup(params, key.format(task=run.task, model=run.model)) for key in chosen.reads]
     run_dir = training.checkpoints(f"finetune/{run.job}/seed{seed}", cfg, ctx, data=train_set._fingerprint,
-                                   model=training.weights_digest(start),
-                                   params=[spec, ft["pooling"], ft["lora"] if run.method == "lora" else None,
-                                           ft["ulmfit"] if use_ulmfit else None,
-                                           ft["prompting"] if run.method in PROMPTED else None])
-    final = run_dir / "final"
+                                   model=training.weights_digest(start), params=[params["tasks"][run.task], *reads])
+    return SeedRun(params, run, chosen, cfg, ctx, tok, names, train_set, validation, start, run_dir, use_ulmfit)
+
+
+def _one_seed(s: SeedRun) -> dict:
+    """Train one seed of the run, or read it back if a killed job finished it: its validation
+    scores, training figures and the folder of its model and curves."""
+    final = s.run_dir / "final"
     if (final / RESULT).exists():
-        print(f"finetune: {run.job}: seed {seed} finished before; kept")
+        print(f"finetune: {s.run.job}: seed {s.ctx.seed} finished before; kept")
         return json.loads((final / RESULT).read_text())
-    if run.method in PROMPTED:
-        net, fitted = _prompted(params, run, cfg, ctx, run_dir, start, tok, names, train_set, validation)
-    else:
-        net, fitted = _with_head(params, run, cfg, ctx, run_dir, start, tok, names, train_set, validation,
-                                 use_ulmfit)
+    net, fitted = _with_head(s) if s.method.head else _prompted(s)
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
         return {}
-    metric = spec["metric"]
+    metric = s.task["metric"]
     val = fitted.validation
-    result = {"seed": seed, "val_metric": val[f"eval_{metric}"], "val_loss": val.get("eval_loss", float("nan")),
+    result = {"seed": s.ctx.seed, "val_metric": val[f"eval_{metric}"], "val_loss": val.get("eval_loss", float("nan")),
               "steps": fitted.trainer.state.global_step if fitted.trainer else 0,
-              "train_examples": 0 if run.method == "prompt" else len(train_set),
-              "ulmfit": use_ulmfit, "device": ctx.device, "precision": ctx.precision, "figures": fitted.figures,
+              "train_examples": len(s.train_set) if s.method.trained else 0,
+              "ulmfit": s.ulmfit, "device": s.ctx.device, "precision": s.ctx.precision, "figures": fitted.figures,
               **training.count_parameters(net)}
     with atomic_path(final, is_dir=True) as tmp:
-        save(net, tmp / "model", run.method)
-        tok.save_pretrained(str(tmp / "model"))
+        save(net, tmp / "model", s.method)
+        s.tok.save_pretrained(str(tmp / "model"))
         (tmp / "plots").mkdir()
-        training.copy_curves(run_dir / "live", tmp / "plots")
+        training.copy_curves(s.run_dir / "live", tmp / "plots")
         (tmp / RESULT).write_text(json.dumps(result))
-    print(f"finetune: {run.job}: seed {seed}: validation {metric} {result['val_metric']:.4f}")
+    print(f"finetune: {s.run.job}: seed {s.ctx.seed}: validation {metric} {result['val_metric']:.4f}")
     return result
-
-
-PROMPTED = ("prompt", "pet")  # methods that score verbalizers with the LM's own head (prompting.py)
 
 
 def _labelled(data, run: Run, seed: int):
@@ -95,41 +122,40 @@ def _labelled(data, run: Run, seed: int):
     return subset(data["train"], run.fraction, seed), data["validation"]
 
 
-def _with_head(params, run, cfg, ctx, run_dir, start, tok, names, train_set, validation, use_ulmfit):
+def _with_head(s: SeedRun):
     """A task head over the model (full, frozen, scratch, lora), trained with Trainer."""
-    spec, ft = params["tasks"][run.task], params["finetune"]
-    net = build_model(run.method, start, spec["type"], names, ft["pooling"], ctx.seed, ft["lora"], spec["head"], tok)
-    optimizers, extra, patience_from = (_ulmfit(net, ft["ulmfit"], cfg, len(train_set)) if use_ulmfit
+    ft = s.params["finetune"]
+    net = build_model(s.method, s.start, s.task["type"], s.names, ft["pooling"], s.ctx.seed,
+                      ft["lora"] if s.method.adapter else None, s.task["head"], s.tok)
+    optimizers, extra, patience_from = (_ulmfit(net, ft["ulmfit"], s.cfg, len(s.train_set)) if s.ulmfit
                                         else ((None, None), [], 0))
-    fitted = training.fit(run_dir, net, cfg, ctx, train_set, validation, collator(spec["type"], tok),
-                          metric=spec["metric"], greater_is_better=True, patience_from=patience_from,
-                          compute_metrics=metrics.for_trainer(spec["type"], names), optimizers=optimizers,
-                          extra_callbacks=extra, train_sampling_strategy="group_by_length",
-                          remove_unused_columns=False)
+    selection = s.selection._replace(patience_from=patience_from)
+    fitted = training.fit(s.run_dir, net, s.cfg, s.ctx, s.train_set, s.validation, collator(s.task["type"], s.tok),
+                          selection=selection, optimizers=optimizers, extra_callbacks=extra,
+                          train_sampling_strategy="group_by_length", remove_unused_columns=False)
     return net, fitted
 
 
-def _prompted(params, run, cfg, ctx, run_dir, start, tok, names, train_set, validation):
+def _prompted(s: SeedRun):
     """`prompt`: the LM as it is, scored on validation; `pet`: the LM trained on the verbalizers'
     scores. Either way the saved model is the LM with its prompt in its config."""
-    spec, options = params["tasks"][run.task], params["finetune"]["prompting"]
-    model_spec = params["pretrain"]["models"][run.model]
-    lm = language_model(start, model_spec)
-    prompt = Prompt.build(tok, spec["prompt"]["template"], spec["prompt"]["verbalizers"], names)
-    calibrate = options["calibrate"] if run.method == "prompt" else "none"  # pet learns its own prior
-    lm.config.prompt = {**spec["prompt"], "labels": names, "calibrate": calibrate}
+    spec, options = s.task, s.params["finetune"]["prompting"]
+    model_spec = s.params["pretrain"]["models"][s.run.model]
+    lm = language_model(s.start, model_spec)
+    prompt = Prompt.build(s.tok, spec["prompt"]["template"], spec["prompt"]["verbalizers"], s.names)
+    calibrate = options["calibrate"] if not s.method.trained else "none"  # a trained prompt learns its own prior
+    lm.config.prompt = {**spec["prompt"], "labels": s.names, "calibrate": calibrate}
     causal = is_causal(model_spec)
-    if run.method == "prompt":
-        probs = probabilities(lm, tok, prompt, list(validation["input_ids"]), causal, params["evaluate"]["batch_size"],
-                              lm.config.prompt["calibrate"])
-        scores = metrics.classification(list(validation["labels"]), [int(p.argmax()) for p in probs], names)
-        curve = run_dir / "live" / "plots" / "metrics" / "eval" / f"{spec['metric']}.tsv"  # one point: no training
+    if not s.method.trained:  # zero-shot: scored on validation as evaluate scores the test split
+        probs = probabilities(lm, s.tok, prompt, list(s.validation["input_ids"]), causal,
+                              s.params["evaluate"]["batch_size"], calibrate)
+        scores = metrics.classification(list(s.validation["labels"]), [int(p.argmax()) for p in probs], s.names)
+        curve = s.run_dir / "live" / "plots" / "metrics" / "eval" / f"{spec['metric']}.tsv"  # one point
         curve.parent.mkdir(parents=True, exist_ok=True)
         curve.write_text(f"step\t{spec['metric']}\n0\t{scores[spec['metric']]}\n")
-        return lm, training.Fitted(None, {f"eval_{spec['metric']}": scores[spec["metric"]]}, {}, run_dir)
-    fitted = training.fit(run_dir, PromptModel(lm, tok, prompt, causal), cfg, ctx, train_set, validation,
-                          collator(spec["type"], tok), metric=spec["metric"], greater_is_better=True,
-                          compute_metrics=metrics.for_trainer(spec["type"], names), remove_unused_columns=False)
+        return lm, training.Fitted(None, {f"eval_{spec['metric']}": scores[spec["metric"]]}, {}, s.run_dir)
+    fitted = training.fit(s.run_dir, PromptModel(lm, s.tok, prompt, causal), s.cfg, s.ctx, s.train_set, s.validation,
+                          collator(spec["type"], s.tok), selection=s.selection, remove_unused_columns=False)
     return lm, fitted
 
 
@@ -139,17 +165,17 @@ def _recurrent(folder) -> bool:
 
 def run(params: dict, task: str, model: str, run: str) -> dict:
     parsed = Run.parse(task, model, run)
-    few_shot = parsed.kind in ("_prompt", "_shots")
-    cfg = training_config(params, "prompting", model) if few_shot else training_config(params, "finetune", model, task)
+    kind = RUN_KINDS[parsed.kind]
+    cfg = training_config(params, kind.training, model, task)
     if parsed.fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
         cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
     tok = load()
     data = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
-    adapted = RUN_KINDS[parsed.kind].start == paths.ADAPTED
-    upstream(paths.path(RUN_KINDS[parsed.kind].start, task=task, model=model),
+    adapted = kind.start == paths.ADAPTED
+    upstream(paths.path(kind.start, task=task, model=model),
              f"adapt --task {task} --model {model}" if adapted else f"pretrain --model {model}")
     names = label_names(data["train"])
-    results = [_one_seed(params, parsed, cfg, seed, tok, data, names) for seed in params["finetune"]["seeds"]]
+    results = [_one_seed(_prepare(params, parsed, cfg, seed, tok, data, names)) for seed in params["finetune"]["seeds"]]
     if not training.is_main_process():
         return {}
     metric, where = params["tasks"][task]["metric"], {"task": task, "model": model, "run": run}

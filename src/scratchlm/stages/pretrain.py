@@ -17,8 +17,8 @@ from transformers import DataCollatorForLanguageModeling
 from .. import lm, paths, training
 from ..atomic import upstream, write_json, write_text
 from ..models import RecurrentConfig, is_causal, pretraining_model
-from ..params import training_config
 from ..tokenization import load
+from ..training_config import training_config
 
 
 def run(params: dict, model: str) -> dict:

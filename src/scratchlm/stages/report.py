@@ -18,6 +18,8 @@ from .. import params as params_mod
 from ..atomic import atomic_path, read_json, write_json, write_text
 from ..dag import Run, runs
 from ..errors import ScratchError
+from ..kinds import TASK_METRICS
+from ..methods import CONTROL, FULL, method
 from ..published import BENCHMARKS
 
 REPORT = Path(paths.REPORT)
@@ -39,7 +41,12 @@ def _pct(x: float) -> str:
 
 def _main(params: dict, task: str) -> tuple[str, str]:
     """(main, secondary) test metric of a task."""
-    return params_mod.TASK_METRICS[params["tasks"][task]["type"]]
+    return TASK_METRICS[params["tasks"][task]["type"]]
+
+
+def _control(run: Run) -> Run:
+    """The run's control: the same run from random weights (from the adapted model's config)."""
+    return run._replace(method=CONTROL.name, general=False)
 
 
 def _out(template: str, run: Run) -> Path:
@@ -114,17 +121,17 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
             continue
         best_run = max(mine, key=lambda run: mine[run].metrics[main])
         numbers[f"{task}_best"] = round(mine[best_run].metrics[main], 4)
-        pairs = [(run.model, *paired_gain(r, mine[run._replace(method="scratch")], main)) for run, r in mine.items()
-                 if (run.method, run.fraction, run.general, run.shots) == ("full", 1.0, False, 0)
-                 and run._replace(method="scratch") in mine]
+        pairs = [(run.model, *paired_gain(r, mine[_control(run)], main)) for run, r in mine.items()
+                 if (run.method, run.fraction, run.general, run.shots) == (FULL.name, 1.0, False, 0)
+                 and _control(run) in mine]
         text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
         if pairs:
             numbers[f"{task}_gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
             text += " Pretrained `full` against `scratch`: " + ", ".join(
                 f"{model} {100 * g:+.2f} ± {100 * s:.2f}" for model, g, s in pairs) + " points."
-        few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == "full"]
+        few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == FULL.name]
         for run, r in few:
-            control = mine.get(run._replace(method="scratch"))
+            control = mine.get(_control(run))
             if control:
                 g, s = paired_gain(r, control, main)
                 text += (f" With {100 * run.fraction:g}% of the labels, {run.model} pretrained {r.score(main)} "
@@ -159,7 +166,7 @@ def summary(params: dict, found: dict[Run, Result]) -> str:
 def _stands_against(ref, run: Run) -> bool:
     """Whether our run is the kind of run a published reference is (see published.Reference)."""
     if ref.ours == "pretrained":
-        return run.method != "scratch" and run.fraction == 1.0 and run.shots == 0
+        return method(run.method).pretrained and run.fraction == 1.0 and run.shots == 0
     return run.method == ref.ours and run.fraction == 1.0 and run.shots == ref.shots and not run.general
 
 
@@ -173,7 +180,7 @@ def references(params: dict, found: dict[Run, Result]) -> str:
         main = _main(params, task)[0]
         if not bench:
             continue
-        for ref in BENCHMARKS[bench].references:
+        for ref in BENCHMARKS[bench]:
             ours = [run for run in found if run.task == task and _stands_against(ref, run)]
             if ours:
                 run = max(ours, key=lambda run: found[run].metrics[main])
@@ -190,8 +197,8 @@ def references(params: dict, found: dict[Run, Result]) -> str:
 def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> str:
     rows, bars = [], []
     for run, r in found.items():
-        control = found.get(run._replace(method="scratch", general=False))
-        if run.method not in ("scratch", "prompt") and control:
+        control = found.get(_control(run))
+        if method(run.method).pretrained and method(run.method).trained and control:
             main = _main(params, run.task)[0]
             gain, spread = paired_gain(r, control, main)
             rows.append([run.task, run.model, run.name, main, control.score(main), r.score(main),
@@ -255,7 +262,7 @@ def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
     prompting = params["finetune"]["prompting"]
     rows, points = [], []
     for run, r in sorted(found.items(), key=lambda kv: (kv[0].task, kv[0].model, kv[0].method, kv[0].shots)):
-        if run.method == "prompt" or run.shots:
+        if not method(run.method).trained or run.shots:
             main = _main(params, run.task)[0]
             rows.append([run.task, run.model, run.method, run.shots or "0 (zero-shot)",
                          f"{r.metrics['train_examples']:,}", f"{main} {r.score(main)}"])

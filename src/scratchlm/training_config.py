@@ -1,0 +1,61 @@
+"""A training run's optimisation settings, merged from the params sections that set them: the
+stage's `training` section, then the task's and the model's own overrides. Built in one place
+(`training_config`), checked by params validation, and read by the training code (training.py,
+ulmfit.py). Free of torch, so that params validation can build it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+# stage -> the params sections its training settings come from, later ones overriding earlier ones
+TRAINING_SECTIONS = {"pretrain": ("pretrain.training", "pretrain.models.{model}.training"),
+                     "adapt": ("adapt.training", "adapt.overrides.{model}"),
+                     "finetune": ("finetune.training", "tasks.{task}.training", "finetune.overrides.{model}"),
+                     "prompting": ("finetune.prompting.training", "finetune.prompting.overrides.{model}")}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The settings of one training run; `layers` records which params section set which keys."""
+    epochs: float
+    max_steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    scheduler: str
+    grad_clip: float
+    eval_steps: int
+    early_stopping_patience: int
+    layers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (params section, the settings it sets), in order
+
+    def key(self, setting: str) -> str:
+        """The params key a setting came from, for messages: `finetune.overrides.bert.lr`."""
+        section = next((name for name, sets in reversed(self.layers) if setting in sets), self.layers[0][0])
+        return f"{section}.{setting}"
+
+    def replace(self, **changes) -> TrainingConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _lookup(p: dict, dotted: str) -> dict:
+    for part in dotted.split("."):
+        p = p.get(part, {})
+    return p
+
+
+def _layers(p: dict, sections: str, model: str, task: str | None) -> list[tuple[str, dict]]:
+    names = [s.format(model=model, task=task) for s in TRAINING_SECTIONS[sections] if task or "{task}" not in s]
+    return [(name, _lookup(p, name)) for name in names]
+
+
+def training_section(p: dict, sections: str, model: str, task: str | None = None) -> dict:
+    """The merged training settings of a model (on a task) from a TRAINING_SECTIONS entry, as a
+    plain mapping."""
+    return {k: v for _, layer in _layers(p, sections, model, task) for k, v in layer.items()}
+
+
+def training_config(p: dict, sections: str, model: str, task: str | None = None) -> TrainingConfig:
+    layers = _layers(p, sections, model, task)
+    return TrainingConfig(**training_section(p, sections, model, task),
+                          layers=tuple((name, tuple(layer)) for name, layer in layers))
