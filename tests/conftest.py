@@ -1,5 +1,9 @@
-"""Shared fixtures: the repository, the tiny params, a throw-away copy of the repository, and the
-pipeline runs the slow tests share (`tiny_run`, `killed_run`)."""
+"""Shared fixtures: the repository, the default and tiny params, a throw-away copy of the
+repository, and the pipeline runs the slow tests share (`tiny_run`, `killed_run`).
+
+Hermetic: the tests build their params from the committed default (params.yaml at git HEAD,
+DEFAULT_PARAMS), never from the working tree's, which `scratchlm preset` rewrites. Quick tests
+train nothing: one that reaches Trainer.train fails, saying to mark it slow."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,21 +21,56 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
+# a bound for a hung process only, never a speed a test asserts: the slowest command (the tiny preset's
+# whole DAG) takes minutes on 2 cores, and a runner slowed several times by other work must still pass
+HUNG_AFTER_S = 3600
+
+
+def _committed_params() -> str:
+    """params.yaml as committed (the embedded default), or the working tree's outside a git checkout."""
+    proc = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else (ROOT / "params.yaml").read_text(encoding="utf-8")
+
+
+DEFAULT_PARAMS_TEXT = _committed_params()
+DEFAULT_PARAMS = Path(tempfile.mkdtemp(prefix="scratchlm-default-")) / "params.yaml"
+DEFAULT_PARAMS.write_text(DEFAULT_PARAMS_TEXT, encoding="utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """`make test-quick` must stay quick: a test not marked slow that trains a model (in its body or in
+    a fixture it sets up) fails, saying to mark it slow. In this process only: a test that trains in a
+    subprocess is marked by hand."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{item.nodeid} trains a model: mark it @pytest.mark.slow "
+                             f"(make test-quick runs no training)")
+
+    original, transformers.Trainer.train = transformers.Trainer.train, refuse
+    try:
+        yield
+    finally:
+        transformers.Trainer.train = original
 
 
 @pytest.fixture(scope="session")
 def default_params() -> dict:
     from scratchlm import params
 
-    return params.load(ROOT / "params.yaml")
+    return params.load(DEFAULT_PARAMS)
 
 
 @pytest.fixture(scope="session")
 def tiny_params() -> dict:
-    """params.yaml with the tiny preset merged in, validated (defaults filled)."""
+    """The default params with the tiny preset merged in, validated (defaults filled)."""
     from scratchlm import params, presets
 
-    raw = params.read_yaml(ROOT / "params.yaml")
+    raw = params.read_yaml(DEFAULT_PARAMS)
     presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / "tiny.yaml"))
     return params.validate(raw)
 
@@ -39,7 +79,7 @@ def spec_for(**fields) -> dict:
     """A dataset spec validated through the schema, so defaults are filled as in params.yaml."""
     from scratchlm import params
 
-    p = params.read_yaml(ROOT / "params.yaml")
+    p = params.read_yaml(DEFAULT_PARAMS)
     p["data"]["datasets"]["x"] = fields
     return params.validate(p)["data"]["datasets"]["x"]
 
@@ -65,6 +105,7 @@ def copy_repo(dest: Path) -> Path:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+    (dest / "params.yaml").write_text(DEFAULT_PARAMS_TEXT, encoding="utf-8")  # not a preset the tree may hold
     run(["git", "init", "-q"], dest)
     # DVC experiments commit through their own git library, which reads the repo's config
     run(["git", "config", "user.name", "scratchlm tests"], dest)
@@ -79,14 +120,14 @@ def env() -> dict:
     return e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = HUNG_AFTER_S) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def kill_at(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
+def kill_at(proc: subprocess.Popen, marker: Path, timeout: float = HUNG_AFTER_S) -> None:
     """SIGKILL a training run as soon as `marker` (a checkpoint's last file) exists."""
     import signal
     import time
@@ -97,6 +138,7 @@ def kill_at(proc: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
     assert proc.poll() is None, f"ended before it could be killed:\n{proc.communicate()[0][-3000:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert marker.exists(), f"{marker} was never written: killed at the {timeout} s bound for a hung run"
 
 
 def git_commit(repo: Path, message: str) -> None:

@@ -27,7 +27,7 @@ from .kinds import (
 )
 from .paths import EXTERNAL
 from .schema import describe, schema
-from .training_config import TRAINING_SECTIONS, training_config, training_section
+from .training_config import TRAINING_SECTIONS, setting_key, training_config, training_section
 
 # each option of tasks.<t>.head and the task type whose head has it; the fix for a task of another type
 HEAD_OPTIONS = {"char_filters": "token-classification", "tagger_hidden": "token-classification",
@@ -48,12 +48,14 @@ def _check_overrides(p: dict, source: str) -> None:
             for task in p["tasks"] if stage == "finetune" else [None]:
                 merged = training_section(p, stage, name, task)
                 error = jsonschema.exceptions.best_match(training.iter_errors(merged))
-                if error is not None:
-                    where = training_config(p, stage, name, task).key(str(error.path[0]) if error.path else "x")
+                if error is not None:  # said at the key that set it (an override, or the section)
+                    known = schema()["$defs"]["training"]["properties"]
+                    setting = str(error.path[0]) if error.path else next(k for k in merged if k not in known)
+                    where = setting_key(p, stage, name, task, setting)
                     error.path.extendleft(reversed(where.split(".")[:-1]))
                     raise ScratchError(describe(error, source))
                 if merged["batch_size"] % p["processes"]:  # the batch is split over the training processes
-                    key = training_config(p, stage, name, task).key("batch_size")
+                    key = setting_key(p, stage, name, task, "batch_size")
                     raise ScratchError(f"{source}: {key} = {merged['batch_size']} does not split over processes = "
                                        f"{p['processes']}; make it a multiple of {p['processes']}")
 

@@ -55,6 +55,12 @@ def training_section(p: dict, sections: str, model: str, task: str | None = None
     return {k: v for _, layer in _layers(p, sections, model, task) for k, v in layer.items()}
 
 
+def setting_key(p: dict, sections: str, model: str, task: str | None, setting: str) -> str:
+    """The params key a setting of the merged section comes from: `finetune.overrides.bert.lr`."""
+    layers = _layers(p, sections, model, task)
+    return f"{next((name for name, layer in reversed(layers) if setting in layer), layers[0][0])}.{setting}"
+
+
 def training_config(p: dict, sections: str, model: str, task: str | None = None) -> TrainingConfig:
     layers = _layers(p, sections, model, task)
     return TrainingConfig(**training_section(p, sections, model, task),

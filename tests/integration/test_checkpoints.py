@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import env
+from conftest import HUNG_AFTER_S, env
 from scratchlm import params
 from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
@@ -71,7 +71,7 @@ def test_offline_checkpoint_fails_in_one_line(tmp_path, tiny_params):
     e = env()
     e.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     proc = subprocess.run([sys.executable, "-m", "scratchlm", "tokenizer"], cwd=tmp_path, capture_output=True,
-                          text=True, env=e, timeout=120)
+                          text=True, env=e, timeout=HUNG_AFTER_S)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert "tokenizer.checkpoint = 'bert-base-cased': cannot load it" in proc.stderr
     assert "local copy" in proc.stderr

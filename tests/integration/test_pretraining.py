@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import SHARED_DATA, env, kill_at
+from conftest import HUNG_AFTER_S, SHARED_DATA, env, kill_at
 from scratchlm.atomic import read_json
 from scratchlm.stages import data, pack, pretrain, tokenizer
 
@@ -98,12 +98,12 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, tiny_params):
     assert not (killed / "models/pretrain/gru").exists()  # nothing half-written in place
 
     resumed = run_pretrain(killed)
-    out = resumed.communicate(timeout=600)[0]
+    out = resumed.communicate(timeout=HUNG_AFTER_S)[0]
     assert resumed.returncode == 0, out[-2000:]
     assert "resuming from" in out and "checkpoint-" in out
 
     uninterrupted = run_pretrain(whole)
-    out = uninterrupted.communicate(timeout=600)[0]
+    out = uninterrupted.communicate(timeout=HUNG_AFTER_S)[0]
     assert uninterrupted.returncode == 0, out[-2000:]
 
     a = json.loads((killed / "results/pretrain/gru/metrics.json").read_text())

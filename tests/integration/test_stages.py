@@ -14,6 +14,8 @@ from scratchlm import cli, dag, lm, params, paths
 from scratchlm.atomic import read_json
 from scratchlm.stages import data
 
+pytestmark = pytest.mark.slow  # the module's fixture trains every model of the tiny preset
+
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_params):
@@ -290,7 +292,7 @@ def test_checkpoints_work_in_transformers_own_pipelines_and_generate(pipeline):
     import subprocess
     import sys
 
-    from conftest import env
+    from conftest import HUNG_AFTER_S, env
 
     code = """
 import scratchlm
@@ -310,7 +312,7 @@ new = out.shape[1] - ids.shape[1]
 print("GEN", new > 0 and (new == 40 or out[0, -1].item() == tok.sep_token_id))  # stops at [SEP] or its budget
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=pipeline, env=env(), capture_output=True, text=True,
-                          timeout=300)
+                          timeout=HUNG_AFTER_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines()
                  if line.split(" ")[0] in ("CLS", "NER", "MASK", "PROMPT", "GEN"))

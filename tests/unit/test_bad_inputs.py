@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, env
+from conftest import DEFAULT_PARAMS, HUNG_AFTER_S, env
 from scratchlm import cli
 from scratchlm.params import read_yaml
 
-BASE = read_yaml(ROOT / "params.yaml")
+BASE = read_yaml(DEFAULT_PARAMS)
 DATA = ["data", "--dataset", "sentiment"]
 LOCAL = ["data", "--dataset", "x"]
 FINETUNE = ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"]
@@ -234,7 +234,7 @@ CASES = [
      ["params.yaml:3: not valid YAML", "that starts on line 2"]),
     ("params-not-utf8", params_text(b"seed: 1\n# caf\xe9\n"), DATA,
      ["params.yaml:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"]),
-    ("params-key-twice", params_text((ROOT / "params.yaml").read_bytes() + b"\nseed: 7\n"), DATA,
+    ("params-key-twice", params_text(DEFAULT_PARAMS.read_bytes() + b"\nseed: 7\n"), DATA,
      ["not valid YAML (key 'seed' is given twice (first on line", "keep one"]),
     # ------------------------------------------------ local files
     ("file-missing", dataset(local("classification", "train.csv")), LOCAL,
@@ -354,7 +354,7 @@ def test_bad_input_end_to_end(setup, argv, expected, tmp_path):
     setup(tmp_path)
     before = _files(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "scratchlm", *argv], cwd=tmp_path, env=env(), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HUNG_AFTER_S)
     assert proc.returncode == 1
     _check(proc.stderr, expected)
     assert _files(tmp_path) == before

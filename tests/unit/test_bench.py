@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import sys
 
-from conftest import ROOT, run
+import pytest
+
+from conftest import HUNG_AFTER_S, ROOT, run
 from scratchlm.sources import synthetic
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
             "pretrain_mfu_gru", "pretrain_mfu_lstm", "noop_snakemake_s", "noop_dvc_status_s", "demo_wall_s")
 
 
+@pytest.mark.slow  # it trains the benchmark models (in a subprocess)
 def test_quick_bench_writes_every_key(tmp_path):
     # one torch thread: tiny models gain nothing from two, and lose much when the cores are busy
     run([sys.executable, "-m", "benchmarks.run", "--quick", "--skip-demo", "--threads", "1",
-         "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)], ROOT, timeout=300)
+         "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path)], ROOT, timeout=HUNG_AFTER_S)
     result = json.loads((tmp_path / "bench.json").read_text())
     table = (tmp_path / "bench.md").read_text()
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from datasets import ClassLabel, load_from_disk
 
-from conftest import spec_for
+from conftest import DEFAULT_PARAMS, HUNG_AFTER_S, spec_for
 from scratchlm.atomic import read_json
 from scratchlm.errors import ScratchError
 from scratchlm.stages import data
@@ -179,16 +179,16 @@ def test_hub_offline_fails_in_one_line_saying_what_to_do(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT, env
+    from conftest import env
 
-    text = (ROOT / "params.yaml").read_text().replace(
+    text = DEFAULT_PARAMS.read_text().replace(
         "    ner:\n", "    imdb:\n      source: hub\n      kind: classification\n      path: stanfordnlp/imdb\n"
         "      revision: e6281661ce1c48d982bc483cf8a173c1bbeb5d31\n    ner:\n", 1)
     (tmp_path / "params.yaml").write_text(text)
     e = env()
     e.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     proc = subprocess.run([sys.executable, "-m", "scratchlm", "data", "--dataset", "imdb"], cwd=tmp_path,
-                          capture_output=True, text=True, env=e, timeout=120)
+                          capture_output=True, text=True, env=e, timeout=HUNG_AFTER_S)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert "data.datasets.imdb.path = 'stanfordnlp/imdb' (revision" in proc.stderr and "cannot load it" in proc.stderr

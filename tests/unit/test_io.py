@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, env
+from conftest import DEFAULT_PARAMS, HUNG_AFTER_S, env
 from scratchlm.atomic import atomic_path, read_json, write_json
 
 
@@ -103,7 +103,7 @@ runpy.run_module("scratchlm", run_name="__main__", alter_sys=True)
 
 def _kill_while_writing(argv: list[str], cwd: Path, out: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, f"{out.parent}/.{out.name}.tmp-", *argv], cwd=cwd,
-                          env=env(), capture_output=True, text=True, timeout=300)
+                          env=env(), capture_output=True, text=True, timeout=HUNG_AFTER_S)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
@@ -116,7 +116,7 @@ def test_killed_data_and_tokenize_stages_leave_nothing_half_written(tmp_path, mo
     from scratchlm.params import read_yaml
 
     monkeypatch.chdir(tmp_path)
-    p = read_yaml(ROOT / "params.yaml")
+    p = read_yaml(DEFAULT_PARAMS)
     p["data"]["datasets"]["sentiment"].update(train=300, validation=50, test=50)
     p["tokenizer"].update(corpus="sentiment", vocab_size=400)
     Path("params.yaml").write_text(yaml.safe_dump(p))

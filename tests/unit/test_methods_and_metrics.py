@@ -116,7 +116,8 @@ def test_lora_with_unknown_target_modules_fails_in_one_line(pretrained_bert):
     from scratchlm.errors import ScratchError
 
     with pytest.raises(ScratchError, match="finetune.lora.target_modules"):
-        build_model(METHODS["lora"], pretrained_bert, SEQ, ["a", "b"], "last", seed=0, lora={**LORA, "target_modules": ["nope"]})
+        build_model(METHODS["lora"], pretrained_bert, SEQ, ["a", "b"], "last", seed=0,
+                    lora={**LORA, "target_modules": ["nope"]})
 
 
 def test_scratch_is_same_architecture_with_fresh_weights(pretrained):

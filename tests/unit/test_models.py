@@ -8,6 +8,7 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
+from conftest import HUNG_AFTER_S
 from scratchlm.models import (
     RecurrentConfig,
     RecurrentForCausalLM,
@@ -274,7 +275,7 @@ def test_import_scratchlm_registers_the_family_without_importing_torch():
     code = ("import sys, scratchlm\nassert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
             "from transformers import AutoConfig, AutoModel\n"
             "print(type(AutoConfig.for_model('scratchlm-recurrent')).__name__)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HUNG_AFTER_S)
     assert out.returncode == 0 and out.stdout.strip() == "RecurrentConfig", out.stderr
 
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import DEFAULT_PARAMS
 from scratchlm import params
 from scratchlm.errors import ScratchError
 
@@ -93,7 +93,7 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
 
 
 def test_cli_reports_bad_params_in_one_line_without_traceback(tmp_path):
-    bad = (ROOT / "params.yaml").read_text().replace("device: auto", "device: gpu")
+    bad = DEFAULT_PARAMS.read_text().replace("device: auto", "device: gpu")
     (tmp_path / "params.yaml").write_text(bad)
     proc = subprocess.run([sys.executable, "-m", "scratchlm", "check"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 1
@@ -115,7 +115,7 @@ def test_digest_is_stable(tiny_params):
 def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
     from scratchlm import cli
 
-    assert cli.main(["--params", str(ROOT / "params.yaml"), *argv]) == 1
+    assert cli.main(["--params", str(DEFAULT_PARAMS), *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert expected in err and "\n" not in err
 
@@ -124,7 +124,7 @@ def test_cli_refuses_undeclared_runs_in_one_line(argv, expected, capsys):
 def test_every_preset_merges_into_valid_params(name):
     from scratchlm import dag, presets
 
-    raw = params.read_yaml(ROOT / "params.yaml")
+    raw = params.read_yaml(DEFAULT_PARAMS)
     presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / f"{name}.yaml"))
     p = params.validate(raw)
     assert dag.runs(p)
@@ -150,7 +150,7 @@ def test_preset_null_removes_entries_but_sets_plain_values():
 def test_preset_that_empties_a_commented_mapping_writes_valid_yaml(workdir):
     from scratchlm import presets
 
-    (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (workdir / "params.yaml").write_text(DEFAULT_PARAMS.read_text())
     (workdir / "workflow/presets").mkdir(parents=True)
     (workdir / "workflow/presets/add.yaml").write_text(
         "pretrain: {models: {bert: {arch: bert}}}\nfinetune: {overrides: {bert: {lr: 0.001}}}\n")
@@ -208,7 +208,7 @@ def test_fp16_on_cpu_fails_in_one_line_naming_the_fix():
 def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, capsys):
     from scratchlm import presets
 
-    (workdir / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (workdir / "params.yaml").write_text(DEFAULT_PARAMS.read_text())
     for stale in ("results/metrics/ner/gru/full-0.1.json", "results/metrics/sentiment/gru/full.json"):
         (workdir / stale).parent.mkdir(parents=True, exist_ok=True)
         (workdir / stale).write_text("{}")
@@ -221,7 +221,7 @@ def test_a_preset_warns_when_it_leaves_committed_results_of_other_runs(workdir, 
 def test_a_missing_local_file_is_named_before_snakemake_plans(workdir):
     """Snakemake would plan nothing (an old report on disk) rather than name the file: check first.
     A mix's parts count, and the first missing file is the one named."""
-    p = params.load(ROOT / "params.yaml")
+    p = params.load(DEFAULT_PARAMS)
     p["data"]["datasets"]["text"] = {"source": "mix", "parts": {
         "reviews": {"source": "local", "files": {"train": "data/external/imdb/unsup.jsonl.gz"}}}}
     with pytest.raises(ScratchError) as e:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 import yte
 
-from conftest import ROOT, copy_repo, env
+from conftest import HUNG_AFTER_S, ROOT, copy_repo, env
 
 PROFILE = "workflow/profiles/slurm"
 TRAINING = ("pretrain", "adapt", "finetune")
@@ -27,7 +27,7 @@ def snakemake(repo: Path, *args: str, path_prefix: str = "", **variables: str) -
     if path_prefix:
         e["PATH"] = f"{path_prefix}{os.pathsep}{e['PATH']}"
     return subprocess.run(["snakemake", "--profile", PROFILE, *args], cwd=repo, env=e,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HUNG_AFTER_S)
 
 
 def profile(**variables: str) -> dict:
@@ -124,7 +124,7 @@ def fake_upstream(repo: Path) -> None:
     """Outputs of the jobs before the ones the test submits (as Snakemake's plan names them),
     each stage's newer than the one before, so that Snakemake plans only the targeted jobs."""
     plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner"],
-                          cwd=repo, env=env(), capture_output=True, text=True, timeout=300)
+                          cwd=repo, env=env(), capture_output=True, text=True, timeout=HUNG_AFTER_S)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3, "adapt": 4}
     base = time.time() + 5
