@@ -23,7 +23,9 @@ def stage(name: str, params: dict) -> str:
     for suffix, kind in kinds:
         where = f" of the {name}{suffix} runs ({kind.name}; methods {', '.join(kind.methods)})" if kind else ""
         lines.append(_list(f"params{where}", dag.key_templates(s, kind)))
-        lines.append(_list(f"schema defaults tracked{where} ({dag.DEFAULTS})", dag.default_keys(s, kind)))
+        tracked = dag.default_keys(s, kind)
+        lines.append(f"schema defaults tracked beside them ({dag.DEFAULTS}): {len(tracked)} nodes, "
+                     f"{', '.join(k.removeprefix('properties.') for k in tracked)}\n")
     example = jobs[0] if jobs else None
     lines.append(_list("code (its command's imports" + (", and the job's own)" if s.code else ")"),
                        dag.code(params, example) if example else dag.code_deps(name)))

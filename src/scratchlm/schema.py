@@ -322,6 +322,5 @@ def check_defaults_file() -> None:
     except FileNotFoundError:
         current = False
     if not current:
-        raise ScratchError(f"{DEFAULTS_FILE.relative_to(SCHEMA_FILE.parents[2])} does not match "
-                           f"{SCHEMA_FILE.name} (a default was changed); run `scratchlm dag --write`, which "
-                           f"regenerates it and dvc.yaml")
+        raise ScratchError(f"{DEFAULTS_FILE} does not match {SCHEMA_FILE.name} (a default was changed); run "
+                           f"`scratchlm dag --write`, which regenerates it and dvc.yaml")

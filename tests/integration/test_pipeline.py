@@ -44,34 +44,70 @@ def test_second_run_does_nothing_and_dvc_agrees(tiny_repo):
     assert ran_stages(said(run(["dvc", "repro"], tiny_repo))) == set()
 
 
-@pytest.mark.parametrize("module", ["ulmfit.py", "tokenization.py", "models/bert.py"])
-def test_changing_a_module_outdates_exactly_the_stages_that_import_it(tiny_repo, module):
-    """Code dependencies come from the import graph: edit one module, and DVC finds out of date
-    exactly the jobs of the stages whose command imports it; Snakemake plans those and, for no
-    other reason than their new outputs, the jobs downstream of them."""
+def assert_both_front_ends_plan(repo, expected: set[str]) -> None:
+    """DVC finds exactly `expected` out of date; Snakemake plans those and, for no other reason than
+    their new outputs, the jobs downstream of them (it names the edit as the reason only where no
+    upstream job reruns too; downstream of one it says "Input files updated by another job")."""
+    assert set(json.loads(run(["dvc", "status", "--json"], repo).stdout)) == expected
+    plan = planned(said(run(["snakemake", "-n"], repo)))
+    assert expected <= set(plan), expected - set(plan)
+    for job, reason in plan.items():
+        assert (job in expected) or ("Updated input files" not in reason and "updated by another job" in reason
+                                     and "Params have changed" not in reason), (job, reason)
+
+
+@pytest.mark.parametrize("module", ["ulmfit.py", "tokenization.py", "models/bert.py", "sources/synthetic.py",
+                                    "stages/report.py"])
+def test_changing_a_module_outdates_exactly_the_jobs_that_run_it(tiny_repo, module):
+    """Code dependencies come from the import graph, and a data job's from its dataset's source:
+    edit one module, and both front ends find out of date exactly the jobs whose command runs it
+    (the generators: the synthetic datasets' data jobs; the report's module: the report)."""
     import os
 
     from scratchlm import dag, params
 
     path = tiny_repo / "src/scratchlm" / module
     text, stat = path.read_text(), path.stat()
-    importers = {s for s in dag.STAGES if f"src/scratchlm/{module}" in dag.code_deps(s)}
-    expected = {j.dvc_stage for j in dag.jobs(params.load(tiny_repo / "params.yaml")) if j.stage in importers}
+    p = params.load(tiny_repo / "params.yaml")
+    expected = {j.dvc_stage for j in dag.jobs(p) if f"src/scratchlm/{module}" in dag.code(p, j)}
     assert expected
+    if module == "stages/report.py":
+        assert expected == {"report"}
+    if module == "sources/synthetic.py":
+        assert expected == {"data@sentiment", "data@ner", "data@corpus"}
     try:
         path.write_text(text + "\n# an edit\n")
-        assert set(json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)) == expected
-        plan = planned(said(run(["snakemake", "-n"], tiny_repo)))
-        # Snakemake names the edited file as the reason only where no upstream job reruns too;
-        # downstream of one it says "Input files updated by another job"
-        assert expected <= set(plan), expected - set(plan)
-        for job, reason in plan.items():
-            assert (job in expected) or ("Updated input files" not in reason and "updated by another job" in reason), \
-                (job, reason)
+        assert_both_front_ends_plan(tiny_repo, expected)
     finally:
         path.write_text(text)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert "Nothing to be done" in said(run(["snakemake", "-n"], tiny_repo))
+
+
+def test_changing_a_schema_default_outdates_the_same_jobs_in_both_front_ends(tiny_repo):
+    """A default the tiny params leave to the schema (a task head's dropout): once `scratchlm dag
+    --write` has regenerated the defaults file, DVC and Snakemake find the same jobs out of date,
+    those that read tasks.<task> whole (fine-tuning, the report), and no other."""
+    from scratchlm import dag, params
+
+    schema = tiny_repo / "workflow/schemas/params.schema.yaml"
+    text = schema.read_text()
+    line = "head_dropout: {type: number, minimum: 0, exclusiveMaximum: 1, default: 0.1,"
+    assert line in text
+    raw = params.read_yaml(tiny_repo / "params.yaml")
+    assert not [t for t in raw["tasks"].values() if "head_dropout" in (t.get("head") or {})]  # left to the default
+    p = params.load(tiny_repo / "params.yaml")
+    expected = {j.dvc_stage for j in dag.jobs(p) if j.stage in ("finetune", "report")}
+    try:
+        schema.write_text(text.replace(line, line.replace("default: 0.1", "default: 0.2")))
+        run(["scratchlm", "dag", "--write"], tiny_repo)
+        assert not run(["git", "status", "--porcelain", "dvc.yaml"], tiny_repo).stdout  # the keys stay
+        assert_both_front_ends_plan(tiny_repo, expected)
+    finally:
+        schema.write_text(text)
+        run(["scratchlm", "dag", "--write"], tiny_repo)
+    assert "Nothing to be done" in said(run(["snakemake", "-n"], tiny_repo))
+    assert "Data and pipelines are up to date" in said(run(["dvc", "status"], tiny_repo))
 
 
 def test_snakemake_report_builds(tiny_repo):
