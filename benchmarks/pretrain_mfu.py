@@ -2,11 +2,9 @@
 each cell, GRU and LSTM; its vocabulary size, batch size and block size), as tokens/s and as model FLOP/s,
 a fraction of this machine's fp32 matmul peak measured in the same run at the same threads.
 
-Model FLOPs count the matrix multiplies of a training step (forward + backward = 3 x forward):
-per token and layer a GRU does 3 gate blocks and an LSTM 4, each 2*(E*H + H*H) FLOPs, then the
-projection to the embedding width and the tied softmax over the vocabulary (per direction for
-an ELMo-style bidirectional model). The step is the model's own forward and backward, AdamW
-and gradient clipping, without Trainer around it: what the cores can do for the model.
+Model FLOPs count the matrix multiplies of a training step (flops.py). The step is the model's own
+forward and backward, AdamW and gradient clipping, without Trainer around it: what the cores can
+do for the model.
 
 The MFU keys are fp32 training against the fp32 peak. Where the pipeline trains in bf16 (params
 `precision: auto` on a CPU with AVX512-BF16 or AMX), the same step under autocast is timed too:
@@ -18,9 +16,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from . import flops
 from .common import Outcome, Row, at_least, fmt
 
-GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 MODELS = ("gru", "lstm")
 GOAL = 0.6
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -53,17 +51,6 @@ def matmul_peak(n: int, repeats: int, dtype: str = "fp32") -> float:
             a @ b
         best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
     return best
-
-
-def flops_per_token(config) -> float:
-    e, h, v = config.embedding_size, config.hidden_size, config.vocab_size
-    recurrent = 0.0
-    for layer in range(config.num_layers):
-        width_in = e if layer == 0 else h
-        recurrent += GATES[config.cell] * 2 * (width_in * h + h * h)
-    head = (2 * h * e if h != e else 0) + 2 * e * v
-    directions = 2 if config.bidirectional else 1
-    return 3 * directions * (recurrent + head)  # training step: forward + backward (about twice the forward)
 
 
 def tokens_per_second(config, steps: int, batch: int, block: int, precision: str = "fp32") -> float:
@@ -119,7 +106,7 @@ def measure(params: dict, sizes: Sizes) -> Outcome:
     models = {}
     for name in MODELS:
         config = _config(params, name, sizes.tiny)
-        tps, per_token = tokens_per_second(config, sizes.steps, batch, block), flops_per_token(config)
+        tps, per_token = tokens_per_second(config, sizes.steps, batch, block), flops.recurrent(config)
         models[name] = {"embedding_size": config.embedding_size, "hidden_size": config.hidden_size,
                         "num_layers": config.num_layers, "vocab_size": config.vocab_size,
                         "flops_per_token": per_token, "tokens_per_second": round(tps),

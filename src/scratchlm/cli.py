@@ -10,12 +10,13 @@ so that each stage's code dependencies are its own module's imports and this fil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import subprocess
 import sys
 
-from . import dag, declared, schema, timing
+from . import dag, declared, gpus, schema, timing
 from . import params as params_mod
 from .atomic import job_lock, write_text
 from .errors import ScratchError
@@ -96,10 +97,11 @@ def _launch(processes: int, argv: list[str]) -> None:
 
 def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
     job = _job(params, args)
-    if "LOCAL_RANK" in os.environ:  # a DDP worker: the launcher holds the job's lock
+    if "LOCAL_RANK" in os.environ:  # a DDP worker: the launcher holds the job's lock and its GPUs
         _stage_body(params, job, argv)
         return _leave_process_group()
-    with job_lock(job.dvc_stage):
+    on_gpus = dag.STAGES[job.stage].training and params["device"] != "cpu"
+    with job_lock(job.dvc_stage), gpus.claimed(params["processes"]) if on_gpus else contextlib.nullcontext():
         _stage_body(params, job, argv)
 
 

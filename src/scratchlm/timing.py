@@ -40,4 +40,13 @@ def recorded(stage: str, name: str | None) -> Iterator[dict]:
     if os.environ.get("RANK", "0") != "0":  # one of several training processes: rank 0 records
         return
     write_json(paths.timing(stage, name), {"seconds": round(time.perf_counter() - start, 2),
-                                   "peak_rss_mb": peak_rss_mb(), **extra})
+                                   "peak_rss_mb": peak_rss_mb(), **peak_gpu_mb(), **extra})
+
+
+def peak_gpu_mb() -> dict:
+    """{"peak_gpu_mb": the most GPU memory this process's tensors held}, where it used CUDA; torch
+    is not imported for it (a stage that never touched a GPU records none)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    return {"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)}

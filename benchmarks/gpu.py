@@ -1,0 +1,182 @@
+"""Language-model pretraining on the accelerator: each language model of the params (its sizes,
+its pretraining batch, the packed block), its training step timed on the device in the precision
+the pipeline trains in there (`precision: auto`: bf16 autocast on a GPU that has it), as tokens/s
+and as a fraction of the device's matmul peak in that precision, measured in the same run; the
+most memory the step held; and, for the encoder, the same step under torch.compile.
+
+`make bench` runs it when CUDA is present; benchmarks/gpu_check.py runs it before the pipeline
+(on the CPU at tiny sizes in its CI test). The step is the model's own forward and backward,
+AdamW and gradient clipping, without Trainer: what the device can do for the model. Trainer's own
+figure, evaluations and checkpoints included, is the pipeline's tokens/s beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+from . import flops
+from .common import Outcome, Row, at_least, fmt
+
+GOAL = 0.30  # of the bf16 matmul peak, for the Transformer LM
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    steps: int
+    warmup: int
+    peak_n: int
+    peak_repeats: int
+    compile: bool  # also time the encoder's step under torch.compile
+
+
+GPU = Sizes(steps=20, warmup=5, peak_n=8192, peak_repeats=10, compile=True)
+CPU = Sizes(steps=2, warmup=1, peak_n=256, peak_repeats=3, compile=False)
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: str, precision: str, n: int, repeats: int) -> float:
+    """The best matmul FLOP/s of three timed batches of n x n products in the precision."""
+    import torch
+
+    dtype = getattr(torch, DTYPES[precision])
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        _sync(device)
+        best = max(best, 2 * n ** 3 * repeats / (time.perf_counter() - start))
+    return best
+
+
+class _Vocabulary:
+    """What build_config needs of a tokenizer: its size and padding id."""
+
+    def __init__(self, size: int):
+        self.size, self.pad_token_id = size, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _model(spec: dict, vocab: int):
+    from scratchlm.models import pretraining_model
+
+    return pretraining_model({**spec, "checkpoint": None}, _Vocabulary(vocab))
+
+
+def _inputs(config, batch: int, block: int, device: str, masked_share: float) -> dict:
+    """A batch of random token ids; for a masked LM, labels at a random share of the positions."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, config.vocab_size, (batch, block), generator=generator)
+    if config.model_type != "bert":
+        return {"input_ids": ids.to(device), "labels": ids.to(device)}
+    masked = torch.rand(batch, block, generator=generator) < masked_share
+    return {"input_ids": ids.to(device), "labels": torch.where(masked, ids, -100).to(device)}
+
+
+def seconds_per_step(model, inputs: dict, device: str, precision: str, sizes: Sizes) -> float:
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    autocast = (torch.autocast(device, dtype=getattr(torch, DTYPES[precision])) if precision != "fp32"
+                else contextlib.nullcontext())
+
+    def step():
+        with autocast:
+            loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(sizes.warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(sizes.steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / sizes.steps
+
+
+def _peak_memory_mb(device: str) -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if device == "cuda" else None
+
+
+def one_model(name: str, params: dict, device: str, precision: str, peak: float, sizes: Sizes) -> dict:
+    """Tokens/s, model FLOP/s, their share of the peak and the step's memory, for one LM."""
+    import torch
+
+    from scratchlm.training_config import training_config
+
+    spec = params["pretrain"]["models"][name]
+    batch, block = training_config(params, "pretrain", name).batch_size, params["pack"]["block_size"]
+    model = _model(spec, params["tokenizer"]["vocab_size"]).to(device).train()
+    share = spec.get("mlm_probability", 0.15)
+    inputs = _inputs(model.config, batch, block, device, share)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    per_token = flops.per_token(model.config, block, share)
+    rate = batch * block / seconds_per_step(model, inputs, device, precision, sizes)
+    found = {"batch": batch, "block": block, "parameters": sum(p.numel() for p in model.parameters()),
+             "flops_per_token": per_token, "tokens_per_second": round(rate),
+             "model_flops_per_second": round(per_token * rate), "mfu": round(per_token * rate / peak, 4),
+             "peak_memory_mb": _peak_memory_mb(device)}
+    if sizes.compile and model.config.model_type == "bert":
+        found["compiled"] = _compiled(model, inputs, device, precision, sizes, per_token, peak)
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return found
+
+
+def _compiled(model, inputs, device, precision, sizes, per_token, peak) -> dict:
+    """The same step under torch.compile (compilation not timed), or why it could not run."""
+    import torch
+
+    try:
+        rate = inputs["input_ids"].numel() / seconds_per_step(torch.compile(model), inputs, device, precision, sizes)
+    except Exception as e:  # an unsupported op or backend: reported, not fatal to the benchmark
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    return {"tokens_per_second": round(rate), "mfu": round(per_token * rate / peak, 4)}
+
+
+def measure(params: dict, device: str = "cuda", sizes: Sizes = GPU) -> Outcome:
+    import torch
+
+    from scratchlm.devices import pick_precision
+
+    precision = pick_precision(params["precision"], device)
+    peak = matmul_peak(device, precision, sizes.peak_n, sizes.peak_repeats)
+    out = Outcome(detail={"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+                          "precision": precision, f"matmul_peak_{precision}": round(peak), "models": {}})
+    out.summary[f"gpu_matmul_peak_{precision}"] = round(peak)
+    for name in params["pretrain"]["models"]:
+        m = out.detail["models"][name] = one_model(name, params, device, precision, peak, sizes)
+        for key in ("mfu", "tokens_per_second", "peak_memory_mb"):
+            out.summary[f"gpu_pretrain_{key}_{name}"] = m[key]
+        transformer = params["pretrain"]["models"][name]["arch"] == "bert"
+        out.rows.append(Row(f"{name} LM pretraining step on {out.detail['device']}, {precision}: model FLOP/s vs "
+                            f"{precision} matmul peak (batch {m['batch']}x{m['block']}, {m['parameters']:,} params)",
+                            fmt(m["model_flops_per_second"] / 1e12, " TFLOP/s"), fmt(peak / 1e12, " TFLOP/s"),
+                            m["mfu"], f"≥ {GOAL}" if transformer else "—",
+                            at_least(m["mfu"], GOAL) if transformer else None, f"gpu_pretrain_mfu_{name}"))
+    return out

@@ -1,0 +1,296 @@
+"""The GPU check: the gpu preset's stages on one machine, without Snakemake or DVC, and one JSON of
+what they measured — the device and its bf16 matmul peak, each language model's training step
+(tokens/s, model FLOP utilisation, memory; benchmarks/gpu.py), every stage's wall time, each
+training job's peak GPU memory, the language models' pretraining figures and, per task, the
+pretrained and scratch runs with their spread over seeds beside the literature.
+
+    python -m benchmarks.gpu_check --data ../shared/data --out gpu-run.json          # one GPU, ~10 min
+    python -m benchmarks.gpu_check --tiny --device cpu --data DIR --out tiny.json    # its CI test
+
+`--data` is a folder in the layout of ../shared/data (conll2003/train.txt, valid.txt;
+sst2/train.tsv, dev.tsv; imdb/train.jsonl, unsup.jsonl.gz; any test files beside them are used).
+Where a benchmark's test file is absent, as there, the check keeps selection and reporting apart:
+CoNLL-2003's validation file becomes the held-out split (validation is carved from train), SST-2's
+is GLUE dev as in the preset, IMDB's is carved from its training reviews; the JSON says which.
+
+On a bare GPU machine it needs torch, transformers, tokenizers, pandas and pyarrow, and the
+packages in benchmarks/gpu_requirements.txt, carried as wheels (docs/gpu.md). Jobs run as
+`python -m scratchlm <stage>` in a work folder, a stage at a time, the jobs of a stage side by
+side (`--jobs` on the GPU). The JSON is rewritten after every stage, and jobs not started by
+`--deadline-s` are skipped and listed, so a run cut short still reports what it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import ROOT
+
+STAGES = ("data", "tokenizer", "encode", "pack", "pretrain", "adapt", "finetune", "evaluate")
+ON_DEVICE = ("pretrain", "adapt", "finetune", "evaluate")
+# the files of --data, by dataset of the preset: (split, path under --data); an absent test file is
+# replaced as the module docstring says
+FILES = {"conll2003": {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt",
+                       "test": "conll2003/test.txt"},
+         "sst2": {"train": "sst2/train.tsv", "test": "sst2/dev.tsv"},
+         "imdb": {"train": "imdb/train.jsonl", "test": "imdb/test.jsonl"},
+         "unsup": {"train": "imdb/unsup.jsonl.gz"}}
+# the tiny variant for the CI test on the CPU: the preset's structure, toy sizes and a few steps, one
+# model of each family (the LSTM is the GRU's code with another cell)
+TINY = {"tokenizer": {"vocab_size": 400}, "encode": {"max_length": 64}, "pack": {"block_size": 32},
+        "pretrain": {"eval_blocks": 16,
+                     "models": {"gru": {"embedding_size": 16, "hidden_size": 16}, "lstm": None,
+                                "bert": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+                                         "max_position": 64}},
+                     "training": {"max_steps": 6, "batch_size": 8, "eval_steps": 3}},
+        "adapt": {"eval_blocks": 8, "training": {"max_steps": 3, "batch_size": 8, "eval_steps": 3}},
+        "finetune": {"seeds": [1, 2], "training": {"max_steps": 6, "batch_size": 8, "eval_steps": 3}},
+        "evaluate": {"batch_size": 16}}
+TINY_SAMPLE = {"train": 120, "validation": 30, "test": 30}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="folder in ../shared/data's layout")
+    p.add_argument("--out", type=Path, required=True, help="the JSON to write")
+    p.add_argument("--workdir", type=Path, help="where the stages run (default: a folder beside --out)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--jobs", type=int, default=4, help="training jobs side by side on the device")
+    p.add_argument("--deadline-s", type=float, default=540, help="start no job after this many seconds")
+    p.add_argument("--tiny", action="store_true", help="toy sizes (the CI test, on the CPU)")
+    return p
+
+
+# ---------------------------------------------------------------- the work folder
+
+def _params(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(params as written to the work folder, which split each task is reported on)."""
+    from scratchlm import params, presets
+
+    raw = params.read_yaml(ROOT / "params.yaml")
+    presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / "gpu.yaml"))
+    if args.tiny:
+        presets.merge(raw, TINY)
+    raw["device"] = args.device
+    datasets, held_out = raw["data"]["datasets"], {}
+    for name in ("conll2003", "sst2", "imdb"):
+        held_out[name] = _files(datasets[name], name, args)
+        datasets["text"]["parts"][name] = copy.deepcopy(datasets[name])  # the corpus takes the task's splits
+    _files(datasets["text"]["parts"]["unsup"], "unsup", args)
+    if args.tiny:
+        for spec in [*(datasets[n] for n in held_out), *datasets["text"]["parts"].values()]:
+            spec["sample"] = dict(TINY_SAMPLE)
+    return raw, held_out
+
+
+def _files(spec: dict, name: str, args: argparse.Namespace) -> str:
+    """Point a dataset at the files of --data (links under data/external/); say what its test split is."""
+    files = {split: f"data/external/{rel}" for split, rel in FILES[name].items() if (args.data / rel).is_file()}
+    if "train" not in files:
+        raise SystemExit(f"gpu_check: {args.data / FILES[name]['train']} not found (--data must hold "
+                         f"{', '.join(sorted({r for f in FILES.values() for r in f.values()}))})")
+    held_out = "the benchmark's test file"
+    if name != "unsup" and "test" not in files:
+        if "validation" in files:  # its validation file is held out; validation comes out of train instead
+            files["test"] = files.pop("validation")
+            spec["validation_fraction"] = 0.1
+            held_out = "its validation file (not used for selection; validation carved from train)"
+        else:
+            spec["test_fraction"] = 0.1
+            held_out = "10% carved from its training file"
+    spec["files"] = {"train": files["train"], "validation": files.get("validation"), "test": files.get("test")}
+    if name == "sst2" and (args.data / FILES["sst2"]["test"]).is_file():
+        held_out = "GLUE dev (the preset's test split; validation carved from train)"
+    return held_out
+
+
+def prepare(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
+    """The work folder: params.yaml and data/external/ links to --data's files."""
+    import yaml
+
+    raw, held_out = _params(args)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    for name, splits in FILES.items():
+        for rel in splits.values():
+            source, link = (args.data / rel).resolve(), work / "data" / "external" / rel
+            if source.is_file() and not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(source)
+    return raw, held_out
+
+
+# ---------------------------------------------------------------- running the jobs
+
+def _run_job(argv: list[str], work: Path, threads: int, deadline: float) -> dict:
+    """One `python -m scratchlm` job; its exit status, seconds and the end of its log."""
+    log = work / "logs" / (argv[0] + "".join(f"_{a}" for a in argv[2::2]) + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    start = time.time()
+    with open(log, "w") as f:
+        try:
+            code = subprocess.run([sys.executable, "-m", "scratchlm", *argv], cwd=work, env=env, stdout=f,
+                                  stderr=subprocess.STDOUT, timeout=max(1.0, deadline - start + 600)).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    found = {"job": " ".join(argv), "exit": code, "seconds": round(time.time() - start, 1)}
+    if code != 0:
+        found["log_tail"] = log.read_text(errors="replace").splitlines()[-5:]
+    return found
+
+
+def run_stage(stage: str, jobs: list, work: Path, args: argparse.Namespace, deadline: float) -> dict:
+    """A stage's jobs side by side; those not started by the deadline are skipped."""
+    width = args.jobs if stage in ON_DEVICE else (os.cpu_count() or 1)
+    width = max(1, min(width, len(jobs)))
+    threads = max(1, (os.cpu_count() or 1) // width)
+    start, results, skipped = time.time(), [], []
+    with concurrent.futures.ThreadPoolExecutor(width) as pool:
+        futures = []
+        for job in jobs:
+            argv = [stage, *job.args()]
+            futures.append(pool.submit(lambda a=argv: _run_job(a, work, threads, deadline)
+                                       if time.time() < deadline else {"job": " ".join(a), "exit": "skipped"}))
+        results = [f.result() for f in futures]
+    skipped = [r["job"] for r in results if r["exit"] == "skipped"]
+    failed = [r for r in results if r["exit"] not in (0, "skipped")]
+    return {"wall_s": round(time.time() - start, 1), "jobs": len(jobs), "side_by_side": width,
+            "job_seconds": {r["job"]: r["seconds"] for r in results if "seconds" in r},
+            "skipped": skipped, "failed": failed}
+
+
+# ---------------------------------------------------------------- what the run measured
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def language_models(work: Path, p: dict, bench: dict) -> dict:
+    """Per LM: the pipeline's pretraining figures (Trainer's tokens/s, evaluations included) beside
+    the step benchmark's, and the job's peak GPU memory."""
+    from scratchlm import paths
+
+    found = {}
+    for name in p["pretrain"]["models"]:
+        metrics = _read(work / paths.PRETRAIN_METRICS.format(model=name)) or {}
+        timing = _read(work / paths.timing("pretrain", name)) or {}
+        step = bench.get("models", {}).get(name, {})
+        pipeline_tps = timing.get("tokens_per_second")
+        found[name] = {"val_perplexity": metrics.get("val_perplexity"), "steps": metrics.get("steps"),
+                       "parameters": metrics.get("parameters"), "precision": metrics.get("precision"),
+                       "pipeline_tokens_per_second": pipeline_tps,
+                       "pipeline_train_seconds": timing.get("train_seconds"),
+                       "pipeline_mfu": round(step["flops_per_token"] * pipeline_tps / bench["peak"], 4)
+                       if step and pipeline_tps and bench.get("peak") else None,
+                       "peak_gpu_mb": timing.get("peak_gpu_mb"), "step_benchmark": step}
+    return found
+
+
+def _seeds(work: Path, task: str, model: str, run: str, metric: str) -> dict[str, float]:
+    from scratchlm import paths
+
+    details = _read(work / paths.DETAILS.format(task=task, model=model, run=run)) or {"seeds": {}}
+    return {seed: scores[metric] for seed, scores in details["seeds"].items()}
+
+
+def tasks(work: Path, p: dict, held_out: dict) -> dict:
+    """Per task and model: the pretrained `full` run and its `scratch` control on the held-out
+    split, mean and spread over seeds, and the per-seed paired gain; the literature beside them."""
+    from scratchlm.kinds import TASK_METRICS
+    from scratchlm.published import BENCHMARKS
+
+    found = {}
+    for task, spec in p["tasks"].items():
+        metric = TASK_METRICS[spec["type"]][0]
+        rows = {}
+        for model in p["pretrain"]["models"]:
+            full, scratch = (_seeds(work, task, model, run, metric) for run in ("full", "scratch"))
+            rows[model] = {"full": _spread(list(full.values())), "scratch": _spread(list(scratch.values())),
+                           "gain": _spread([full[s] - scratch[s] for s in full if s in scratch])}
+        bench = p["data"]["datasets"][spec["dataset"]].get("benchmark")
+        found[task] = {"metric": metric, "split": held_out.get(spec["dataset"]), "models": rows,
+                       "literature": [r._asdict() for r in BENCHMARKS.get(bench, [])]}
+    return found
+
+
+def _spread(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "mean": round(statistics.mean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+            "per_seed": [round(v, 4) for v in values]}
+
+
+def device_info(device: str) -> dict:
+    import torch
+    import transformers
+
+    info = {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0],
+            "cpus": os.cpu_count()}
+    if device != "cpu" and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(name=props.name, memory_gb=round(props.total_memory / 2 ** 30, 1),
+                    multiprocessors=props.multi_processor_count, cuda=torch.version.cuda)
+    else:
+        info["name"] = "cpu"
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    began = time.time()
+    deadline = began + args.deadline_s
+    args.data, args.out = args.data.resolve(), args.out.resolve()  # the stages run in the work folder
+    work = (args.workdir or args.out.with_suffix(".work")).resolve()
+    raw, held_out = prepare(args, work)
+    from benchmarks import gpu
+    from scratchlm import dag, params
+
+    os.chdir(work)  # params.load and the stages read ./params.yaml
+    p = params.load("params.yaml")
+    device = "cuda" if args.device != "cpu" and gpu_available() else "cpu"
+    report: dict = {"check": "tiny (CI)" if args.tiny else "gpu preset", "device": device_info(device),
+                    "held_out_splits": held_out, "deadline_s": args.deadline_s, "jobs_side_by_side": args.jobs}
+    write(args.out, report)
+    outcome = gpu.measure(p, device, gpu.CPU if args.tiny or device == "cpu" else gpu.GPU)
+    report["step_benchmark"] = {**outcome.detail, "peak": outcome.detail[f"matmul_peak_{outcome.detail['precision']}"]}
+    report["stages"] = {}
+    for stage in STAGES:
+        report["stages"][stage] = run_stage(stage, dag.jobs(p, stage), work, args, deadline)
+        report["wall_s"] = round(time.time() - began, 1)
+        write(args.out, report)
+        print(f"gpu_check: {stage} done ({report['stages'][stage]['wall_s']} s, "
+              f"{len(report['stages'][stage]['failed'])} failed)", flush=True)
+    report["language_models"] = language_models(work, p, report["step_benchmark"])
+    report["tasks"] = tasks(work, p, held_out)
+    report["wall_s"] = round(time.time() - began, 1)
+    write(args.out, report)
+    print(f"gpu_check: wrote {args.out} after {report['wall_s']} s", flush=True)
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def write(path: Path, report: dict) -> None:
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=str))
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    main()
