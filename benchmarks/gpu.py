@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import flops
 from .common import Outcome, Row, at_least, fmt
@@ -23,8 +23,7 @@ GOAL = 0.30  # of the bf16 matmul peak, for the Transformer LM
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-@dataclass(frozen=True)
-class Sizes:
+class Sizes(NamedTuple):
     steps: int
     warmup: int
     peak_n: int
@@ -142,7 +141,7 @@ def one_model(name: str, params: dict, device: str, precision: str, peak: float,
              "peak_memory_mb": _peak_memory_mb(device)}
     if sizes.compile and model.config.model_type == "bert":
         found["compiled"] = _compiled(model, inputs, device, precision, sizes, per_token, peak)
-    del model
+    del model, inputs
     if device == "cuda":
         torch.cuda.empty_cache()
     return found
@@ -180,3 +179,27 @@ def measure(params: dict, device: str = "cuda", sizes: Sizes = GPU) -> Outcome:
                             m["mfu"], f"≥ {GOAL}" if transformer else "—",
                             at_least(m["mfu"], GOAL) if transformer else None, f"gpu_pretrain_mfu_{name}"))
     return out
+
+
+def compiled_steps(params: dict, device: str, sizes: Sizes, peak: float) -> dict:
+    """The encoders' steps under torch.compile, after the uncompiled ones (benchmarks/gpu_check.py
+    measures these last: compiling takes a minute)."""
+    import torch
+
+    from scratchlm.devices import pick_precision
+    from scratchlm.training_config import training_config
+
+    precision, found = pick_precision(params["precision"], device), {}
+    for name, spec in params["pretrain"]["models"].items():
+        if spec["arch"] != "bert":
+            continue
+        batch, block = training_config(params, "pretrain", name).batch_size, params["pack"]["block_size"]
+        model = _model(spec, params["tokenizer"]["vocab_size"]).to(device).train()
+        share = spec["mlm_probability"]
+        inputs = _inputs(model.config, batch, block, device, share)
+        found[name] = _compiled(model, inputs, device, precision, sizes, flops.per_token(model.config, block, share),
+                                peak)
+        del model, inputs
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return found

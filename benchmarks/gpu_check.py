@@ -26,6 +26,7 @@ import argparse
 import concurrent.futures
 import copy
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -35,8 +36,8 @@ from pathlib import Path
 
 from .common import ROOT
 
-STAGES = ("data", "tokenizer", "encode", "pack", "pretrain", "adapt", "finetune", "evaluate")
 ON_DEVICE = ("pretrain", "adapt", "finetune", "evaluate")
+PACE_SHARE = 0.4  # of the step benchmark's tokens/s that a Trainer run sharing the device keeps (a guess, checked)
 # the files of --data, by dataset of the preset: (split, path under --data); an absent test file is
 # replaced as the module docstring says
 FILES = {"conll2003": {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt",
@@ -66,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--jobs", type=int, default=4, help="training jobs side by side on the device")
     p.add_argument("--deadline-s", type=float, default=540, help="start no job after this many seconds")
+    p.add_argument("--pretrain-budget-s", type=float, default=3600,
+                   help="cap each LM's pretraining steps to end in about this many seconds (recorded)")
     p.add_argument("--tiny", action="store_true", help="toy sizes (the CI test, on the CPU)")
+    p.add_argument("--render", action="store_true", help="print the Markdown tables of --out's JSON and exit")
     return p
 
 
@@ -92,9 +96,15 @@ def _params(args: argparse.Namespace) -> tuple[dict, dict]:
     return raw, held_out
 
 
+def _found(data: Path, rel: str) -> str | None:
+    """The file of --data for a path of FILES, as it is or gzipped (the readers look through .gz)."""
+    return next((r for r in (rel, rel + ".gz") if (data / r).is_file()), None)
+
+
 def _files(spec: dict, name: str, args: argparse.Namespace) -> str:
     """Point a dataset at the files of --data (links under data/external/); say what its test split is."""
-    files = {split: f"data/external/{rel}" for split, rel in FILES[name].items() if (args.data / rel).is_file()}
+    files = {split: f"data/external/{found}" for split, rel in FILES[name].items()
+             if (found := _found(args.data, rel))}
     if "train" not in files:
         raise SystemExit(f"gpu_check: {args.data / FILES[name]['train']} not found (--data must hold "
                          f"{', '.join(sorted({r for f in FILES.values() for r in f.values()}))})")
@@ -108,7 +118,7 @@ def _files(spec: dict, name: str, args: argparse.Namespace) -> str:
             spec["test_fraction"] = 0.1
             held_out = "10% carved from its training file"
     spec["files"] = {"train": files["train"], "validation": files.get("validation"), "test": files.get("test")}
-    if name == "sst2" and (args.data / FILES["sst2"]["test"]).is_file():
+    if name == "sst2" and _found(args.data, FILES["sst2"]["test"]):
         held_out = "GLUE dev (the preset's test split; validation carved from train)"
     return held_out
 
@@ -120,10 +130,10 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
     raw, held_out = _params(args)
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    for name, splits in FILES.items():
-        for rel in splits.values():
+    for splits in FILES.values():
+        for rel in filter(None, (_found(args.data, r) for r in splits.values())):
             source, link = (args.data / rel).resolve(), work / "data" / "external" / rel
-            if source.is_file() and not link.exists():
+            if not link.exists():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(source)
     return raw, held_out
@@ -246,8 +256,64 @@ def device_info(device: str) -> dict:
     return info
 
 
+def fit_pretraining(p: dict, raw: dict, work: Path, bench: dict, budget_s: float) -> dict:
+    """Cap each LM's pretraining steps so that it ends within `budget_s` at the pace the step
+    benchmark measured (a share of it: Trainer's evaluations, and the models sharing the device),
+    where the preset's epochs would take longer; rewrite params.yaml with the caps. Returns, per
+    model, the preset's steps and the ones this run trains, for the report."""
+    import yaml
+    from datasets import load_from_disk
+
+    from scratchlm import paths
+    from scratchlm.training_config import training_config
+
+    blocks = len(load_from_disk(str(work / paths.BLOCKS.format(corpus=p["pretrain"]["corpus"])))["train"])
+    found = {}
+    for name in p["pretrain"]["models"]:
+        cfg = training_config(p, "pretrain", name)
+        planned = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * math.ceil(blocks / cfg.batch_size))
+        pace = bench["models"][name]["tokens_per_second"] * PACE_SHARE / (cfg.batch_size * p["pack"]["block_size"])
+        steps = min(planned, max(1, int(budget_s * pace)))
+        found[name] = {"preset_steps": planned, "steps": steps, "train_blocks": blocks,
+                       "epochs": round(steps * cfg.batch_size / blocks, 2)}
+        if steps < planned:
+            raw["pretrain"]["models"][name].setdefault("training", {})["max_steps"] = steps
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return found
+
+
+def run_finetuning(p: dict, work: Path, args: argparse.Namespace, deadline: float) -> dict:
+    """Each fine-tuning run, then its evaluation, in one worker: test figures arrive run by run, so
+    a run cut short by the deadline still reports every run it finished. Pairs (full, scratch) of a
+    task and model are next to each other in the queue."""
+    from scratchlm import dag
+
+    runs = sorted(dag.jobs(p, "finetune"), key=lambda j: (j.wildcards["task"], j.wildcards["model"]))
+    width = max(1, min(args.jobs, len(runs)))
+    threads = max(1, (os.cpu_count() or 1) // width)
+
+    def both(job) -> list[dict]:
+        if time.time() >= deadline:
+            return [{"job": " ".join(["finetune", *job.args()]), "exit": "skipped"}]
+        done = [_run_job(["finetune", *job.args()], work, threads, deadline)]
+        if done[0]["exit"] == 0:
+            done.append(_run_job(["evaluate", *job.args()], work, threads, deadline))
+        return done
+
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(width) as pool:
+        results = [r for found in pool.map(both, runs) for r in found]
+    return {"wall_s": round(time.time() - start, 1), "jobs": len(runs), "side_by_side": width,
+            "job_seconds": {r["job"]: r["seconds"] for r in results if "seconds" in r},
+            "skipped": [r["job"] for r in results if r["exit"] == "skipped"],
+            "failed": [r for r in results if r["exit"] not in (0, "skipped")]}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(args.out.read_text())), end="")
+        return
     began = time.time()
     deadline = began + args.deadline_s
     args.data, args.out = args.data.resolve(), args.out.resolve()  # the stages run in the work folder
@@ -260,22 +326,76 @@ def main(argv: list[str] | None = None) -> None:
     p = params.load("params.yaml")
     device = "cuda" if args.device != "cpu" and gpu_available() else "cpu"
     report: dict = {"check": "tiny (CI)" if args.tiny else "gpu preset", "device": device_info(device),
-                    "held_out_splits": held_out, "deadline_s": args.deadline_s, "jobs_side_by_side": args.jobs}
-    write(args.out, report)
-    outcome = gpu.measure(p, device, gpu.CPU if args.tiny or device == "cpu" else gpu.GPU)
-    report["step_benchmark"] = {**outcome.detail, "peak": outcome.detail[f"matmul_peak_{outcome.detail['precision']}"]}
-    report["stages"] = {}
-    for stage in STAGES:
-        report["stages"][stage] = run_stage(stage, dag.jobs(p, stage), work, args, deadline)
+                    "held_out_splits": held_out, "deadline_s": args.deadline_s, "jobs_side_by_side": args.jobs,
+                    "stages": {}}
+
+    def stage_done(stage: str, figures: dict) -> None:
+        report["stages"][stage] = figures
         report["wall_s"] = round(time.time() - began, 1)
         write(args.out, report)
-        print(f"gpu_check: {stage} done ({report['stages'][stage]['wall_s']} s, "
-              f"{len(report['stages'][stage]['failed'])} failed)", flush=True)
+        print(f"gpu_check: {stage} done after {report['wall_s']} s ({figures['wall_s']} s, "
+              f"{len(figures['failed'])} failed, {len(figures['skipped'])} skipped)", flush=True)
+
+    write(args.out, report)
+    sizes = gpu.CPU if args.tiny or device == "cpu" else gpu.GPU
+    outcome = gpu.measure(p, device, sizes._replace(compile=False))  # compiling waits until the stages ran
+    report["step_benchmark"] = {**outcome.detail, "peak": outcome.detail[f"matmul_peak_{outcome.detail['precision']}"]}
+    for stage in ("data", "tokenizer", "encode", "pack"):
+        stage_done(stage, run_stage(stage, dag.jobs(p, stage), work, args, deadline))
+    report["pretraining_budget"] = fit_pretraining(p, raw, work, report["step_benchmark"], args.pretrain_budget_s)
+    p = params.load("params.yaml")
+    for stage in ("pretrain", "adapt"):
+        stage_done(stage, run_stage(stage, dag.jobs(p, stage), work, args, deadline))
+    stage_done("finetune+evaluate", run_finetuning(p, work, args, deadline))
     report["language_models"] = language_models(work, p, report["step_benchmark"])
     report["tasks"] = tasks(work, p, held_out)
     report["wall_s"] = round(time.time() - began, 1)
     write(args.out, report)
+    if sizes.compile and time.time() < deadline + 60:  # the encoder's step under torch.compile, if time is left
+        report["step_benchmark"]["compiled"] = gpu.compiled_steps(p, device, sizes, report["step_benchmark"]["peak"])
+        write(args.out, report)
     print(f"gpu_check: wrote {args.out} after {report['wall_s']} s", flush=True)
+
+
+def _pm(cell: dict) -> str:
+    """`mean ± std` in points, or a dash for no seed."""
+    return f"{100 * cell['mean']:.2f} ± {100 * cell['std']:.2f}" if cell and cell.get("n") else "—"
+
+
+def _share(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _lm_row(name: str, lm: dict, report: dict) -> str:
+    b = lm["step_benchmark"]
+    compiled = report["step_benchmark"].get("compiled", {}).get(name, {})
+    epochs = report.get("pretraining_budget", {}).get(name, {}).get("epochs", "?")
+    cells = [name, f"{b['parameters']:,}", f"{b['tokens_per_second']:,}", _share(b["mfu"]),
+             _share(compiled.get("mfu")), "—" if b["peak_memory_mb"] is None else f"{b['peak_memory_mb']:,.0f} MB",
+             f"{lm['pipeline_tokens_per_second'] or 0:,.0f}", _share(lm["pipeline_mfu"]), f"{lm['steps']} ({epochs})",
+             str(lm["val_perplexity"])]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(report: dict) -> str:
+    """The tables of docs/gpu.md, from a run's JSON."""
+    d, step = report["device"], report["step_benchmark"]
+    lines = [f"Device: {d['name']} ({d.get('memory_gb', '?')} GB, {d.get('multiprocessors', '?')} SMs), CUDA "
+             f"{d.get('cuda', '—')}, torch {d['torch']}, transformers {d['transformers']}, {d['cpus']} CPU cores. "
+             f"Measured {step['precision']} matmul peak: {step['peak'] / 1e12:,.0f} TFLOP/s. Whole run: "
+             f"{report['wall_s']:,.0f} s.", "",
+             "| LM | parameters | step: tokens/s | step: MFU | compiled step: MFU | step memory | pipeline: tokens/s "
+             "| pipeline: MFU | steps (epochs) | val perplexity |", "|" + "---|" * 10]
+    lines += [_lm_row(name, lm, report) for name, lm in report.get("language_models", {}).items()]
+    lines += ["", "| stage | wall s | jobs | side by side | failed | skipped |", "|" + "---|" * 6]
+    lines += [f"| {stage} | {f['wall_s']:,.0f} | {f['jobs']} | {f['side_by_side']} | {len(f['failed'])} | "
+              f"{len(f['skipped'])} |" for stage, f in report["stages"].items()]
+    lines += ["", "| task | metric | held-out split | model | pretrained `full` | `scratch` | gain (points) |",
+              "|" + "---|" * 7]
+    lines += [f"| {task} | {t['metric']} | {t['split']} | {model} | {_pm(arms['full'])} | {_pm(arms['scratch'])} "
+              f"| {_pm(arms['gain'])} |" for task, t in report.get("tasks", {}).items()
+              for model, arms in t["models"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def gpu_available() -> bool:

@@ -44,12 +44,15 @@ def test_the_gpu_check_runs_every_stage_and_reports_what_it_measured(tmp_path):
     data = stand_in_data(tmp_path / "data")
     out = tmp_path / "run.json"
     run([sys.executable, "-m", "benchmarks.gpu_check", "--tiny", "--device", "cpu", "--data", str(data), "--out",
-         str(out), "--jobs", "2", "--deadline-s", str(HUNG_AFTER_S)], ROOT)
+         str(out), "--jobs", "2", "--deadline-s", str(HUNG_AFTER_S), "--pretrain-budget-s", "0.001"], ROOT)
     report = json.loads(out.read_text())
     assert report["device"]["name"] == "cpu" and report["check"] == "tiny (CI)"
     for stage, figures in report["stages"].items():
         assert figures["failed"] == [] and figures["skipped"] == [], (stage, figures)
-    assert report["stages"]["finetune"]["jobs"] == 3 * 2 * 2  # tasks x models x (full, scratch)
+    assert report["stages"]["finetune+evaluate"]["jobs"] == 3 * 2 * 2  # tasks x models x (full, scratch)
+    for name, budget in report["pretraining_budget"].items():  # a budget too short for the preset's steps
+        assert budget["steps"] == 1 < budget["preset_steps"], name
+        assert report["language_models"][name]["steps"] == 1, name
     assert set(report["language_models"]) == {"gru", "bert"}  # the tiny check's: one of each family
     for name, lm in report["language_models"].items():
         assert lm["val_perplexity"] > 1 and lm["pipeline_tokens_per_second"] > 0, name
