@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline-s", type=float, default=540, help="start no job after this many seconds")
     p.add_argument("--pretrain-budget-s", type=float, default=3600,
                    help="cap each LM's pretraining steps to end in about this many seconds (recorded)")
+    p.add_argument("--finetune-max-steps", type=int, default=-1,
+                   help="cap each fine-tuning seed's steps (recorded; -1: the preset's epochs and early stopping)")
     p.add_argument("--tiny", action="store_true", help="toy sizes (the CI test, on the CPU)")
     p.add_argument("--render", action="store_true", help="print the Markdown tables of --out's JSON and exit")
     return p
@@ -85,6 +88,8 @@ def _params(args: argparse.Namespace) -> tuple[dict, dict]:
     if args.tiny:
         presets.merge(raw, TINY)
     raw["device"] = args.device
+    if args.finetune_max_steps > 0:  # a deterministic cap, so that every run fits the check's minutes
+        raw["finetune"]["training"]["max_steps"] = args.finetune_max_steps
     datasets, held_out = raw["data"]["datasets"], {}
     for name in ("conll2003", "sst2", "imdb"):
         held_out[name] = _files(datasets[name], name, args)
@@ -226,11 +231,20 @@ def tasks(work: Path, p: dict, held_out: dict) -> dict:
         for model in p["pretrain"]["models"]:
             full, scratch = (_seeds(work, task, model, run, metric) for run in ("full", "scratch"))
             rows[model] = {"full": _spread(list(full.values())), "scratch": _spread(list(scratch.values())),
-                           "gain": _spread([full[s] - scratch[s] for s in full if s in scratch])}
+                           "gain": _spread([full[s] - scratch[s] for s in full if s in scratch]),
+                           "training": {run: _trained(work, task, model, run) for run in ("full", "scratch")}}
         bench = p["data"]["datasets"][spec["dataset"]].get("benchmark")
         found[task] = {"metric": metric, "split": held_out.get(spec["dataset"]), "models": rows,
                        "literature": [r._asdict() for r in BENCHMARKS.get(bench, [])]}
     return found
+
+
+def _trained(work: Path, task: str, model: str, run: str) -> dict:
+    """The run's validation score and mean steps over its seeds (against the cap: did early stopping end it?)."""
+    from scratchlm import paths
+
+    m = _read(work / paths.FINETUNE_METRICS.format(task=task, model=model, run=run)) or {}
+    return {k: v for k, v in m.items() if k.startswith("val_") or k in ("steps", "train_examples", "precision")}
 
 
 def _spread(values: list[float]) -> dict:
@@ -282,7 +296,7 @@ def fit_pretraining(p: dict, raw: dict, work: Path, bench: dict, budget_s: float
     return found
 
 
-def run_finetuning(p: dict, work: Path, args: argparse.Namespace, deadline: float) -> dict:
+def run_finetuning(p: dict, work: Path, args: argparse.Namespace, deadline: float, on_done=None) -> dict:
     """Each fine-tuning run, then its evaluation, in one worker: test figures arrive run by run, so
     a run cut short by the deadline still reports every run it finished. Pairs (full, scratch) of a
     task and model are next to each other in the queue."""
@@ -298,6 +312,8 @@ def run_finetuning(p: dict, work: Path, args: argparse.Namespace, deadline: floa
         done = [_run_job(["finetune", *job.args()], work, threads, deadline)]
         if done[0]["exit"] == 0:
             done.append(_run_job(["evaluate", *job.args()], work, threads, deadline))
+        if on_done is not None:
+            on_done()
         return done
 
     start = time.time()
@@ -327,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if args.device != "cpu" and gpu_available() else "cpu"
     report: dict = {"check": "tiny (CI)" if args.tiny else "gpu preset", "device": device_info(device),
                     "held_out_splits": held_out, "deadline_s": args.deadline_s, "jobs_side_by_side": args.jobs,
-                    "stages": {}}
+                    "finetune_max_steps": args.finetune_max_steps, "stages": {}}
 
     def stage_done(stage: str, figures: dict) -> None:
         report["stages"][stage] = figures
@@ -346,8 +362,16 @@ def main(argv: list[str] | None = None) -> None:
     p = params.load("params.yaml")
     for stage in ("pretrain", "adapt"):
         stage_done(stage, run_stage(stage, dag.jobs(p, stage), work, args, deadline))
-    stage_done("finetune+evaluate", run_finetuning(p, work, args, deadline))
     report["language_models"] = language_models(work, p, report["step_benchmark"])
+    lock = threading.Lock()
+
+    def run_done() -> None:  # the figures so far, should the run be cut short
+        with lock:
+            report["tasks"] = tasks(work, p, held_out)
+            report["wall_s"] = round(time.time() - began, 1)
+            write(args.out, report)
+
+    stage_done("finetune+evaluate", run_finetuning(p, work, args, deadline, run_done))
     report["tasks"] = tasks(work, p, held_out)
     report["wall_s"] = round(time.time() - began, 1)
     write(args.out, report)
