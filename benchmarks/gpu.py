@@ -2,7 +2,9 @@
 its pretraining batch, the packed block), its training step timed on the device in the precision
 the pipeline trains in there (`precision: auto`: bf16 autocast on a GPU that has it), as tokens/s
 and as a fraction of the device's matmul peak in that precision, measured in the same run; the
-most memory the step held; and, for the encoder, the same step under torch.compile.
+most memory the step held; the same step without each efficiency choice that applies (bf16
+autocast, cuDNN's recurrent kernels, scaled-dot-product attention), so that what each buys is
+measured beside it; and, for the encoder, the same step under torch.compile.
 
 `make bench` runs it when CUDA is present; benchmarks/gpu_check.py runs it before the pipeline
 (on the CPU at tiny sizes in its CI test). The step is the model's own forward and backward,
@@ -120,6 +122,42 @@ def _peak_memory_mb(device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if device == "cuda" else None
 
 
+def _without(choice: str, model, device: str):
+    """The same step without one of the efficiency choices: the autocast (fp32 instead: the caller
+    picks the precision), cuDNN's recurrent kernels (PyTorch's own), or scaled-dot-product
+    attention (the eager softmax)."""
+    import torch
+
+    if choice == "cudnn":
+        return torch.backends.cudnn.flags(enabled=False)
+    if choice == "sdpa":
+        model.config._attn_implementation = "eager"
+        return _restore_attention(model)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _restore_attention(model):
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = "sdpa"
+
+
+def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) -> dict:
+    """Tokens/s of the step without each efficiency choice that applies to the model, measured
+    beside the step with all of them (the speed-up each buys is the ratio)."""
+    choices = [precision] if precision != "fp32" else []  # without the autocast: fp32
+    if device == "cuda":
+        choices.append("sdpa" if model.config.model_type == "bert" else "cudnn")
+    tokens, found = inputs["input_ids"].numel(), {}
+    for choice in choices:
+        with _without(choice, model, device):
+            seconds = seconds_per_step(model, inputs, device, "fp32" if choice == precision else precision, sizes)
+        found[f"without_{choice}"] = round(tokens / seconds)
+    return found
+
+
 def one_model(name: str, params: dict, device: str, precision: str, peak: float, sizes: Sizes) -> dict:
     """Tokens/s, model FLOP/s, their share of the peak and the step's memory, for one LM."""
     import torch
@@ -139,6 +177,7 @@ def one_model(name: str, params: dict, device: str, precision: str, peak: float,
              "flops_per_token": per_token, "tokens_per_second": round(rate),
              "model_flops_per_second": round(per_token * rate), "mfu": round(per_token * rate / peak, 4),
              "peak_memory_mb": _peak_memory_mb(device)}
+    found["tokens_per_second_without"] = ablations(model, inputs, device, precision, sizes)
     if sizes.compile and model.config.model_type == "bert":
         found["compiled"] = _compiled(model, inputs, device, precision, sizes, per_token, peak)
     del model, inputs

@@ -2,6 +2,7 @@
 subprocesses of their own), and write results/bench.json and results/bench.md.
 
     python -m benchmarks.run                 # the full run (`make bench`): about 1 h 20 min on 2 cores
+                                             # (and a GPU section where CUDA is present: benchmarks/gpu.py)
     python -m benchmarks.run --quick --skip-demo --data-dir /nonexistent --out /tmp/b   # seconds
 
 Run it on a quiet machine: every figure is a wall time or a throughput. A goal that is missed
@@ -16,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from . import demo, finetune_speed, overhead, pretrain_mfu, real_cpu, sources, tokenize_speed
+from . import demo, finetune_speed, gpu, overhead, pretrain_mfu, real_cpu, sources, tokenize_speed
 from .common import DEFAULT_DATA, ROOT, Outcome, cores, machine, versions
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
@@ -62,6 +63,7 @@ def measurements(args: argparse.Namespace):
                                                      else tokenize_speed.FULL, params["seed"])
     yield "finetune", lambda: finetune_speed.measure(data, tok, params, ft)
     yield "pretrain", lambda: pretrain_mfu.measure(params, pretrain_mfu.QUICK if q else pretrain_mfu.FULL)
+    yield "gpu", lambda: _gpu(q)
     places = {"repository root": ROOT}
     with contextlib.closing(demo.Demo(ROOT, args.demo_timeout)) as reproduction:
         if args.skip_demo:
@@ -75,6 +77,19 @@ def measurements(args: argparse.Namespace):
         yield "real-cpu", lambda: real_cpu.not_measured("skipped (--skip-real or --quick)")
     else:
         yield "real-cpu", lambda: real_cpu.measure(ROOT, args.data_dir, 2 * real_cpu.GOAL_S)
+
+
+def _gpu(quick: bool):
+    """The GPU section, where CUDA is present: the gpu preset's language models on the device."""
+    import torch
+
+    from scratchlm import params, presets
+
+    if not torch.cuda.is_available():
+        return Outcome(nulls={"gpu_pretrain_mfu_bert": "no CUDA device on this machine"})
+    raw = params.read_yaml(ROOT / "params.yaml")
+    presets.merge(raw, params.read_yaml(presets.PRESETS_DIR / "gpu.yaml"))
+    return gpu.measure(params.validate(raw), "cuda", gpu.CPU if quick else gpu.GPU)
 
 
 def bench(args: argparse.Namespace) -> tuple[dict, list]:

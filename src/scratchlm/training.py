@@ -108,6 +108,8 @@ def arguments(cfg: TrainingConfig, output_dir: Path, ctx: Context, metric: str, 
     batch = cfg.batch_size // world
     if world > 1 and ctx.device == "cpu":
         overrides["ddp_backend"] = "gloo"
+    if ctx.device == "cuda":  # batches in pinned memory (Trainer's default) copied without blocking the step
+        overrides.setdefault("accelerator_config", {"non_blocking": True})
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,

@@ -31,6 +31,7 @@ def test_quick_bench_writes_every_key(tmp_path):
             assert result["nulls"][key], key  # a missing number says why
         assert f"`{key}`" in table, key
     assert result["demo_wall_s"] is None and "skip" in result["nulls"]["demo_wall_s"]
+    assert "no CUDA device" in result["nulls"]["gpu_pretrain_mfu_bert"]  # the GPU section says why it is absent
     for key in ("real_cpu_wall_s", "real_conll_val_f1", "real_conll_gain", "real_sst2_val_acc", "real_sst2_gain"):
         assert result[key] is None and result["nulls"][key], key  # the real-data preset: not in a quick run
     for key in ("tokenize_fraction_of_raw", "pretrain_mfu_gru", "pretrain_mfu_lstm"):

@@ -375,12 +375,15 @@ def stage_times(params: dict) -> str:
             continue
         t = read_json(paths.timing(job.stage, job.name))
         rows.append([job.stage, job.name or "", f"{t['seconds']:,.1f}", t.get("train_seconds", ""), _throughput(t),
-                     f"{t['peak_rss_mb']:,.0f}"])
+                     f"{t['peak_rss_mb']:,.0f}", f"{t['peak_gpu_mb']:,.0f}" if "peak_gpu_mb" in t else ""])
         by_stage[job.stage] = by_stage.get(job.stage, 0.0) + t["seconds"]
     total = sum(by_stage.values())
     where = ", ".join(f"{stage} {seconds / 60:.1f} min ({100 * seconds / total:.0f}%)"
                       for stage, seconds in by_stage.items())
-    return (_table(["stage", "run", "wall s", "train s", "throughput", "peak RSS MB"], rows)
+    header = ["stage", "run", "wall s", "train s", "throughput", "peak RSS MB", "peak GPU MB"]
+    if not any(row[-1] for row in rows):  # no job used a GPU: no column for it
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    return (_table(header, rows)
             + f"\n\nSum of the stage runs: {total / 60:.1f} min (the pipeline runs some at once): {where}. "
             "Training throughput counts the steps this process ran (a resumed run: since the resume).")
 
