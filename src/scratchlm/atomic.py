@@ -97,11 +97,13 @@ def atomic_path(path: Path | str, is_dir: bool = False) -> Iterator[Path]:
 
 
 def write_json(path: Path | str, obj) -> None:
-    """Indented; a list of records (a plot's rows) one record per line."""
+    """Indented; a list of records (a plot's rows) one record per line. Strict JSON: a NaN or an
+    infinity is a bug to fix where it is made (write null for a figure that does not exist), not
+    a bare `NaN` that DVC's metrics and other readers choke on."""
     if isinstance(obj, list):
-        text = "[\n" + ",\n".join(json.dumps(row) for row in obj) + "\n]\n"
+        text = "[\n" + ",\n".join(json.dumps(row, allow_nan=False) for row in obj) + "\n]\n"
     else:
-        text = json.dumps(obj, indent=2) + "\n"
+        text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 

@@ -205,3 +205,26 @@ def _check_extra_runs(p: dict, source: str) -> None:
                                f"fused; remove it (lora is for bert models)")
 
 
+
+
+def _texts_of(spec: dict) -> set[str]:
+    """Where a dataset's text comes from: its files, its hub id, or the synthetic generators."""
+    if spec["source"] == "mix":
+        return set().union(*(_texts_of(sub) for sub in spec["parts"].values()))
+    if spec["source"] == "local":
+        return {path for path in spec["files"].values() if path}
+    return {spec["path"]} if spec["source"] == "hub" else {"synthetic"}
+
+
+def warnings(p: dict) -> list[str]:
+    """What is allowed but probably not meant, one line each: a tokenizer or pretraining corpus that
+    shares no text with a task's data (the README's own-data example left them on the synthetic
+    corpus, so a tokenizer trained on our generated text cut the user's CoNLL words)."""
+    datasets, found = p["data"]["datasets"], []
+    for key in ("tokenizer.corpus", "pretrain.corpus"):
+        corpus = lookup(p, key)
+        for task, spec in p["tasks"].items():
+            if not _texts_of(datasets[corpus]) & _texts_of(datasets[spec["dataset"]]):
+                found.append(f"{key} = {corpus!r} shares no text with task {task}'s dataset {spec['dataset']!r}: "
+                             f"point it at a dataset (or a mix) that holds the task's training text")
+    return found

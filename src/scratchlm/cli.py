@@ -23,6 +23,8 @@ from .errors import ScratchError
 
 # tool command -> (module, its function taking the parsed args, help)
 TOOLS = {
+    "check": ("preflight", "run", "Check params.yaml, its files, the device and the datasets' first rows: all that "
+              "needs no training"),
     "preset": ("presets", "run", "Merge workflow/presets/<name>.yaml into params.yaml (both front ends see it)"),
     "sync": ("frontends", "sync", "After dvc checkout/pull/exp apply: make Snakemake agree with dvc.lock"),
     "resume": ("frontends", "resume", "After a killed Snakemake: end its orphaned jobs, record the finished ones "
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage.name, help=stage.help)
         for wildcard in stage.wildcards:
             p.add_argument(f"--{wildcard}", required=True)
-    sub.add_parser("check", help="Validate params.yaml and exit")
+    sub.add_parser("check", help=TOOLS["check"][2])
     p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it and the "
                        "schema's defaults file; --explain STAGE: what a stage reads and writes)")
     group = p.add_mutually_exclusive_group()
@@ -48,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--explain", metavar="STAGE", choices=list(dag.STAGES))
     p = sub.add_parser("preset", help=TOOLS["preset"][2])
     p.add_argument("name")
+    p.add_argument("--keep-data", action="store_true", help="keep your own datasets and tasks: skip the preset's "
+                   "data and tasks sections and sample each hub or local dataset to a few hundred rows instead")
     sub.add_parser("sync", help=TOOLS["sync"][2])
     # Snakemake's options for the rerun (default: --cores all) are whatever else follows (see `run`):
     # argparse's REMAINDER would refuse them, as they start with a dash
@@ -143,11 +147,7 @@ def run(argv: list[str] | None = None) -> None:
     if args.command in TOOLS:
         module, function, _ = TOOLS[args.command]
         return getattr(importlib.import_module(f"{__package__}.{module}"), function)(args)
-    params = params_mod.load(args.params)
-    if args.command == "check":
-        print(f"{args.params}: valid")
-        return
-    _run_stage(params, args, argv)
+    _run_stage(params_mod.load(args.params), args, argv)
 
 
 def _dag(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
 """`scratchlm preset NAME`: merge workflow/presets/NAME.yaml into params.yaml, keeping its comments.
+`--keep-data` keeps the params' own datasets and tasks and samples their data instead.
 
 Presets edit params.yaml itself rather than being passed as a Snakemake `--configfile`, so
 Snakemake and DVC (dvc.lock, `dvc exp run`) see the same values. `git checkout params.yaml`
@@ -96,26 +97,120 @@ def _empty_like(mapping):
 
 
 def run(args) -> None:
-    """`scratchlm preset NAME`."""
-    apply(args.name, args.params)
+    """`scratchlm preset NAME [--keep-data]`."""
+    apply(args.name, args.params, keep_data=args.keep_data)
 
 
-def apply(name: str, params_file: str = "params.yaml") -> None:
+def apply(name: str, params_file: str = "params.yaml", keep_data: bool = False) -> None:
+    """Merge preset `name` into `params_file`. `keep_data`: keep the params' own datasets and tasks
+    and shrink the data instead (see `keep_data_overlay`)."""
     preset = presets_dir() / f"{name}.yaml"
     if not preset.exists():
         raise ScratchError(f"preset {name!r} not found in {presets_dir()} (available: {', '.join(available())})")
     overlay = read_yaml(preset) or {}
-    overlay.setdefault("report", {})["preset"] = name  # the report names the preset it was made with
+    label = f"{name} --keep-data" if keep_data else name
     path = Path(params_file)
     before = validate(read_yaml(path), params_file)
+    if keep_data:
+        overlay = keep_data_overlay(overlay, before)
+    overlay.setdefault("report", {})["preset"] = label  # the report names the preset it was made with
     merged = read_yaml(path)
     merge(merged, copy.deepcopy(overlay))
-    after = validate(copy.deepcopy(merged), f"{params_file} with preset {name}")  # fills defaults: a copy
-    write_text(path, checked_text(path, overlay, merged, f"preset {name}"))
-    print(f"preset: merged {preset.name} into {params_file}", flush=True)
+    try:
+        after = validate(copy.deepcopy(merged), f"{params_file} with preset {label}")  # fills defaults: a copy
+    except ScratchError as e:
+        misfits = [] if keep_data else own_data_misfits(overlay, before)
+        if not misfits:
+            raise
+        raise ScratchError(f"{e}; the preset sizes the demo's synthetic datasets and tasks, and {params_file} has "
+                           f"{', '.join(misfits)} as its own (not synthetic) or not at all: to keep your own datasets "
+                           f"and tasks and shrink them by `sample:`, run `scratchlm preset {name} --keep-data`") from e
+    write_text(path, checked_text(path, overlay, merged, f"preset {label}"))
+    kept = (", keeping its datasets and tasks, each hub or local dataset sampled to at most "
+            f"{'/'.join(map(str, OWN_DATA_SAMPLE.values()))} train/validation/test rows") if keep_data else ""
+    print(f"preset: merged {preset.name} into {params_file}{kept}", flush=True)
     warning = committed_results_warning(before, after)
     if warning:
         print(warning, file=sys.stderr)
+
+
+# `--keep-data`'s subset of each of the params' own (hub, local) datasets, per split: the tiny preset's
+# sizes of the synthetic sentiment data, so a smoke run over real data stays about as small as the demo's
+OWN_DATA_SAMPLE = {"train": 200, "validation": 50, "test": 50}
+# the keys whose lists (or, for overrides, mappings) name models, and tasks (checks.py checks each)
+MODEL_REFERENCES = ("adapt.ablation.models", "finetune.lora.models", "finetune.prompting.models",
+                    "finetune.data_efficiency.models", "adapt.overrides", "finetune.overrides",
+                    "finetune.prompting.overrides")
+TASK_REFERENCES = ("finetune.prompting.tasks", "finetune.data_efficiency.tasks")
+
+
+def keep_data_overlay(overlay: dict, params: dict) -> dict:
+    """The preset `overlay` for `params` (validated) that keep their own datasets and tasks: without
+    its `data` and `tasks` sections, which size the demo's synthetic datasets and its tasks; instead
+    each dataset of `params` that is not synthetic (hub, local; each part of a mix) is sampled to at
+    most OWN_DATA_SAMPLE (a smaller sample stays), and a synthetic one the preset names gets the
+    preset's entry. Models and training merge as usual, except what cannot apply to these params: a
+    model the preset only resizes (no `arch`) that they do not declare, and the preset's mentions
+    of models and tasks they do not declare."""
+    kept = {key: copy.deepcopy(value) for key, value in overlay.items() if key not in ("data", "tasks")}
+    preset_datasets = lookup_in(overlay, "data.datasets")
+    datasets = {}
+    for name, spec in params["data"]["datasets"].items():
+        if spec["source"] == "synthetic":
+            if isinstance(preset_datasets.get(name), dict):
+                datasets[name] = copy.deepcopy(preset_datasets[name])
+        elif (shrunk := _sampled(spec)) is not None:
+            datasets[name] = shrunk
+    if datasets:
+        kept["data"] = {"datasets": datasets}
+    preset_models = lookup_in(kept, "pretrain.models")
+    for name, spec in list(preset_models.items()):
+        if name not in params["pretrain"]["models"] and isinstance(spec, dict) and "arch" not in spec:
+            del preset_models[name]  # it resizes the demo's model, which these params do not declare
+    models = {n for n in params["pretrain"]["models"] if n not in preset_models or preset_models[n] is not None}
+    models |= {n for n, spec in preset_models.items() if spec is not None}
+    for keys, names in ((MODEL_REFERENCES, models), (TASK_REFERENCES, set(params["tasks"]))):
+        for key in keys:
+            parent, last = lookup_in(kept, key.rpartition(".")[0]), key.rpartition(".")[2]
+            value = parent.get(last)
+            if isinstance(value, list):
+                parent[last] = [n for n in value if n in names]
+            elif isinstance(value, dict):
+                parent[last] = {n: v for n, v in value.items() if n in names}
+    return kept
+
+
+def _sampled(spec: dict) -> dict | None:
+    """The overlay that samples a hub or local dataset to at most OWN_DATA_SAMPLE (a mix: each of its
+    parts), or None when it already is."""
+    if spec["source"] == "mix":
+        parts = {part: shrunk for part, sub in spec["parts"].items()
+                 if sub.get("source") in ("hub", "local") and (shrunk := _sampled(sub)) is not None}
+        return {"parts": parts} if parts else None
+    now = spec.get("sample") or {}
+    sample = {split: min(n, now.get(split, n)) for split, n in OWN_DATA_SAMPLE.items()}
+    return None if sample == now else {"sample": sample}
+
+
+def own_data_misfits(overlay: dict, params: dict) -> list[str]:
+    """The entries of the preset's `data.datasets` and `tasks` that size a synthetic dataset, or a
+    task, that `params` (validated) declare otherwise or not at all (`data.datasets.sentiment` over
+    a local dataset of that name): merged, they are keys the real dataset does not have, or
+    half-declared datasets and tasks."""
+    datasets, tasks = params["data"]["datasets"], params["tasks"]
+    misfits = [f"data.datasets.{name}" for name, spec in lookup_in(overlay, "data.datasets").items()
+               if isinstance(spec, dict) and "source" not in spec
+               and datasets.get(name, {}).get("source") != "synthetic"]
+    misfits += [f"tasks.{name}" for name, spec in lookup_in(overlay, "tasks").items()
+                if isinstance(spec, dict) and "type" not in spec and name not in tasks]
+    return misfits
+
+
+def lookup_in(mapping: dict, dotted: str) -> dict:
+    """The mapping at a dotted key of `mapping`, or a new empty one where there is none."""
+    for part in dotted.split(".") if dotted else []:
+        mapping = mapping.get(part) if isinstance(mapping, dict) else None
+    return mapping if isinstance(mapping, dict) else {}
 
 
 def checked_text(path: Path, overlay: dict, merged: dict, what: str) -> str:

@@ -50,3 +50,26 @@ def test_a_second_run_of_a_running_job_waits_for_it(tmp_path, monkeypatch):
         waited = time.time() - start
     holder.wait()
     assert waited > 1.5
+
+
+def test_ctrl_c_then_the_same_command_finishes_the_run(tmp_path):
+    """Ctrl-C (SIGINT) mid-way through a training job, then the same `snakemake` command again:
+    it reruns the job it left incomplete (profiles/default: rerun-incomplete) and ends with both
+    front ends up to date, where Snakemake used to refuse with IncompleteFilesException."""
+    import signal
+
+    from conftest import HUNG_AFTER_S, tiny_copy
+
+    repo = tiny_copy(tmp_path / "repo", smaller=True)
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(["snakemake", "--cores", "1"], cwd=repo, env=env(), stdout=log, stderr=log)
+        marker = repo / "checkpoints/pretrain/gru/fingerprint.json"
+        deadline = time.time() + HUNG_AFTER_S
+        while not marker.exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=HUNG_AFTER_S) != 0
+    again = run(["snakemake", "--cores", "1"], repo)
+    assert "IncompleteFilesException" not in again.stdout + again.stderr
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo).stdout

@@ -304,6 +304,10 @@ CASES = [
     ("label-names-with-an-unused-name", dataset(local("classification", "a.csv", label_names=["neg", "neutral", "pos"]),
                                                 {"a.csv": CLS}), LOCAL,
      ["data.datasets.x.label_names lists 'neutral', which no row has (classes found: neg, pos); remove it"]),
+    ("labels-differing-in-case", dataset(local("classification", "a.csv"), {"a.csv": "text,label\n" + "fine,positive\n"
+                                          "good,Positive\nbad,negative\nawful,NEGATIVE\n" * 4}), LOCAL,
+     ["data/external/a.csv:5: label 'NEGATIVE' differs only in case from 'negative' (data/external/a.csv:4); "
+      "fix the file so that each class (data.datasets.x) is spelt one way"]),
     ("fractional-label", dataset(local("classification", "a.jsonl"),
                                  {"a.jsonl": '{"text": "a", "label": 1}\n{"text": "b", "label": 0.5}\n' * 5}), LOCAL,
      ["data/external/a.jsonl:2: label 0.5 is not a class; give a class name or an integer id"]),

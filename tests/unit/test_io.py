@@ -149,3 +149,21 @@ def test_resume_passes_snakemakes_options_on_and_other_commands_refuse_unknown_o
     with pytest.raises(SystemExit):
         cli.main(["check", "--cores", "2"])
     assert "unrecognized arguments: --cores 2" in capsys.readouterr().err
+
+
+def test_metrics_files_are_strict_json(tmp_path):
+    """A bare NaN is not JSON: DVC's metrics diff showed a `val_loss nan nan nan` row for the
+    zero-shot prompt, which has no validation loss. Writers refuse one; the committed results hold none."""
+    import json
+
+    from conftest import ROOT
+
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "m.json", {"val_loss": float("nan")})
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for name in [n for n in tracked if n.endswith(".json")]:
+        json.loads((ROOT / name).read_text(), parse_constant=refuse)  # raises on NaN or Infinity, naming it

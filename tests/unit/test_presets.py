@@ -1,10 +1,12 @@
 """`scratchlm preset NAME` over the params.yaml layouts users have (the committed one, DVC's rewrite
 after `dvc exp run -S`, comments after keys a preset empties, a plain dump): the file it writes reads
 back as exactly the merge that was validated, and when the comment-keeping write cannot, a plain dump
-(said in one line) or a refusal that leaves the file as it was (issue 35)."""
+(said in one line) or a refusal that leaves the file as it was (issue 35). `--keep-data` over the
+user's own datasets and tasks (issue 34)."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -19,7 +21,7 @@ from ruamel.yaml import YAML
 
 from scratchlm import presets
 from scratchlm.errors import ScratchError
-from scratchlm.params import read_yaml
+from scratchlm.params import read_yaml, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = presets.available()
@@ -221,3 +223,140 @@ def test_mismatch_names_the_first_key_that_differs():
     assert "a.b[1]" in presets._mismatch("a: {b: [1, 2.0]}\n", {"a": {"b": [1, 2]}})  # 2.0 is not 2
     assert "a.c" in presets._mismatch("a: {b: 1}\n", {"a": {"b": 1, "c": 2}})
     assert "line 3: not valid YAML" in presets._mismatch("a:\n- b\nc: -\n  d\n- e\n", {})
+
+
+# --- `scratchlm preset tiny --keep-data`: a smoke run over the user's own datasets and tasks (issue 34) ---
+
+def own_data_text(committed: str, alias: bool = False) -> str:
+    """The committed params with the real-cpu preset's datasets, tasks and model (local CoNLL-2003,
+    SST-2 and an IMDB mix; an LSTM; no demo dataset, task or GRU), comments kept; `alias`: the
+    mix's CoNLL-2003 part written as an alias of the task's dataset, as a user copying the preset
+    would. `apply` validates params only: the files need not exist."""
+    rt = YAML()
+    rt.width = 120
+    doc = rt.load(committed)
+    presets.merge(doc, read_yaml(presets.presets_dir() / "real-cpu.yaml"))
+    if alias:
+        doc["data"]["datasets"]["text"]["parts"]["conll2003"] = doc["data"]["datasets"]["conll2003"]
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    return buf.getvalue()
+
+
+def local_sentiment_text(committed: str) -> str:
+    """The committed params with `sentiment` read from local SST-2 files: the preset's
+    `data.datasets.sentiment: {train: 200, ...}` are keys a local dataset does not have."""
+    rt = YAML()
+    doc = rt.load(committed)
+    doc["data"]["datasets"]["sentiment"] = {
+        "source": "local", "kind": "classification", "label_names": ["negative", "positive"],
+        "files": {"train": "data/external/sst2/train.tsv", "test": "data/external/sst2/dev.tsv"}}
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    return buf.getvalue()
+
+
+def without_samples(datasets: dict) -> dict:
+    def strip(spec: dict) -> dict:
+        spec = {k: v for k, v in spec.items() if k != "sample"}
+        if "parts" in spec:
+            spec["parts"] = {part: strip(sub) for part, sub in spec["parts"].items()}
+        return spec
+    return {name: strip(spec) for name, spec in datasets.items()}
+
+
+@pytest.mark.parametrize("alias", [False, True], ids=["plain", "alias"])
+def test_keep_data_keeps_own_datasets_and_tasks_and_samples_each_one(alias, tmp_path, monkeypatch, capsys):
+    original = own_data_text(committed_params(), alias)
+    before = read_yaml_text(original)
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(original, encoding="utf-8")
+    presets.apply("tiny", "params.yaml", keep_data=True)
+    result = Path("params.yaml").read_text(encoding="utf-8")
+    after = read_yaml(tmp_path / "params.yaml")
+    validate(copy.deepcopy(after), "kept")  # it validates
+    assert FALLBACK not in capsys.readouterr().err
+    assert result.splitlines()[0] == original.splitlines()[0]  # comments kept
+    if alias:
+        assert re.search(r"conll2003: \*\w+", original) and re.search(r"conll2003: \*\w+", result)
+    datasets = after["data"]["datasets"]
+    assert set(datasets) == {"conll2003", "sst2", "text"}  # no demo dataset joined
+    assert without_samples(datasets) == without_samples(before["data"]["datasets"])
+    sampled = [datasets["conll2003"], datasets["sst2"], *datasets["text"]["parts"].values()]
+    assert len(sampled) == 5 and all(spec["sample"] == presets.OWN_DATA_SAMPLE for spec in sampled)
+    assert "sample" not in datasets["text"]  # the mix is the sum of its sampled parts
+    # a part with the name and spec of a task's dataset keeps that dataset's splits
+    assert datasets["text"]["parts"]["conll2003"] == datasets["conll2003"]
+    assert after["tasks"] == before["tasks"]
+    tiny = read_yaml(presets.presets_dir() / "tiny.yaml")
+    models = after["pretrain"]["models"]
+    assert models["bert"] == tiny["pretrain"]["models"]["bert"]  # added, as the preset adds it
+    assert models["lstm"] == before["pretrain"]["models"]["lstm"]  # the user's own, as merged as usual
+    assert "gru" not in models  # tiny only resizes the demo's GRU, which these params do not declare
+    assert after["adapt"]["ablation"]["models"] == []  # and its mention of the GRU is left out with it
+    for section in ("pretrain", "adapt", "finetune"):
+        assert after[section]["training"]["max_steps"] == tiny[section]["training"]["max_steps"]
+    assert after["tokenizer"]["vocab_size"] == tiny["tokenizer"]["vocab_size"]
+    assert after["report"]["preset"] == "tiny --keep-data" and after["report"]["smoke"] is True
+
+
+def test_keep_data_keeps_a_smaller_sample_and_sizes_synthetic_datasets_as_the_preset(tmp_path, monkeypatch):
+    rt = YAML()
+    doc = rt.load(committed_params())
+    doc["data"]["datasets"]["reviews"] = {
+        "source": "local", "kind": "classification", "files": {"train": "data/external/reviews.csv"},
+        "sample": {"train": 80, "test": 500}}
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(buf.getvalue(), encoding="utf-8")
+    presets.apply("tiny", "params.yaml", keep_data=True)
+    after = read_yaml(tmp_path / "params.yaml")
+    datasets, tiny = after["data"]["datasets"], read_yaml(presets.presets_dir() / "tiny.yaml")
+    assert datasets["reviews"]["sample"] == {"train": 80, "validation": 50, "test": 50}  # 80 < 200 stays
+    for name in ("sentiment", "ner", "corpus"):  # synthetic: the preset's sizes, as without --keep-data
+        assert {k: datasets[name][k] for k in ("train", "validation", "test")} == tiny["data"]["datasets"][name]
+        assert "sample" not in datasets[name]
+    assert after["tasks"] == read_yaml_text(committed_params())["tasks"]  # tiny's sentiment head not merged
+    assert after["pretrain"]["models"]["gru"]["hidden_size"] == 32  # the demo's GRU, resized as usual
+    assert after["report"]["preset"] == "tiny --keep-data"
+    again = (tmp_path / "params.yaml").read_text(encoding="utf-8")
+    presets.apply("tiny", "params.yaml", keep_data=True)  # applied twice: nothing more changes
+    assert (tmp_path / "params.yaml").read_text(encoding="utf-8") == again
+
+
+@pytest.mark.parametrize("layout", ["real-cpu", "local sentiment"])
+def test_without_keep_data_own_data_is_refused_in_one_line_naming_keep_data(layout, tmp_path, monkeypatch, capsys):
+    committed = committed_params()
+    original = own_data_text(committed) if layout == "real-cpu" else local_sentiment_text(committed)
+    with pytest.raises(ScratchError) as e:
+        apply_in(tmp_path, monkeypatch, original, "tiny")
+    message = str(e.value)
+    assert "\n" not in message and "scratchlm preset tiny --keep-data" in message
+    assert "data.datasets.sentiment" in message
+    if layout == "local sentiment":
+        assert "unknown keys 'train', 'validation', 'test'" in message
+    assert (tmp_path / "params.yaml").read_bytes() == original.encode("utf-8")
+    assert "merged" not in capsys.readouterr().out
+
+
+def test_a_refusal_over_the_demo_datasets_gives_no_keep_data_hint(tmp_path, monkeypatch):
+    """The hint is for own data only: a preset that fails over the demo's synthetic datasets says why alone."""
+    (tmp_path / "workflow" / "presets").mkdir(parents=True)
+    (tmp_path / "workflow" / "presets" / "broken.yaml").write_text("tokenizer: {vocab_size: 0}\n", encoding="utf-8")
+    with pytest.raises(ScratchError) as e:
+        apply_in(tmp_path, monkeypatch, committed_params(), "broken")
+    assert "tokenizer.vocab_size" in str(e.value) and "--keep-data" not in str(e.value)
+
+
+def test_the_cli_takes_keep_data(tmp_path, monkeypatch, capsys):
+    from scratchlm import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "own.yaml"
+    path.write_text(own_data_text(committed_params()), encoding="utf-8")
+    assert cli.main(["--params", str(path), "preset", "tiny", "--keep-data"]) == 0
+    assert "keeping its datasets and tasks" in capsys.readouterr().out
+    assert read_yaml(path)["report"]["preset"] == "tiny --keep-data"
+    assert cli.main(["--params", str(path), "preset", "tiny"]) == 1  # without it: refused, in one line
+    assert "--keep-data" in capsys.readouterr().err

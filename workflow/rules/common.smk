@@ -8,7 +8,7 @@ import sys
 from snakemake.common.configfile import load_configfile
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # works without `pip install -e .` too
-from scratchlm import dag, frontends, paths
+from scratchlm import checks, dag, frontends, paths
 from scratchlm import params as scratchlm_params
 from scratchlm.errors import ScratchError
 
@@ -20,6 +20,8 @@ try:
     scratchlm_params.check_local_files(P)
 except ScratchError as e:
     sys.exit(f"scratchlm: error: {e}")
+for line in checks.warnings(P):  # allowed, but probably not meant: said once, before the first job
+    print(f"scratchlm: warning: params.yaml: {line}", file=sys.stderr)
 
 # Stage commands read params.yaml, and dvc.lock records params.yaml: an override given only to
 # Snakemake would produce outputs that neither describes, so it is refused.

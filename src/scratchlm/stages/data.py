@@ -30,7 +30,7 @@ from ..sources.form import SPLITS, features, split_seed
 
 # ---------------------------------------------------------------- hub and local: canonical rows
 
-class _Canon:
+class Canon:
     """Turns source rows into canonical columns, checking each row and naming it on failure."""
 
     def __init__(self, name: str, spec: dict, source_names: dict):
@@ -103,7 +103,27 @@ class _Canon:
                     raise ScratchError(f"{where}: label {value!r} is not a class; give a class name or an integer id "
                                        f"(fix the row, or the label column: {self.key}.columns.label)")
         found = {str(r["label"][1]).strip() for rows in splits.values() for r in rows}
-        return given or self.source_names.get(self.columns["label"]) or sorted(found)
+        names = given or self.source_names.get(self.columns["label"])
+        if not names:
+            self._check_case(splits, found)
+        return names or sorted(found)
+
+    def _check_case(self, splits: dict[str, list[dict]], found: set[str]) -> None:
+        """Labels that differ only in case (`positive`, `Positive`) are one class spelt two ways far
+        more often than two classes: refused, naming where each spelling first occurs."""
+        by_case: dict[str, list[str]] = {}
+        for name in sorted(found):
+            by_case.setdefault(name.casefold(), []).append(name)
+        clash = next((names for names in by_case.values() if len(names) > 1), None)
+        if clash is None:
+            return
+        first = {}
+        for rows in splits.values():
+            for r in rows:
+                first.setdefault(str(r["label"][1]).strip(), r["label"][0])
+        spelt, other = sorted(clash, key=lambda name: first[name])[:2]
+        raise ScratchError(f"{first[other]}: label {other!r} differs only in case from {spelt!r} ({first[spelt]}); "
+                           f"fix the file so that each class ({self.key}) is spelt one way")
 
     def check_classes(self, splits: dict[str, list[dict]], names: list[str]) -> None:
         """Every class label_names lists occurs in the data, and every class (entity type) of the
@@ -196,7 +216,7 @@ def _sample(dd: dict, name: str, spec: dict, seed: int) -> dict:
 
 def _read(name: str, spec: dict, seed: int):
     raw, source_names = (hub if spec["source"] == "hub" else local).records(name, spec)
-    canon = _Canon(name, spec, source_names)
+    canon = Canon(name, spec, source_names)
     rows = {split: canon.rows(it) for split, it in raw.items() if it is not None}
     names = canon.label_names(rows)
     feats = features(canon.kind, names)

@@ -99,7 +99,7 @@ def _one_seed(s: SeedRun) -> dict:
         return {}
     metric = s.task["metric"]
     val = fitted.validation
-    result = {"seed": s.ctx.seed, "val_metric": val[f"eval_{metric}"], "val_loss": val.get("eval_loss", float("nan")),
+    result = {"seed": s.ctx.seed, "val_metric": val[f"eval_{metric}"], "val_loss": val.get("eval_loss"),
               "steps": fitted.trainer.state.global_step if fitted.trainer else 0,
               "train_examples": len(s.train_set) if s.method.trained else 0,
               "ulmfit": s.ulmfit, "device": s.ctx.device, "precision": s.ctx.precision, "figures": fitted.figures,
@@ -159,6 +159,12 @@ def _prompted(s: SeedRun):
     return lm, fitted
 
 
+def _mean_or_none(values: list) -> float | None:
+    """The mean of a figure every seed has; None (null in the metrics file) where none has it: a
+    zero-shot prompt has no validation loss."""
+    return None if None in values else round(statistics.mean(values), 4)
+
+
 def _recurrent(folder) -> bool:
     return json.loads((folder / "config.json").read_text())["model_type"] == RecurrentConfig.model_type
 
@@ -183,7 +189,7 @@ def run(params: dict, task: str, model: str, run: str) -> dict:
     first = results[0]
     write_json(paths.path(paths.FINETUNE_METRICS, **where), {
         f"val_{metric}": round(mean, 4), f"val_{metric}_std": round(std, 4),
-        "val_loss": round(statistics.mean(r["val_loss"] for r in results), 4), "seeds": len(results),
+        "val_loss": _mean_or_none([r["val_loss"] for r in results]), "seeds": len(results),
         "steps": round(statistics.mean(r["steps"] for r in results)), "train_examples": first["train_examples"],
         "ulmfit": first["ulmfit"], "device": first["device"], "precision": first["precision"],
         **{k: first[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")}})
