@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from . import paths
@@ -18,12 +19,16 @@ KEY = re.compile("^" + re.escape(paths.METRICS.split("{")[0]) + r"(?P<run>[^:]+)
                  + "|".join(m[0] for m in TASK_METRICS.values()) + ")$")
 
 
+PRESET = "report.preset"  # the params key naming the preset a run was made with
+
+
 def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict]:
-    """One row per revision and per experiment on it: its name, then `task/model/run` -> value;
-    first the workspace's own results when asked."""
+    """One row per revision and per experiment on it (a revision may be an experiment's name): its
+    name, the preset it ran, then `task/model/run` -> value; first the workspace's own results when
+    asked."""
     import dvc.api
 
-    _check_revisions(revs or ["HEAD"], repo)
+    experiments = _check_revisions(revs or ["HEAD"], repo)
     try:
         found = dvc.api.exp_show(repo=repo, revs=revs or ["HEAD"])
     except Exception as e:  # unknown revision, not a DVC repository: one line either way
@@ -32,7 +37,9 @@ def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict
     for row in found:
         if row.get("rev") == "workspace" and not workspace:
             continue
-        if row.get("typ") in ("baseline", "workspace"):
+        if row.get("rev") in experiments:  # asked for by name: DVC shows it as a baseline of its own
+            name = f"{row['rev']} ({experiments[row['rev']]})"
+        elif row.get("typ") in ("baseline", "workspace"):
             name = row["rev"]
         else:
             name = f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
@@ -41,28 +48,59 @@ def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict
             m = KEY.match(key)
             if m and isinstance(value, (int, float)):
                 values[f"{m['run']} {m['metric']}"] = value
-        out.append({"revision": name, **values})
+        preset = next((v for k, v in row.items() if k.endswith(PRESET)), None)
+        out.append({"revision": name, "preset": preset or "none", **values})
     return out
 
 
-def _check_revisions(revs: list[str], repo: str) -> None:
-    """Name what is wrong in git's words before DVC reports a bare "SCM error"."""
+def _check_revisions(revs: list[str], repo: str) -> dict[str, str]:
+    """Name what is wrong in git's words before DVC reports a bare "SCM error". Returns the names
+    given that are DVC experiments, by the short commit DVC shows them under."""
+    experiments = {}
     for rev in revs:
         proc = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                               capture_output=True, text=True)
-        if proc.returncode != 0:
-            inside = subprocess.run(["git", "-C", repo, "rev-parse", "--git-dir"], capture_output=True).returncode == 0
-            if inside:
-                raise ScratchError(f"compare: {rev!r} is not a commit of this repository; see `git log`")
-            raise ScratchError(f"compare: {Path(repo).resolve()} is not a git repository; run it in the project's "
-                               f"clone")
+        if proc.returncode == 0:
+            continue
+        sha = _experiment(rev, repo)
+        if sha:
+            experiments[sha[:7]] = rev
+            continue
+        inside = subprocess.run(["git", "-C", repo, "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+        if inside:
+            raise ScratchError(f"compare: {rev!r} is neither a commit of this repository nor a DVC experiment; see "
+                               f"`git log` and `dvc exp list`")
+        raise ScratchError(f"compare: {Path(repo).resolve()} is not a git repository; run it in the project's clone")
+    return experiments
+
+
+def _experiment(name: str, repo: str) -> str | None:
+    """The commit of the DVC experiment of that name, or None."""
+    from dvc.repo import Repo
+    from dvc.repo.experiments.utils import resolve_name
+
+    try:
+        with Repo(repo) as dvc_repo:
+            ref = resolve_name(dvc_repo.scm, [name]).get(name)
+            return dvc_repo.scm.get_ref(str(ref)) if ref else None
+    except Exception:  # not a DVC repository, an ambiguous name: not an experiment we can show
+        return None
+
+
+def presets_note(found: list[dict]) -> str | None:
+    """A line saying so when the columns were made with different presets: not like for like."""
+    made = {r["revision"]: r["preset"] for r in found}
+    if len(set(made.values())) < 2:
+        return None
+    return ("compare: note: these were made with different presets (" + "; ".join(f"{rev}: {preset}" for rev, preset
+            in made.items()) + "): their runs differ in data, models or budget, not only in what changed")
 
 
 def table(found: list[dict], fmt: str = "markdown") -> str:
-    columns = sorted({k for r in found for k in r if k != "revision"})
+    columns = sorted({k for r in found for k in r if k not in ("revision", "preset")})
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, ["revision", *columns], lineterminator="\n")
+        writer = csv.DictWriter(buf, ["revision", "preset", *columns], lineterminator="\n")
         writer.writeheader()
         writer.writerows(found)
         return buf.getvalue()
@@ -83,4 +121,7 @@ def run(args) -> None:
     found = rows(args.revs)
     if not found:
         raise ScratchError("compare: no revision with metrics found; commit a run first (dvc.lock and results/)")
+    note = presets_note(found)
+    if note:
+        print(note, file=sys.stderr)
     print(table(found, args.format), end="")

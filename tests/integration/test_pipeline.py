@@ -178,6 +178,8 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     assert narrow.returncode == 0 and max(len(line) for line in table) <= 120, narrow.stdout
     assert "…" not in narrow.stdout and "lower-rank" in narrow.stdout and "sentiment_gain" in narrow.stdout
 
+    named = run(["scratchlm", "compare", "HEAD", "lower-rank"], tiny_repo)  # an experiment by its name
+    assert "(lower-rank)" in named.stdout.splitlines()[0] and "presets" not in named.stderr, named
     run(["dvc", "exp", "apply", "lower-rank"], tiny_repo)
     # the report built inside the queued `dvc exp run` holds this run beside the committed baseline
     report = (tiny_repo / "results/report.md").read_text()

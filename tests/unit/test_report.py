@@ -53,3 +53,16 @@ def test_labels_per_class_draws_a_curve_only_where_there_are_few_shot_runs(tmp_p
                         Figures(tmp_path))
     assert "| sst2 | lstm | pet | 16 | 32 | accuracy 60.00" in text and "(figures/label_counts.png)" in text
     assert (tmp_path / "label_counts.png").stat().st_size > 1000
+
+
+def test_compare_says_when_the_columns_ran_different_presets():
+    from scratchlm.compare import presets_note, table
+
+    same = [{"revision": "main", "preset": "none", "a/b/full accuracy": 0.9},
+            {"revision": "abc1234 (lr-up)", "preset": "none", "a/b/full accuracy": 0.8}]
+    assert presets_note(same) is None
+    mixed = [same[0], {**same[1], "preset": "tiny"}]
+    assert presets_note(mixed) == ("compare: note: these were made with different presets (main: none; abc1234 "
+                                   "(lr-up): tiny): their runs differ in data, models or budget, not only in what "
+                                   "changed")
+    assert "preset" not in table(mixed).splitlines()[2]  # the preset is said, not a metric row

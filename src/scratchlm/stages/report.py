@@ -355,8 +355,9 @@ def across_revisions(params: dict) -> str:
     for row in found:
         if row["revision"] == "workspace":
             row["revision"] = "this run"
-    return ("Main test metric (%) of every run; a dash where a revision has no such run.\n\n"
-            + compare.table(found))
+    note = compare.presets_note(found)
+    return ("Main test metric (%) of every run; a dash where a revision has no such run."
+            + (f" ⚠ {note.removeprefix('compare: note: ')}." if note else "") + "\n\n" + compare.table(found))
 
 
 def _throughput(t: dict) -> str:
