@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from . import dag, declared, gpus, schema, timing
+from . import dag, declared, gpus, schema, stamps, timing
 from . import params as params_mod
 from .atomic import job_lock, write_text
 from .errors import ScratchError
@@ -106,6 +106,7 @@ def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
         return _leave_process_group()
     on_gpus = dag.STAGES[job.stage].training and params["device"] != "cpu"
     with job_lock(job.dvc_stage), gpus.claimed(params["processes"]) if on_gpus else contextlib.nullcontext():
+        stamps.write(params_mod.read_yaml(args.params), job)  # before the outputs: they are made with these params
         _stage_body(params, job, argv)
 
 

@@ -226,3 +226,19 @@ def test_dvc_repro_from_scratch_leaves_nothing_for_snakemake(tmp_path):
     repo = tiny_copy(tmp_path / "repo", smaller=True)
     assert "report" in ran_stages(said(run(["dvc", "repro"], repo)))
     assert "Nothing to be done" in said(run(["snakemake", "-n"], repo))
+
+
+def test_a_stage_run_by_hand_then_a_changed_param_reruns_in_snakemake_as_in_dvc(tmp_path):
+    """The newcomer's sequence: one stage by hand (as docs/usage.md shows), a data param changed,
+    then `snakemake`. Snakemake had no record of the job ("missing provenance") and reused its
+    output silently while DVC called it changed; the job's params stamp now makes both rerun it."""
+    import yaml
+
+    repo = tiny_copy(tmp_path / "repo", smaller=True)
+    run(["scratchlm", "data", "--dataset", "sentiment"], repo)
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["data"]["datasets"]["sentiment"]["train"] = 150
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    assert "data@sentiment" in json.loads(run(["dvc", "status", "--json"], repo).stdout)
+    plan = planned(said(run(["snakemake", "-n"], repo)))
+    assert "data@sentiment" in plan and ".scratchlm/params/data@sentiment.json" in plan["data@sentiment"], plan

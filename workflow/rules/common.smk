@@ -8,7 +8,7 @@ import sys
 from snakemake.common.configfile import load_configfile
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # works without `pip install -e .` too
-from scratchlm import checks, dag, frontends, paths
+from scratchlm import checks, dag, frontends, paths, stamps
 from scratchlm import params as scratchlm_params
 from scratchlm.errors import ScratchError
 
@@ -52,6 +52,16 @@ wildcard_constraints:
 
 def job(stage, wildcards):
     return dag.Job(stage, dict(wildcards))
+
+
+# Each job's params stamp (scratchlm.stamps), rewritten where its params changed: an input of its
+# rule, so an output made before the change reruns however it was made (by hand, by DVC).
+for _job in dag.jobs(P):
+    stamps.write(RAW, _job)
+
+
+def stamp(stage):
+    return lambda w: str(stamps.path(job(stage, w)))
 
 
 def code(stage):

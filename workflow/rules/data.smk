@@ -8,7 +8,7 @@ def local_files(w):
 
 
 rule data:
-    input: code("data"), inputs("data"), local_files
+    input: code("data"), inputs("data"), stamp("data"), local_files
     output: outputs("data")
     params: reads=reads("data")
     log: dag.log_template("data")
@@ -18,7 +18,7 @@ rule data:
 
 
 rule tokenizer:
-    input: code("tokenizer"), inputs("tokenizer")
+    input: code("tokenizer"), inputs("tokenizer"), stamp("tokenizer")
     output: outputs("tokenizer")
     params: reads=reads("tokenizer")
     log: dag.log_template("tokenizer")
@@ -28,7 +28,7 @@ rule tokenizer:
 
 
 rule encode:
-    input: code("encode"), inputs("encode")
+    input: code("encode"), inputs("encode"), stamp("encode")
     output: outputs("encode")
     params: reads=reads("encode")
     log: dag.log_template("encode")
@@ -38,7 +38,7 @@ rule encode:
 
 
 rule pack:
-    input: code("pack"), inputs("pack")
+    input: code("pack"), inputs("pack"), stamp("pack")
     output: outputs("pack")
     params: reads=reads("pack")
     log: dag.log_template("pack")

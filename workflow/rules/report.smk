@@ -3,7 +3,7 @@
 
 
 rule report:
-    input: code("report"), inputs("report")
+    input: code("report"), inputs("report"), stamp("report")
     output: outputs("report")
     params: reads=reads("report")
     log: dag.log_template("report")

@@ -4,7 +4,7 @@
 
 
 rule pretrain:
-    input: code("pretrain"), inputs("pretrain")
+    input: code("pretrain"), inputs("pretrain"), stamp("pretrain")
     output: outputs("pretrain")
     params: reads=reads("pretrain")
     log: dag.log_template("pretrain")
@@ -14,7 +14,7 @@ rule pretrain:
 
 
 rule adapt:
-    input: code("adapt"), inputs("adapt")
+    input: code("adapt"), inputs("adapt"), stamp("adapt")
     output: outputs("adapt")
     params: reads=reads("adapt")
     log: dag.log_template("adapt")
@@ -24,7 +24,7 @@ rule adapt:
 
 
 rule finetune:
-    input: code("finetune"), inputs("finetune")
+    input: code("finetune"), inputs("finetune"), stamp("finetune")
     output: outputs("finetune")
     params: reads=reads("finetune")
     log: dag.log_template("finetune")
@@ -34,7 +34,7 @@ rule finetune:
 
 
 rule evaluate:
-    input: code("evaluate"), inputs("evaluate")
+    input: code("evaluate"), inputs("evaluate"), stamp("evaluate")
     output: outputs("evaluate")
     params: reads=reads("evaluate")
     log: dag.log_template("evaluate")

@@ -1,0 +1,32 @@
+"""Params stamps: one small file per job, `.scratchlm/params/<DVC stage name>.json`, holding what
+both front ends compare to decide whether the job is stale (dag.tracked: its params as params.yaml
+holds them and the schema defaults that can fill them).
+
+Snakemake's own params trigger needs its metadata of the job's last run; an output made any
+other way (a stage run by hand, `dvc repro`, a checkout) has none, and Snakemake then reused it
+silently after its params changed ("missing provenance"). The stamp is an input of the job's rule
+instead: the Snakefile rewrites a stamp whose content changed, and the stage command writes its
+own before its outputs, so an output older than its stamp was made with other params, whoever
+made it — Snakemake reruns it, as DVC does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import dag
+from .atomic import write_text
+
+STAMPS = Path(".scratchlm/params")
+
+
+def path(job: dag.Job) -> Path:
+    return STAMPS / f"{job.dvc_stage}.json"
+
+
+def write(raw: dict, job: dag.Job) -> None:
+    """The job's stamp, rewritten only when what it holds changed (its time is what Snakemake reads)."""
+    text = json.dumps(dag.tracked(raw, job), sort_keys=True, indent=1, default=str) + "\n"
+    stamp = path(job)
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != text:
+        write_text(stamp, text)
