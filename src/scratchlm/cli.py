@@ -15,6 +15,7 @@ import importlib
 import os
 import subprocess
 import sys
+import time
 
 from . import dag, declared, gpus, schema, stamps, timing
 from . import params as params_mod
@@ -106,8 +107,9 @@ def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
         return _leave_process_group()
     on_gpus = dag.STAGES[job.stage].training and params["device"] != "cpu"
     with job_lock(job.dvc_stage), gpus.claimed(params["processes"]) if on_gpus else contextlib.nullcontext():
-        stamps.write(params_mod.read_yaml(args.params), job)  # before the outputs: they are made with these params
+        began = time.time()
         _stage_body(params, job, argv)
+        stamps.write(params_mod.read_yaml(args.params), job, made_at=began)  # dated before the outputs it made
 
 
 def _leave_process_group() -> None:

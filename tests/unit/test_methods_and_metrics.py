@@ -303,7 +303,7 @@ def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():
     md = table(found).splitlines()
     assert md[0] == "| run metric | main | main (exp-1) |"
     assert "| ner/gru/full entity_f1 | – | 25.00 |" in md and "| sentiment/gru/full accuracy | 50.00 | 75.00 |" in md
-    assert table(found, "csv").splitlines()[0] == "revision,ner/gru/full entity_f1,sentiment/gru/full accuracy"
+    assert table(found, "csv").splitlines()[0] == "revision,preset,ner/gru/full entity_f1,sentiment/gru/full accuracy"
 
 
 def test_ulmfit_without_the_slanted_triangle_follows_the_runs_scheduler(pretrained):
