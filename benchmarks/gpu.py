@@ -131,17 +131,17 @@ def _without(choice: str, model, device: str):
     if choice == "cudnn":
         return torch.backends.cudnn.flags(enabled=False)
     if choice == "sdpa":
-        model.config._attn_implementation = "eager"
-        return _restore_attention(model)
+        return _eager_attention(model)
     return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
-def _restore_attention(model):
+def _eager_attention(model):
+    chosen, model.config._attn_implementation = model.config._attn_implementation, "eager"
     try:
         yield
     finally:
-        model.config._attn_implementation = "sdpa"
+        model.config._attn_implementation = chosen
 
 
 def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) -> dict:

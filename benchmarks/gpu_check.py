@@ -169,7 +169,7 @@ def run_stage(stage: str, jobs: list, work: Path, args: argparse.Namespace, dead
     width = args.jobs if stage in ON_DEVICE else (os.cpu_count() or 1)
     width = max(1, min(width, len(jobs)))
     threads = max(1, (os.cpu_count() or 1) // width)
-    start, results, skipped = time.time(), [], []
+    start = time.time()
     with concurrent.futures.ThreadPoolExecutor(width) as pool:
         futures = []
         for job in jobs:
@@ -177,11 +177,15 @@ def run_stage(stage: str, jobs: list, work: Path, args: argparse.Namespace, dead
             futures.append(pool.submit(lambda a=argv: _run_job(a, work, threads, deadline)
                                        if time.time() < deadline else {"job": " ".join(a), "exit": "skipped"}))
         results = [f.result() for f in futures]
-    skipped = [r["job"] for r in results if r["exit"] == "skipped"]
-    failed = [r for r in results if r["exit"] not in (0, "skipped")]
-    return {"wall_s": round(time.time() - start, 1), "jobs": len(jobs), "side_by_side": width,
+    return _summary(results, start, len(jobs), width)
+
+
+def _summary(results: list[dict], start: float, jobs: int, width: int) -> dict:
+    """A stage's figures for the report: its wall time, and which jobs were skipped or failed."""
+    return {"wall_s": round(time.time() - start, 1), "jobs": jobs, "side_by_side": width,
             "job_seconds": {r["job"]: r["seconds"] for r in results if "seconds" in r},
-            "skipped": skipped, "failed": failed}
+            "skipped": [r["job"] for r in results if r["exit"] == "skipped"],
+            "failed": [r for r in results if r["exit"] not in (0, "skipped")]}
 
 
 # ---------------------------------------------------------------- what the run measured
@@ -319,10 +323,7 @@ def run_finetuning(p: dict, work: Path, args: argparse.Namespace, deadline: floa
     start = time.time()
     with concurrent.futures.ThreadPoolExecutor(width) as pool:
         results = [r for found in pool.map(both, runs) for r in found]
-    return {"wall_s": round(time.time() - start, 1), "jobs": len(runs), "side_by_side": width,
-            "job_seconds": {r["job"]: r["seconds"] for r in results if "seconds" in r},
-            "skipped": [r["job"] for r in results if r["exit"] == "skipped"],
-            "failed": [r for r in results if r["exit"] not in (0, "skipped")]}
+    return _summary(results, start, len(runs), width)
 
 
 def main(argv: list[str] | None = None) -> None:

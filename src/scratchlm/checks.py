@@ -205,8 +205,6 @@ def _check_extra_runs(p: dict, source: str) -> None:
                                f"fused; remove it (lora is for bert models)")
 
 
-
-
 def _texts_of(spec: dict) -> set[str]:
     """Where a dataset's text comes from: its files, its hub id, or the synthetic generators."""
     if spec["source"] == "mix":

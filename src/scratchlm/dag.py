@@ -341,12 +341,7 @@ def tracked_keys(params: dict) -> list[str]:
     return list(dict.fromkeys([*structure, *read]))
 
 
-def params_read(params: dict, job: Job) -> dict:
-    """{params key: value} of what the job reads."""
-    return {k: lookup(params, k) for k in declared(job)}
-
-
-DEFAULTS = "workflow/schemas/defaults.yaml"  # schema.DEFAULTS_FILE, as both front ends name it
+DEFAULTS = schema.DEFAULTS_FILE.relative_to(SRC.parent).as_posix()  # as both front ends name it
 
 
 def default_keys(stage: Stage, kind: RunKind | None = None) -> list[str]:

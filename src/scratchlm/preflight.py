@@ -24,7 +24,7 @@ def _readable(name: str, spec: dict) -> None:
         return
     if spec["source"] != "local":
         return  # the hub: only the data stage can tell (it needs the network or a filled cache)
-    for split, records in local.records(name, spec)[0].items():
+    for records in local.records(name, spec)[0].values():
         if records is not None:
             Canon(name, spec, {}).rows(itertools.islice(records, FIRST_ROWS))
 

@@ -74,11 +74,11 @@ def test_jobs_and_their_names(default_params):
 def test_a_task_training_knob_reruns_its_fine_tuning_not_its_encoding(default_params):
     """encode reads a task's dataset and type, evaluate its type (the rest it finds in the model);
     its head and training knobs are fine-tuning's."""
-    encode = dag.params_read(default_params, dag.Job("encode", {"task": "ner"}))
+    encode = dag.declared(dag.Job("encode", {"task": "ner"}))
     assert set(encode) == {"tasks.ner.dataset", "tasks.ner.type", "encode"}
     finetune = next(j for j in dag.jobs(default_params, "finetune") if j.wildcards["task"] == "ner")
-    assert "tasks.ner" in dag.params_read(default_params, finetune)
-    evaluate = dag.params_read(default_params, dag.Job("evaluate", finetune.wildcards))
+    assert "tasks.ner" in dag.declared(finetune)
+    evaluate = dag.declared(dag.Job("evaluate", finetune.wildcards))
     assert set(evaluate) == {"device", "evaluate", "tasks.ner.type", "finetune.seeds"}
 
 
