@@ -174,7 +174,8 @@ def tiny_run(tmp_path_factory) -> tuple[Path, dict[Path, str]]:
     that need a finished run (it takes minutes), and its metric files as they were when it ended:
     later tests change that repository (an experiment is applied there)."""
     repo = tiny_copy(tmp_path_factory.mktemp("tiny") / "repo")
-    run(["snakemake", "--cores", "2"], repo)
+    proc = run(["snakemake", "--cores", "2"], repo)
+    (repo.parent / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     metrics = {p.relative_to(repo): p.read_text() for p in sorted((repo / "results/metrics").rglob("*.json"))}
     return repo, metrics
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from . import dag, declared, gpus, schema, stamps, timing
+from . import console, dag, declared, gpus, schema, stamps, timing
 from . import params as params_mod
 from .atomic import job_lock, write_text
 from .errors import ScratchError
@@ -128,6 +128,7 @@ def _stage_body(params: dict, job: dag.Job, argv: list[str]) -> None:
     if dag.STAGES[job.stage].training and params["processes"] > 1 and "LOCAL_RANK" not in os.environ:
         return _launch(params["processes"], argv)
     own = declared.for_job(params, job)  # the stage sees the keys the table declares for it, no other
+    console.start(f"{job.stage} {job.name}" if job.name else job.stage)
     if not dag.STAGES[job.stage].timed:
         return stage.run(own, **job.wildcards)
     with timing.recorded(job.stage, job.name) as figures:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from . import methods, paths, schema
+from . import console, methods, paths, schema
 
 PACKAGE = Path(__file__).resolve().parent
 SRC = PACKAGE.parent
@@ -130,8 +130,9 @@ class Out:
     template: str
     cache: bool = True  # DVC cache (data, models) or git (small results)
     directory: bool = False
-    role: str = "out"  # out | metric | plot | confusion
+    role: str = "out"  # out | metric | plot: what DVC lists it as
     report: str | None = None  # Snakemake --report category
+    plot: tuple[tuple[str, str], ...] = ()  # a plot's DVC properties (template, x, y, title)
 
 
 # wildcard -> the params mapping whose names it takes
@@ -168,6 +169,12 @@ class Stage:
 
 TRAINING_PARAMS = ("seed", "device", "precision", "processes")
 
+# DVC's plots are the ones a person reads: the report's figures, and each task's validation curves
+# in one chart (a panel per task, a line per run; workflow/plots/curves.json draws them). Every
+# run's own curves (DVCLive TSVs) and confusion rows are plain outputs: `dvc plots show <path>`.
+CURVES_PLOT = (("template", "workflow/plots/curves.json"), ("x", "step"), ("y", "value"),
+               ("title", "Validation curves: a panel per task (and the LMs), a line per run"))
+
 STAGES = {s.name: s for s in [
     Stage("data", "Get a dataset into data/raw/<name>", ("dataset",),
           inputs=(str(paths.EXTERNAL),),
@@ -191,34 +198,35 @@ STAGES = {s.name: s for s in [
     Stage("pretrain", "Pretrain a language model into models/pretrain/<model>", ("model",),
           inputs=(paths.TOKENIZER, paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>")),
           outs=(Out(paths.PRETRAINED, directory=True), Out(paths.PRETRAIN_SAMPLES, cache=False),
-                Out(paths.PRETRAIN_METRICS, cache=False, role="metric"),
-                Out(paths.PRETRAIN_PLOTS, cache=False, directory=True, role="plot")),
+                Out(paths.PRETRAIN_METRICS, cache=False),
+                Out(paths.PRETRAIN_PLOTS, cache=False, directory=True)),
           params=(*TRAINING_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
                   "pretrain.eval_blocks"),
           training=True),
     Stage("adapt", "Continue a pretrained model's LM training on a task's training text (ULMFiT's middle step)",
           ("task", "model"),
           inputs=(paths.TOKENIZER, paths.PRETRAINED, paths.ENCODED),
-          outs=(Out(paths.ADAPTED, directory=True), Out(paths.ADAPT_METRICS, cache=False, role="metric"),
-                Out(paths.ADAPT_PLOTS, cache=False, directory=True, role="plot")),
+          outs=(Out(paths.ADAPTED, directory=True), Out(paths.ADAPT_METRICS, cache=False),
+                Out(paths.ADAPT_PLOTS, cache=False, directory=True)),
           params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
                   "adapt.overrides", "adapt.eval_blocks"), training=True),
     Stage("finetune", "Fine-tune a task-adapted (or the general) model on a task in one run, under every seed",
           ("task", "model", "run"), runs=True,
           inputs=(paths.TOKENIZER, paths.ENCODED),
-          outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False, role="metric"),
-                Out(paths.FINETUNE_PLOTS, cache=False, directory=True, role="plot")),
+          outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False),
+                Out(paths.FINETUNE_PLOTS, cache=False, directory=True)),
           params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds"),  # and its kind's (RunKind.params)
           training=True),
     Stage("evaluate", "Score a fine-tuned run on the test split", ("task", "model", "run"), runs=True,
           inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
           outs=(Out(paths.DETAILS, cache=False), Out(paths.PREDICTIONS, cache=False),
-                Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False, role="confusion")),
+                Out(paths.METRICS, cache=False, role="metric"), Out(paths.CONFUSION, cache=False)),
           params=("device", "evaluate", "tasks.{task}.type", "finetune.seeds")),
     Stage("report", "Write results/report.md, report.html and the figures", (), timed=False,
           reads_results_of=("data", "pretrain", "adapt", "finetune", "evaluate"), inputs=(),
           outs=(Out(paths.REPORT, cache=False, report="Report"), Out(paths.REPORT_HTML, cache=False, report="Report"),
                 Out(paths.HEADLINE, cache=False, role="metric"),
+                Out(paths.CURVES, cache=False, role="plot", plot=CURVES_PLOT),
                 Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
           # every run's place in its tables, the datasets' sources, what made the run (and their hash)
           params=("seed", "device", "data.datasets", "tasks", "pretrain.models", "adapt.ablation", "finetune.methods",
@@ -359,10 +367,31 @@ def tracked(raw: dict, job: Job) -> dict:
 
 
 def snakemake_command(stage: str) -> str:
-    """The rule's shell command: the stage's CLI call, its log, and its threads for torch."""
+    """The rule's shell command: the stage's CLI call, its log, its threads for torch, and the
+    console for a training job's progress line (scratchlm.console: fd 3 is the console's stderr)."""
     s = STAGES[stage]
     cmd = f"python -m scratchlm {stage}" + "".join(f" --{w} {{wildcards.{w}}}" for w in s.wildcards)
-    return ("OMP_NUM_THREADS={threads} " if s.training else "") + cmd + " > {log} 2>&1"
+    if not s.training:
+        return cmd + " > {log} 2>&1"
+    return f"{console.FD_ENV}=3 OMP_NUM_THREADS={{threads}} {cmd} 3>&2 > {{log}} 2>&1"
+
+
+def snakemake_message(stage: str) -> str:
+    """The rule's line on the console, in place of Snakemake's block of every input and output
+    (the report's lists hundreds): the job, and where its output goes. frontends.planned reads it."""
+    job = "/".join(f"{{wildcards.{w}}}" for w in STAGES[stage].wildcards)
+    return f"{stage}{' ' + job if job else ''} (log: {{log}})"
+
+
+def job_of_message(message: str) -> Job | None:
+    """The job a snakemake_message names, or None for another line."""
+    m = re.fullmatch(r"(\w+)(?: (\S+))? \(log: \S+\)", message.strip())
+    if not m or m[1] not in STAGES:
+        return None
+    values = m[2].split("/") if m[2] else []
+    if len(values) != len(STAGES[m[1]].wildcards):
+        return None
+    return Job(m[1], dict(zip(STAGES[m[1]].wildcards, values)))
 
 
 def log_template(stage: str) -> str:
@@ -459,11 +488,7 @@ def _dvc_expr(template: str, stage: Stage, kind: RunKind | None) -> str:
 
 def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
     path = _dvc_expr(out.template, stage, kind)
-    opts: dict = {} if out.cache else {"cache": False}
-    if out.role == "plot" and stage.name != "report":
-        opts["x"] = "step"
-    if out.role == "confusion":
-        opts.update(template="confusion", x="actual", y="predicted")
+    opts: dict = {**({} if out.cache else {"cache": False}), **dict(out.plot)}
     return {path: opts} if opts else path
 
 
@@ -477,7 +502,7 @@ def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
     if default_keys(stage, kind):
         params.append({DEFAULTS: default_keys(stage, kind)})
     body: dict = {"cmd": _dvc_expr(cmd, stage, kind), "deps": deps, "params": params}
-    for section, roles in (("outs", ("out",)), ("metrics", ("metric",)), ("plots", ("plot", "confusion"))):
+    for section, roles in (("outs", ("out",)), ("metrics", ("metric",)), ("plots", ("plot",))):
         entries = [_dvc_out(o, stage, kind) for o in stage.all_outs if o.role in roles]
         if entries:
             body[section] = entries

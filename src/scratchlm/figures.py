@@ -120,9 +120,9 @@ def read_curve(tsv: Path) -> tuple[list[float], list[float]]:
     return [float(r["step"]) for r in rows], [float(r[value[0]]) for r in rows] if value else []
 
 
-def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], path: Path) -> Path:
-    """One panel per title (a task, or pretraining), one line per run: {title: {label: tsv}};
-    each panel's legend below it, clear of the curves."""
+def learning_curves(panels: dict[str, dict[str, Path]], path: Path) -> Path:
+    """One panel per title ("<task or pretraining>: <what the y axis is>"), one line per run:
+    {title: {label: tsv}}; each panel's legend below it, clear of the curves."""
     most = max(len(curves) for curves in panels.values())
     fig, axes = _grid(len(panels), width=5.0, height=3.4 + 0.18 * ((most + 2) // 3), columns=2)
     colors = _plt().get_cmap("tab20").colors  # more runs than the default cycle's 10 colours
@@ -132,9 +132,10 @@ def learning_curves(panels: dict[str, dict[str, Path]], ylabel: dict[str, str], 
             steps, values = read_curve(tsv)
             if steps:
                 ax.plot(steps, values, label=label, linestyle="--" if CONTROL.name in label else "-")
-        ax.set_title(title)
+        name, _, ylabel = title.partition(": ")
+        ax.set_title(name)
         ax.set_xlabel("step")
-        ax.set_ylabel(ylabel[title])
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     return _save(fig, path)
 

@@ -119,15 +119,14 @@ class _gone:
 
 
 def planned(output: str) -> dict[str, str]:
-    """DVC names of the jobs a Snakemake dry run plans, each with Snakemake's reason."""
+    """DVC names of the jobs a Snakemake dry run plans, each with Snakemake's reason: the rules'
+    messages (dag.snakemake_message, `Job N: <message>`, then `Reason: ...` unless the profile's
+    `quiet: reason` holds; `-q host` shows them)."""
     found = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output)[1:]:
-        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
-        if rule not in dag.STAGES:  # the `all` target
-            continue
-        fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
-        wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
-        found[dag.Job(rule, wildcards).dvc_stage] = fields.get("reason", "")
+    for m in re.finditer(r"^Job \d+: (.*)$(?:\nReason: (.*)$)?", output, flags=re.M):
+        job = dag.job_of_message(m[1])
+        if job is not None:
+            found[job.dvc_stage] = m[2] or ""
     return found
 
 

@@ -23,7 +23,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import get_last_checkpoint
 
-from . import paths
+from . import console, paths
 from .atomic import atomic_path
 from .devices import pick_device, pick_precision
 from .errors import ScratchError
@@ -176,6 +176,33 @@ class LiveCurves(TrainerCallback):
             self.live.end()
 
 
+class Progress(TrainerCallback):
+    """The job's line on the console (scratchlm.console): step, loss and time left every
+    console.EVERY_S seconds, and one when training ends."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.began = self.last = 0.0
+        self.first = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.began = self.last = time.monotonic()
+        self.first = state.global_step  # a resumed run's earlier steps are not this process's pace
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        now = time.monotonic()
+        if "loss" not in (logs or {}) or now - self.last < console.EVERY_S:
+            return
+        self.last = now
+        left = (now - self.began) / max(state.global_step - self.first, 1) * (state.max_steps - state.global_step)
+        console.say(f"seed {self.seed}, step {state.global_step}/{state.max_steps}, loss {logs['loss']:.4g}, "
+                    f"at most {console.duration(left)} left")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        console.say(f"seed {self.seed} trained: {state.global_step} steps in "
+                    f"{console.duration(time.monotonic() - self.began)}")
+
+
 class FiniteGradients(TrainerCallback):
     """Stops training at the first step whose gradients are not finite (what a NaN or inf loss
     leaves), naming the step, the learning rate and the params keys to change, before the
@@ -215,9 +242,10 @@ class EarlyStopping(EarlyStoppingCallback):
         return found
 
 
-def callbacks(cfg: TrainingConfig, live_dir: Path, resume: bool, patience_from: int = 0) -> list:
-    """DVCLive curves, the divergence guard and early stopping when asked for."""
-    found = [LiveCurves(live_dir, resume), FiniteGradients(cfg)]
+def callbacks(cfg: TrainingConfig, live_dir: Path, resume: bool, seed: int, patience_from: int = 0) -> list:
+    """DVCLive curves, the console's progress line, the divergence guard and early stopping when
+    asked for."""
+    found = [LiveCurves(live_dir, resume), Progress(seed), FiniteGradients(cfg)]
     if cfg.early_stopping_patience > 0:
         found.append(EarlyStopping(cfg.early_stopping_patience, start=patience_from))
     return found
@@ -277,7 +305,7 @@ def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval
     trainer = LengthListTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                 data_collator=collator, compute_metrics=selection.compute_metrics,
                                 optimizers=optimizers,
-                                callbacks=[*callbacks(cfg, run_dir / "live", True, selection.patience_from),
+                                callbacks=[*callbacks(cfg, run_dir / "live", True, ctx.seed, selection.patience_from),
                                            *extra_callbacks])
     before = _scored_first(trainer, run_dir) if score_first else None
     figures = {} if skip_training else train(trainer, run_dir)

@@ -11,7 +11,9 @@ from scratchlm.dag import Job
 
 def snakemake_jobs(repo) -> dict:
     """command -> (DVC stage name, outputs, inputs), from the job blocks of a forced dry run."""
-    text = run(["snakemake", "--dry-run", "--forceall", "--printshellcmds"], repo).stdout
+    # each job's block of inputs and outputs (the console shows the rules' one-line messages)
+    text = run(["env", "SCRATCHLM_JOB_BLOCKS=1", "snakemake", "--dry-run", "--forceall", "--printshellcmds"],
+               repo).stdout
     jobs: dict = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text)[1:]:
         rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
@@ -19,8 +21,8 @@ def snakemake_jobs(repo) -> dict:
         shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
         if rule == "all" or not shell:
             continue
-        cmd = re.sub(r"^OMP_NUM_THREADS=\S+ ", "", shell.group(1).strip())
-        cmd = re.sub(r" > \S+ 2>&1$", "", cmd)
+        cmd = re.sub(r"^SCRATCHLM_CONSOLE_FD=3 OMP_NUM_THREADS=\S+ ", "", shell.group(1).strip())
+        cmd = re.sub(r"( 3>&2)? > \S+ 2>&1$", "", cmd)
         wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
         jobs[cmd] = (Job(rule, wildcards).dvc_stage, set(fields["output"].split(", ")),
                      set(fields.get("input", "").split(", ")) - {""})

@@ -4,12 +4,13 @@ sync after DVC-side work, and the one-line errors. Marked slow: a few minutes in
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
 import pytest
 
-from conftest import env, git_commit, run, tiny_copy
+from conftest import ROOT, env, git_commit, run, tiny_copy
 from scratchlm.frontends import planned
 
 pytestmark = pytest.mark.slow
@@ -144,6 +145,20 @@ def test_bad_param_stops_both_front_ends_with_one_line(tiny_repo):
         params.write_text(good)
 
 
+def test_the_console_has_a_line_per_job_and_the_training_jobs_progress(tiny_repo):
+    """Snakemake's console on the tiny run: each job's one-line message, not its block of inputs
+    (the report's hundreds of result files) nor the reasons; each training job's own lines."""
+    console = (tiny_repo.parent / "console.txt").read_text()
+    jobs = re.findall(r"^Job \d+: (\w+)(?: (\S+))? \(log: logs/\S+\.log\)$", console, flags=re.M)
+    assert len(jobs) == len(planned(console)) >= 40, console[-3000:]
+    assert "results/metrics/" not in console and "Reason:" not in console and "Snakemake version" not in console
+    trained = [(stage, job) for stage, job in jobs if stage in ("pretrain", "adapt", "finetune")
+               and not job.endswith("/prompt")]  # zero-shot: nothing to train
+    for stage, job in trained:
+        assert re.search(rf"^  {stage} {re.escape(job)}: seed \d+ trained: \d+ steps in ", console, flags=re.M), job
+    assert len(console) < 15_000, len(console)  # 92 KB before: every input of every job, twice for the report
+
+
 def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(tiny_repo):
     """`dvc exp run --queue` + `dvc queue start`; then the experiment, applied and committed, is
     a second commit for `dvc metrics diff`, `dvc plots diff` and `scratchlm compare`."""
@@ -171,12 +186,17 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     assert data["params"]["params.yaml"]["data"]["finetune"]["lora"]["r"] == 4
     assert 0.0 <= data["metrics"]["results/metrics/ner/bert/lora.json"]["data"]["entity_f1"] <= 1.0
 
-    # the documented narrow view: the experiment and its headline numbers, readable at 120 columns
-    narrow = subprocess.run(["dvc", "exp", "show", "--drop", ".*", "--keep", "Experiment|headline", "--no-pager"],
-                            cwd=tiny_repo, env={**env(), "COLUMNS": "120"}, capture_output=True, text=True)
+    # README's `dvc exp show`, as typed there, at 120 columns: the experiment and the param it changed
+    typed = next(line.split("#")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()
+                 if line.startswith("dvc exp show"))
+    narrow = subprocess.run([*shlex.split(typed), "--no-pager"], cwd=tiny_repo, env={**env(), "COLUMNS": "120"},
+                            capture_output=True, text=True)
     table = narrow.stdout.splitlines()
     assert narrow.returncode == 0 and max(len(line) for line in table) <= 120, narrow.stdout
-    assert "…" not in narrow.stdout and "lower-rank" in narrow.stdout and "sentiment_gain" in narrow.stdout
+    assert "…" not in narrow.stdout and "lower-rank" in narrow.stdout and "finetune.lora.r" in narrow.stdout
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo).stdout)
+    files = {f for rev in shown.values() for f in rev["data"]}  # test metrics and the headline: no val_loss
+    assert files and all(f.startswith("results/metrics/") or f == "results/headline.json" for f in files), files
 
     named = run(["scratchlm", "compare", "HEAD", "lower-rank"], tiny_repo)  # an experiment by its name
     assert "(lower-rank)" in named.stdout.splitlines()[0] and "presets" not in named.stderr, named
@@ -191,10 +211,12 @@ def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(ti
     assert "results/metrics/ner/bert/lora.json" in diff and "entity_f1" in diff
     out = tiny_repo.parent / "plots-diff"  # rendered images go here, not into the repository
     plots = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json", "-o", str(out)], tiny_repo).stdout)
-    names = set(plots["data"])
-    assert "results/figures/pretraining_gain.png" in names, names
-    assert "results/plots/confusion/sentiment/gru/full.json" in names, names
-    assert "results/finetune/sentiment/gru/full/plots/seed42/eval/accuracy.tsv" in names, names
+    names = set(plots["data"])  # the plots a person reads: one chart of every curve, the report's figures
+    assert names == {"results/plots/curves.json"} | {f"results/figures/{f.name}" for f in
+                                                     (tiny_repo / "results/figures").iterdir()}, names
+    chart = plots["data"]["results/plots/curves.json"][0]["content"]
+    assert chart["title"]["text"].startswith("Validation curves") and chart["facet"]["row"]["field"] == "panel"
+    assert {row["rev"] for row in chart["data"]["values"]} == {"HEAD~1", "HEAD"}
 
     table = run(["scratchlm", "compare", "HEAD~1", "HEAD"], tiny_repo).stdout
     header, _, *rows = table.splitlines()

@@ -181,8 +181,15 @@ def test_report_lists_every_run(pipeline):
     assert pairs, shows
     models = [re.fullmatch(r"(\w+) [+-][\d.]+ ± [\d.]+", pair).group(1) for pair in pairs.group(1).split(", ")]
     assert sorted(models) == ["bert", "gru"], shows
-    headline = read_json(pipeline / "results/headline.json")["headline"]
-    assert set(headline) == {"sentiment_best", "sentiment_gain", "ner_best", "ner_gain"}
+    headline = read_json(pipeline / "results/headline.json")  # by task: DVC's columns <task>.<key>
+    assert headline.keys() == {"sentiment", "ner"}
+    assert headline["ner"].keys() == {"entity_f1", "gain"} and headline["sentiment"].keys() == {"accuracy", "gain"}
+    # and DVC's plots are the ones a person reads: the report's figures and one chart of every curve
+    curves = read_json(pipeline / "results/plots/curves.json")
+    panels = {row["panel"] for row in curves}
+    assert panels == {"pretraining: LM validation loss", "sentiment: validation accuracy (seed 42)",
+                      "ner: validation entity_f1 (seed 42)"}, panels
+    assert {row["run"] for row in curves if row["panel"].startswith("ner")} >= {"gru/full", "gru/scratch", "bert/lora"}
 
 
 def test_html_report_is_self_contained(pipeline):

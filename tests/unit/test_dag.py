@@ -2,6 +2,8 @@
 package's import graph (which stays visible: package imports at module top)."""
 
 import ast
+import re
+from types import SimpleNamespace
 
 import yaml
 
@@ -83,12 +85,27 @@ def test_a_task_training_knob_reruns_its_fine_tuning_not_its_encoding(default_pa
 
 
 def test_a_dry_run_plan_reads_as_dvc_stage_names_with_their_reasons():
+    """Each rule's message is its job's one line (`Job N: <message>`, and the reason under `-q host`)."""
     from scratchlm.frontends import planned
 
-    plan = ("Building DAG of jobs...\n\nrule finetune:\n    input: a, b\n    output: c\n    jobid: 3\n"
-            "    reason: Updated input files: src/scratchlm/training.py\n"
-            "    wildcards: task=ner, model=gru, run=full-0.1\n\nrule pack:\n    output: d\n    jobid: 2\n"
-            "    reason: Missing output files: d\n\nlocalrule all:\n    input: results/report.md\n    jobid: 0\n"
+    message = dag.snakemake_message("finetune").format(
+        wildcards=SimpleNamespace(task="ner", model="gru", run="full-0.1"), log="logs/finetune/ner/gru/full-0.1.log")
+    assert message == "finetune ner/gru/full-0.1 (log: logs/finetune/ner/gru/full-0.1.log)"
+    plan = (f"Building DAG of jobs...\n[Fri Dec  4 21:59:39 2026]\nJob 3: {message}\n"
+            "Reason: Updated input files: src/scratchlm/training.py\n[Fri Dec  4 21:59:39 2026]\n"
+            "Job 2: pack (log: logs/pack.log)\nReason: Missing output files: d\n\nlocalrule all:\n"
+            "    input: results/report.md\n    jobid: 0\n"
             "    reason: Input files updated by another job: results/report.md\n")
     assert planned(plan) == {"finetune_fraction@ner-gru-full-0.1": "Updated input files: src/scratchlm/training.py",
                              "pack": "Missing output files: d"}
+    # the profile's `quiet: reason`: the jobs alone
+    assert planned(re.sub(r"Reason: .*\n", "", plan)) == {"finetune_fraction@ner-gru-full-0.1": "", "pack": ""}
+    # a message of no stage, or with the wrong number of wildcards, is no job
+    assert dag.job_of_message("finetune ner/gru (log: x)") is None and dag.job_of_message("all (log: x)") is None
+
+
+def test_training_jobs_get_the_console_their_output_goes_to_the_log():
+    cmd = dag.snakemake_command("finetune")
+    assert cmd.startswith("SCRATCHLM_CONSOLE_FD=3 OMP_NUM_THREADS={threads} python -m scratchlm finetune")
+    assert cmd.endswith(" 3>&2 > {log} 2>&1")  # fd 3 is taken from the console before stderr goes to the log
+    assert dag.snakemake_command("report") == "python -m scratchlm report > {log} 2>&1"

@@ -22,7 +22,8 @@ SLURM_VARS = ("SCRATCHLM_SLURM_PARTITION", "SCRATCHLM_SLURM_GPU_PARTITION", "SCR
 
 
 def snakemake(repo: Path, *args: str, path_prefix: str = "", **variables: str) -> subprocess.CompletedProcess:
-    e = {k: v for k, v in env().items() if k not in SLURM_VARS}
+    # each job's block of resources, as Snakemake prints it without the rules' one-line messages
+    e = {**{k: v for k, v in env().items() if k not in SLURM_VARS}, "SCRATCHLM_JOB_BLOCKS": "1"}
     e.update(variables)
     if path_prefix:
         e["PATH"] = f"{path_prefix}{os.pathsep}{e['PATH']}"
@@ -124,7 +125,8 @@ def fake_upstream(repo: Path) -> None:
     """Outputs of the jobs before the ones the test submits (as Snakemake's plan names them),
     each stage's newer than the one before, so that Snakemake plans only the targeted jobs."""
     plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner"],
-                          cwd=repo, env=env(), capture_output=True, text=True, timeout=HUNG_AFTER_S)
+                          cwd=repo, env={**env(), "SCRATCHLM_JOB_BLOCKS": "1"}, capture_output=True, text=True,
+                          timeout=HUNG_AFTER_S)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3, "adapt": 4}
     base = time.time() + 5

@@ -50,6 +50,12 @@ wildcard_constraints:
     run=r"[a-z][a-z0-9_]*(-general)?(-[0-9.]+)?(-[0-9]+shot)?",
 
 
+# Each job's line on the console is its rule's message (dag.snakemake_message); with
+# SCRATCHLM_JOB_BLOCKS=1, Snakemake's own block of every input and output instead.
+def message(stage):
+    return None if os.environ.get("SCRATCHLM_JOB_BLOCKS") == "1" else dag.snakemake_message(stage)
+
+
 def job(stage, wildcards):
     return dag.Job(stage, dict(wildcards))
 

@@ -7,6 +7,7 @@ rule report:
     output: outputs("report")
     params: reads=reads("report")
     log: dag.log_template("report")
+    message: message("report")
     threads: threads("report")
     resources: gpu=gpu("report")
     shell: dag.snakemake_command("report")

@@ -110,9 +110,9 @@ def paired_gain(run: Result, control: Result, metric: str) -> tuple[float, float
 
 def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
     """What the run shows, task by task, in a few sentences computed from its results; and the
-    same few numbers for results/headline.json, the metric file `dvc exp show` keeps narrow:
-    per task, the best run's main metric and the mean gain of the pretrained `full` runs over
-    their scratch controls."""
+    same few numbers for results/headline.json, the metric file of `dvc exp show`'s narrow view:
+    per task, the pretrained `full` runs' main test metric and their mean gain over their scratch
+    controls (means over models and seeds; no run is picked by its test score)."""
     lines, numbers = [], {}
     for task in params["tasks"]:
         main = _main(params, task)[0]
@@ -120,13 +120,14 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
         if not mine:
             continue
         best_run = max(mine, key=lambda run: mine[run].metrics[main])
-        numbers[f"{task}_best"] = round(mine[best_run].metrics[main], 4)
-        pairs = [(run.model, *paired_gain(r, mine[_control(run)], main)) for run, r in mine.items()
-                 if (run.method, run.fraction, run.general, run.shots) == (FULL.name, 1.0, False, 0)
-                 and _control(run) in mine]
+        full = [run for run in mine if (run.method, run.fraction, run.general, run.shots) == (FULL.name, 1.0, False, 0)]
+        if full:
+            numbers.setdefault(task, {})[main] = round(sum(mine[run].metrics[main] for run in full) / len(full), 4)
+        pairs = [(run.model, *paired_gain(mine[run], mine[_control(run)], main)) for run in full
+                 if _control(run) in mine]
         text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
         if pairs:
-            numbers[f"{task}_gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
+            numbers.setdefault(task, {})["gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
             text += " Pretrained `full` against `scratch`: " + ", ".join(
                 f"{model} {100 * g:+.2f} ± {100 * s:.2f}" for model, g, s in pairs) + " points."
         few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == FULL.name]
@@ -282,19 +283,33 @@ def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
             + table + "\n\n" + figs.link("label_counts.png", "test metric against labels per class"))
 
 
-def learning_curves(params: dict, found: dict, figs: Figures) -> str:
-    panels = {"pretraining": {m: paths.path(paths.PRETRAIN_PLOTS, model=m) / "eval/loss.tsv"
-                              for m in params["pretrain"]["models"]}}
-    ylabel = {"pretraining": "validation loss"}
+def curve_panels(params: dict, found: dict) -> tuple[dict[str, dict[str, Path]], str]:
+    """{panel title: {line label: DVCLive TSV}} for the learning curves: the language models'
+    validation loss, then each task's main validation metric, the first seed of each run."""
     seed = params["finetune"]["seeds"][0]
+    panels = {"pretraining: LM validation loss": {m: paths.path(paths.PRETRAIN_PLOTS, model=m) / "eval/loss.tsv"
+                                                  for m in params["pretrain"]["models"]}}
     for task, spec in params["tasks"].items():
-        panels[task] = {f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"seed{seed}/eval/{spec['metric']}.tsv"
-                        for r in found if r.task == task}
-        ylabel[task] = f"validation {spec['metric']}"
-    figures.learning_curves(panels, ylabel, figs.path("learning_curves.png"))
+        panels[f"{task}: validation {spec['metric']} (seed {seed})"] = {
+            f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"seed{seed}/eval/{spec['metric']}.tsv"
+            for r in found if r.task == task}
+    return panels, seed
+
+
+def curve_rows(panels: dict[str, dict[str, Path]]) -> list[dict]:
+    """The same curves as rows for DVC's plot of them (results/plots/curves.json)."""
+    return [{"panel": title, "order": i, "run": label, "step": int(step), "value": value}
+            for i, (title, curves) in enumerate(panels.items()) for label, tsv in curves.items()
+            for step, value in zip(*figures.read_curve(tsv))]
+
+
+def learning_curves(params: dict, found: dict, figs: Figures) -> str:
+    panels, seed = curve_panels(params, found)
+    figures.learning_curves(panels, figs.path("learning_curves.png"))
     return (f"Validation curves as training went, seed {seed} of each run (the selected checkpoint is its best "
-            "point); every seed's curves are DVC plots under `results/finetune/*/*/*/plots/seed*`, the language "
-            "models' under `results/pretrain/*/plots`.\n\n" + figs.link("learning_curves.png", "learning curves"))
+            f"point); `dvc plots show` draws the same curves from `{paths.CURVES}`, and every seed's own under "
+            "`results/finetune/*/*/*/plots/seed*` (`dvc plots show <folder>`), the language models' under "
+            "`results/pretrain/*/plots`.\n\n" + figs.link("learning_curves.png", "learning curves"))
 
 
 def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
@@ -497,6 +512,7 @@ def run(params: dict) -> None:
         text = build(params, Figures(tmp), found, summary_text)
     write_text(REPORT, text)
     write_text(HTML, to_html(text, params["report"]["title"]))
-    # nested, so DVC names the columns headline.<key>: the narrow `dvc exp show --keep headline` finds them
-    write_json(paths.HEADLINE, {"headline": numbers})
-    print(f"report: wrote {REPORT}, {HTML}, {paths.HEADLINE} and {FIGURES}/")
+    # by task, so DVC's columns are short (<task>.<metric>, <task>.gain): README's `dvc exp show` fits 120 columns
+    write_json(paths.HEADLINE, numbers)
+    write_json(paths.CURVES, curve_rows(curve_panels(params, found)[0]))
+    print(f"report: wrote {REPORT}, {HTML}, {paths.HEADLINE}, {paths.CURVES} and {FIGURES}/")
