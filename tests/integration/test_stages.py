@@ -177,9 +177,12 @@ def test_report_lists_every_run(pipeline):
     assert "> **A smoke run** (the `tiny` preset)" in text
     shows = text.split("## What this run shows\n\n", 1)[1].split("\n## ", 1)[0]
     # one pair per model: the k-shot `full` runs have their own curve, not a place here
-    pairs = re.search(r"\*\*sentiment\*\* \(accuracy\): best run .*?`full` against `scratch`: (.*?) points", shows)
+    pairs = re.search(r"\*\*sentiment\*\* \(accuracy\): best run .*?`full` against `scratch`: (.*?)\.$", shows,
+                      flags=re.M)
     assert pairs, shows
-    models = [re.fullmatch(r"(\w+) [+-][\d.]+ ± [\d.]+", pair).group(1) for pair in pairs.group(1).split(", ")]
+    # each with its paired bootstrap interval, worded by it
+    models = re.findall(r"(\w+) [+-][\d.]+ points \(95% CI [+-][\d.]+ to [+-][\d.]+(?:; not distinguishable from "
+                        r"zero)?\)", pairs.group(1))
     assert sorted(models) == ["bert", "gru"], shows
     headline = read_json(pipeline / "results/headline.json")  # by task: DVC's columns <task>.<key>
     assert headline.keys() == {"sentiment", "ner"}

@@ -13,7 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import compare, dag, figures, metrics, paths
+import numpy as np
+
+from .. import bootstrap, compare, dag, figures, metrics, paths
 from .. import params as params_mod
 from ..atomic import atomic_path, read_json, write_json, write_text
 from ..dag import Run, runs
@@ -99,6 +101,41 @@ def results(params: dict) -> dict[Run, Result]:
             for run in runs(params)}
 
 
+def _test_counts(run: Run, metric: str) -> dict:
+    """{seed: per-example counts of `metric`} from the run's test predictions (bootstrap.METRICS)."""
+    counts = bootstrap.METRICS[metric][0]
+    by_seed: dict = {}
+    for line in _out(paths.PREDICTIONS, run).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        by_seed.setdefault(row["seed"], []).append(row)
+    found = {}
+    for seed, rows in by_seed.items():
+        rows.sort(key=lambda r: r["index"])
+        found[seed] = (counts([r["tags"] for r in rows], [r["predicted"] for r in rows]) if "tags" in rows[0]
+                       else counts([r["label"] for r in rows], [r["prediction"] for r in rows]))
+    return found
+
+
+def interval(run: Run, control: Run, metric: str) -> bootstrap.Interval | None:
+    """The paired bootstrap interval of run minus control over the test examples and the seeds
+    both ran (None for a metric without per-example counts)."""
+    if metric not in bootstrap.METRICS:
+        return None
+    a, b = _test_counts(run, metric), _test_counts(control, metric)
+    seeds = sorted(set(a) & set(b))
+    return bootstrap.paired(np.stack([a[s] for s in seeds]), np.stack([b[s] for s in seeds]),
+                            bootstrap.METRICS[metric][1])
+
+
+def _gain_words(run: Run, control: Run, metric: str, found: dict) -> str:
+    """`+1.09 (95% CI +0.52 to +1.66)` in points, or the per-seed mean ± std without predictions."""
+    ci = interval(run, control, metric)
+    if ci is not None:
+        return ci.words()
+    g, s = paired_gain(found[run], found[control], metric)
+    return f"{100 * g:+.2f} ± {100 * s:.2f} points"
+
+
 def paired_gain(run: Result, control: Result, metric: str) -> tuple[float, float]:
     """Mean and spread of the per-seed differences (the same seed draws the same data order and
     label share for both, so the pairs are like for like)."""
@@ -123,20 +160,18 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
         full = [run for run in mine if (run.method, run.fraction, run.general, run.shots) == (FULL.name, 1.0, False, 0)]
         if full:
             numbers.setdefault(task, {})[main] = round(sum(mine[run].metrics[main] for run in full) / len(full), 4)
-        pairs = [(run.model, *paired_gain(mine[run], mine[_control(run)], main)) for run in full
-                 if _control(run) in mine]
+        pairs = [(run, *paired_gain(mine[run], mine[_control(run)], main)) for run in full if _control(run) in mine]
         text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
         if pairs:
             numbers.setdefault(task, {})["gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
             text += " Pretrained `full` against `scratch`: " + ", ".join(
-                f"{model} {100 * g:+.2f} ± {100 * s:.2f}" for model, g, s in pairs) + " points."
+                f"{run.model} {_gain_words(run, _control(run), main, mine)}" for run, _, _ in pairs) + "."
         few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == FULL.name]
         for run, r in few:
             control = mine.get(_control(run))
             if control:
-                g, s = paired_gain(r, control, main)
                 text += (f" With {100 * run.fraction:g}% of the labels, {run.model} pretrained {r.score(main)} "
-                         f"against scratch {control.score(main)} ({100 * g:+.2f} ± {100 * s:.2f}).")
+                         f"against scratch {control.score(main)} ({_gain_words(run, _control(run), main, mine)}).")
         collapsed = [f"{run.model}/{run.name}" for run, r in mine.items() if r.metrics["collapsed_seeds"]]
         if collapsed:
             text += (f" ⚠ Some seed of {', '.join(collapsed)} predicted one class for (nearly) every example, "
@@ -202,14 +237,21 @@ def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> s
         if method(run.method).pretrained and method(run.method).trained and control:
             main = _main(params, run.task)[0]
             gain, spread = paired_gain(r, control, main)
+            ci = interval(run, _control(run), main)
             rows.append([run.task, run.model, run.name, main, control.score(main), r.score(main),
-                         f"{100 * gain:+.2f} ± {100 * spread:.2f}"])
+                         f"{100 * gain:+.2f} ± {100 * spread:.2f}",
+                         f"{100 * ci.low:+.2f} to {100 * ci.high:+.2f}" + ("" if ci.shown else " (not shown)")
+                         if ci else "–"])
             bars.append((run.task, run.model, run.name, 100 * gain, 100 * spread))
     if not rows:
         return "_No `scratch` control among the methods: add it to finetune.methods to see what pretraining buys._"
     figures.gains(bars, figs.path("pretraining_gain.png"))
-    return (_table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points, per-seed pairs)"],
-                   rows) + "\n\n" + figs.link("pretraining_gain.png", "pretrained minus scratch, per run"))
+    return ("Test split. The gain is the mean of the per-seed differences (± their std); the interval is a "
+            "paired bootstrap over the test examples and the seeds (95%), and a gain whose interval covers "
+            "zero is not shown by this run.\n\n"
+            + _table(["task", "model", "run", "metric", "scratch %", "pretrained %", "gain (points, per-seed pairs)",
+                      "95% CI (points)"], rows)
+            + "\n\n" + figs.link("pretraining_gain.png", "pretrained minus scratch, per run"))
 
 
 def adaptation(params: dict, found: dict[Run, Result]) -> str:
