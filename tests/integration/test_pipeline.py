@@ -51,7 +51,7 @@ def assert_both_front_ends_plan(repo, expected: set[str]) -> None:
     their new outputs, the jobs downstream of them (it names the edit as the reason only where no
     upstream job reruns too; downstream of one it says "Input files updated by another job")."""
     assert set(json.loads(run(["dvc", "status", "--json"], repo).stdout)) == expected
-    plan = planned(said(run(["snakemake", "-n"], repo)))
+    plan = planned(said(run(["snakemake", "-n", "-q", "host"], repo)))  # -q host: with the reasons
     assert expected <= set(plan), expected - set(plan)
     for job, reason in plan.items():
         assert (job in expected) or ("Updated input files" not in reason and "updated by another job" in reason
@@ -262,5 +262,5 @@ def test_a_stage_run_by_hand_then_a_changed_param_reruns_in_snakemake_as_in_dvc(
     p["data"]["datasets"]["sentiment"]["train"] = 150
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     assert "data@sentiment" in json.loads(run(["dvc", "status", "--json"], repo).stdout)
-    plan = planned(said(run(["snakemake", "-n"], repo)))
+    plan = planned(said(run(["snakemake", "-n", "-q", "host"], repo)))  # -q host: with the reasons
     assert "data@sentiment" in plan and ".scratchlm/params/data@sentiment.json" in plan["data@sentiment"], plan
