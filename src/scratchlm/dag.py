@@ -376,6 +376,9 @@ def snakemake_command(stage: str) -> str:
     return f"{console.FD_ENV}=3 OMP_NUM_THREADS={{threads}} {cmd} 3>&2 > {{log}} 2>&1"
 
 
+JOB_BLOCKS_ENV = "SCRATCHLM_JOB_BLOCKS"  # =1: Snakemake's own block per job instead of the messages
+
+
 def snakemake_message(stage: str) -> str:
     """The rule's line on the console, in place of Snakemake's block of every input and output
     (the report's lists hundreds): the job, and where its output goes. frontends.planned reads it."""

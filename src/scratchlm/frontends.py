@@ -27,9 +27,17 @@ from .atomic import JOB_LOCKS, lock_holder
 from .errors import ScratchError
 
 
-def _run(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *cmd], check=check, text=True,
-                          capture_output=quiet)
+def _run(*cmd: str, check: bool = True, quiet: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *cmd], check=check, text=True, capture_output=quiet, env=env)
+
+
+def _plan() -> str:
+    """A Snakemake dry run as `planned` reads it: the rules' messages, whatever the user's
+    SCRATCHLM_JOB_BLOCKS (blocks in their place would read as a plan of nothing, and every job
+    DVC calls stale would be recorded as done)."""
+    env = {k: v for k, v in os.environ.items() if k != dag.JOB_BLOCKS_ENV}
+    plan = _run("snakemake", "-n", "--rerun-incomplete", quiet=True, env=env)
+    return plan.stdout + plan.stderr
 
 
 def record(stages: list[str]) -> None:
@@ -133,8 +141,7 @@ def planned(output: str) -> dict[str, str]:
 def reconcile(params: dict) -> list[str]:
     """Record in dvc.lock the jobs Snakemake finds up to date (it plans no rerun of them) that DVC
     does not: the ones that finished in a run whose bookkeeping never happened."""
-    plan = _run("snakemake", "-n", "--rerun-incomplete", quiet=True)
-    todo = planned(plan.stdout + plan.stderr)
+    todo = planned(_plan())
     status = json.loads(_run("dvc", "status", "--json", quiet=True).stdout or "{}")
     finished = sorted(j.dvc_stage for j in dag.jobs(params) if j.dvc_stage in status and j.dvc_stage not in todo)
     if finished:

@@ -109,3 +109,22 @@ def test_training_jobs_get_the_console_their_output_goes_to_the_log():
     assert cmd.startswith("SCRATCHLM_CONSOLE_FD=3 OMP_NUM_THREADS={threads} python -m scratchlm finetune")
     assert cmd.endswith(" 3>&2 > {log} 2>&1")  # fd 3 is taken from the console before stderr goes to the log
     assert dag.snakemake_command("report") == "python -m scratchlm report > {log} 2>&1"
+
+
+def test_reconcile_plans_with_the_messages_whatever_the_users_environment(monkeypatch):
+    """With SCRATCHLM_JOB_BLOCKS=1 the dry run has no messages, `planned` finds no job, and
+    reconcile would record every job DVC calls stale as done: its plan never inherits it."""
+    import subprocess
+
+    from scratchlm import frontends
+
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(cmd, 0, "Job 2: pack (log: logs/pack.log)\n", "")
+
+    monkeypatch.setenv(dag.JOB_BLOCKS_ENV, "1")
+    monkeypatch.setattr(frontends.subprocess, "run", fake_run)
+    assert frontends.planned(frontends._plan()) == {"pack": ""}
+    assert dag.JOB_BLOCKS_ENV not in seen and "PATH" in seen

@@ -53,7 +53,7 @@ wildcard_constraints:
 # Each job's line on the console is its rule's message (dag.snakemake_message); with
 # SCRATCHLM_JOB_BLOCKS=1, Snakemake's own block of every input and output instead.
 def message(stage):
-    return None if os.environ.get("SCRATCHLM_JOB_BLOCKS") == "1" else dag.snakemake_message(stage)
+    return None if os.environ.get(dag.JOB_BLOCKS_ENV) == "1" else dag.snakemake_message(stage)
 
 
 def job(stage, wildcards):

@@ -5,6 +5,7 @@ external URL) and the figures in results/figures/, from the files of the runs pa
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import platform
 import re
@@ -116,6 +117,7 @@ def _test_counts(run: Run, metric: str) -> dict:
     return found
 
 
+@functools.cache  # the headline and the gains table ask for the same pairs: read and resample once
 def interval(run: Run, control: Run, metric: str) -> bootstrap.Interval | None:
     """The paired bootstrap interval of run minus control over the test examples and the seeds
     both ran (None for a metric without per-example counts)."""
