@@ -15,6 +15,7 @@ matrix is a full product and cannot leave cells out), Snakemake one rule.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import itertools
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import console, methods, paths, schema
+from .training_config import model_layers
 
 PACKAGE = Path(__file__).resolve().parent
 SRC = PACKAGE.parent
@@ -89,10 +91,18 @@ class RunKind(NamedTuple):
         """The params its runs read beyond every run's: their methods' and their training sections'."""
         return tuple(dict.fromkeys([*TRAINING_KEYS[self.training], *methods.reads(self.methods)]))
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The files its runs read beyond every run's: the model they start from, their settings."""
+        return (self.start, *TRAINING_INPUTS[self.training])
+
 
 # a RunKind's `training` -> the params keys holding its training sections (whole mappings: a model without
-# overrides has no key of its own, and DVC refuses a tracked key that params.yaml lacks)
-TRAINING_KEYS = {"finetune": ("finetune.training", "finetune.overrides"), "prompting": ("finetune.prompting",)}
+# overrides has no key of its own, and DVC refuses a tracked key that params.yaml lacks), or the file the
+# `settings` stage writes them to (a DVC matrix has one params list for every model; the file has each
+# model's own, so a value that a model's override pins does not rerun its runs)
+TRAINING_KEYS = {"finetune": (), "prompting": ("finetune.prompting",)}
+TRAINING_INPUTS = {"finetune": (paths.SETTINGS,), "prompting": ()}
 HEADS = ("full", "frozen", "scratch")  # the methods a run list in params may name (the schema's enums)
 
 RUN_KINDS = {
@@ -152,6 +162,7 @@ class Stage:
     reads_results_of: tuple[str, ...] = ()  # (report) every results/ output of these stages' jobs
     runs: bool = False  # one job per fine-tuning run (wildcards task, model, run)
     code: tuple[str, ...] = ()  # source files a job runs beyond its stage module's imports (templates)
+    settings_of: str | None = None  # writes a model's layers of these training sections: Snakemake tracks those
 
     @property
     def foreach(self) -> str | None:
@@ -210,6 +221,9 @@ STAGES = {s.name: s for s in [
                 Out(paths.ADAPT_PLOTS, cache=False, directory=True)),
           params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
                   "adapt.overrides", "adapt.eval_blocks"), training=True),
+    Stage("settings", "Write a model's fine-tuning settings, as its runs see them, to "
+          "results/settings/finetune/<model>.json", ("model",), inputs=(), outs=(Out(paths.SETTINGS, cache=False),),
+          params=("finetune.training", "finetune.overrides"), timed=False, settings_of="finetune"),
     Stage("finetune", "Fine-tune a task-adapted (or the general) model on a task in one run, under every seed",
           ("task", "model", "run"), runs=True,
           inputs=(paths.TOKENIZER, paths.ENCODED),
@@ -302,7 +316,7 @@ def jobs(params: dict, stage: str | None = None) -> list[Job]:
 def _kind_extras(stage: str, kind: RunKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(inputs, params) a kind of run adds to a stage: fine-tuning reads the model the kind starts
     from (task-adapted or general) and the params its methods and training sections read."""
-    return ((kind.start,), kind.params) if stage == "finetune" else ((), ())
+    return (kind.inputs, kind.params) if stage == "finetune" else ((), ())
 
 
 def inputs(params: dict, job: Job) -> list[str]:
@@ -360,10 +374,23 @@ def default_keys(stage: Stage, kind: RunKind | None = None) -> list[str]:
 
 def tracked(raw: dict, job: Job) -> dict:
     """What DVC compares to decide whether a job is stale, as Snakemake's params of its rule: the
-    values of its keys as params.yaml holds them, and the schema defaults that can fill them."""
+    values of its keys as params.yaml holds them, and the schema defaults that can fill them (a
+    settings job: what it writes)."""
+    stage = STAGES[job.stage]
+    if stage.settings_of:
+        return settings(raw, job)
     defaults = schema.defaults()
     return {**{k: lookup(raw, k) for k in declared(job)},
             **{f"{DEFAULTS}:{p}": lookup(defaults, p) for p in default_keys(STAGES[job.stage], kind_of(job))}}
+
+
+def settings(raw: dict, job: Job) -> dict:
+    """What a settings job writes, its model's training layers, defaults filled: Snakemake reruns it
+    when they change (DVC, whenever the sections it tracks do), so that neither reruns the runs of a
+    model whose layers stayed the same, as a shared value its override pins changed."""
+    filled = copy.deepcopy(raw)
+    schema.check(filled, "params.yaml")
+    return model_layers(filled, STAGES[job.stage].settings_of, job.wildcards["model"])
 
 
 def snakemake_command(stage: str) -> str:

@@ -44,9 +44,11 @@ def _lookup(p: dict, dotted: str) -> dict:
     return p
 
 
-def _layers(p: dict, sections: str, model: str, task: str | None) -> list[tuple[str, dict]]:
+def _layers(p: dict, sections: str, model: str, task: str | None,
+            settings: dict | None = None) -> list[tuple[str, dict]]:
+    """(params section, its settings) in order; those `settings` holds are read from it, not params."""
     names = [s.format(model=model, task=task) for s in TRAINING_SECTIONS[sections] if task or "{task}" not in s]
-    return [(name, _lookup(p, name)) for name in names]
+    return [(name, settings[name] if settings and name in settings else _lookup(p, name)) for name in names]
 
 
 def training_section(p: dict, sections: str, model: str, task: str | None = None) -> dict:
@@ -61,7 +63,20 @@ def setting_key(p: dict, sections: str, model: str, task: str | None, setting: s
     return f"{next((name for name, layer in reversed(layers) if setting in layer), layers[0][0])}.{setting}"
 
 
-def training_config(p: dict, sections: str, model: str, task: str | None = None) -> TrainingConfig:
-    layers = _layers(p, sections, model, task)
-    return TrainingConfig(**training_section(p, sections, model, task),
+def model_layers(p: dict, sections: str, model: str) -> dict[str, dict]:
+    """The layers of a model's training settings that no task sets, each without the keys a later
+    one sets: what its runs can see of them (the `settings` stage's file). A run tracks this, not
+    the shared sections whole, so that changing `finetune.training.lr` leaves the runs of a model
+    whose `finetune.overrides.<model>.lr` pins it alone, in DVC as in Snakemake."""
+    layers = _layers(p, sections, model, None)
+    return {name: {k: v for k, v in layer.items() if not any(k in later for _, later in layers[i + 1:])}
+            for i, (name, layer) in enumerate(layers)}
+
+
+def training_config(p: dict, sections: str, model: str, task: str | None = None,
+                    settings: dict | None = None) -> TrainingConfig:
+    """The merged settings of a run; `settings`: the model's layers as the `settings` stage wrote
+    them (model_layers), which then stand for params' own."""
+    layers = _layers(p, sections, model, task, settings)
+    return TrainingConfig(**{k: v for _, layer in layers for k, v in layer.items()},
                           layers=tuple((name, tuple(layer)) for name, layer in layers))

@@ -49,7 +49,7 @@ def two_copies(tmp_path, tiny_params):
     try:
         for argv in (["data", "--dataset", "ner"], ["data", "--dataset", "corpus"], ["tokenizer"],
                      ["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
-                     ["adapt", "--task", "ner", "--model", "gru"]):
+                     ["adapt", "--task", "ner", "--model", "gru"], ["settings", "--model", "gru"]):
             assert cli.main(argv) == 0, argv
     finally:
         os.chdir(here)

@@ -14,7 +14,7 @@ from scratchlm.errors import ScratchError
 from scratchlm.params import validate
 
 STAGES = (["pretrain", "--model", "gru"], ["adapt", "--task", "sentiment", "--model", "gru"],
-          ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"])
+          ["settings", "--model", "gru"], ["finetune", "--task", "sentiment", "--model", "gru", "--run", "full"])
 
 
 def in_folder(folder, p: dict, argvs) -> None:

@@ -264,7 +264,7 @@ def test_same_params_twice_give_identical_weights_and_metric_files(pipeline, rer
                "results/adapt/ner/gru", "models/finetune/ner/gru/full", "results/finetune/ner/gru/full",
                "results/metrics/ner/gru", "results/predictions/ner/gru"]
     for argv in (["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
-                 ["adapt", "--task", "ner", "--model", "gru"],
+                 ["adapt", "--task", "ner", "--model", "gru"], ["settings", "--model", "gru"],
                  ["finetune", "--task", "ner", "--model", "gru", "--run", "full"],
                  ["evaluate", "--task", "ner", "--model", "gru", "--run", "full"]):
         assert cli.main(argv) == 0, argv

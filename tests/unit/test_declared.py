@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import DEFAULT_PARAMS, ROOT
-from scratchlm import cli, dag, declared, methods, schema
+from scratchlm import cli, dag, declared, methods, paths, schema
 from scratchlm.training_config import TrainingConfig
 
 
@@ -19,13 +19,14 @@ def finetune_job(params, method: str = "full") -> dag.Job:
 
 def test_a_stage_reading_an_undeclared_key_fails_naming_the_stage_and_the_key(tiny_params):
     own = declared.for_job(tiny_params, finetune_job(tiny_params))
-    assert own["finetune"]["training"] == tiny_params["finetune"]["training"]
+    assert own["finetune"]["seeds"] == tiny_params["finetune"]["seeds"]
     assert own["tasks"]["sentiment"]["type"] == "sequence-classification"
     with pytest.raises(declared.UndeclaredParamError, match=r"stage finetune \(finetune@sentiment-gru-full\) read "
                                                             r"params key 'evaluate'"):
         own["evaluate"]
-    for read in (lambda: own["finetune"].get("prompting"), lambda: "ner" in own["tasks"],
-                 lambda: own["pretrain"]):
+    # its training settings come from the settings stage's file (dag.TRAINING_INPUTS), not params
+    for read in (lambda: own["finetune"].get("prompting"), lambda: own["finetune"]["training"],
+                 lambda: "ner" in own["tasks"], lambda: own["pretrain"]):
         with pytest.raises(declared.UndeclaredParamError):
             read()
     with pytest.raises(TypeError, match="read-only"):
@@ -64,7 +65,11 @@ def test_each_run_kind_declares_what_its_methods_and_training_sections_read(tiny
     assert {"finetune.prompting", "pretrain.models.gru", "evaluate.batch_size"} <= set(prompt)
     assert "finetune.training" not in prompt and "finetune.pooling" not in prompt  # it trains nothing with them
     full = dag.declared(finetune_job(tiny_params))
-    assert {"finetune.training", "finetune.overrides", "finetune.pooling", "finetune.ulmfit"} <= set(full)
+    assert {"finetune.pooling", "finetune.ulmfit"} <= set(full)
+    # its training settings: the settings stage's file of its model, which tracks the two sections
+    assert "finetune.training" not in full and "finetune.overrides" not in full
+    assert "results/settings/finetune/gru.json" in dag.inputs(tiny_params, finetune_job(tiny_params))
+    assert dag.declared(dag.Job("settings", {"model": "gru"})) == ["finetune.training", "finetune.overrides"]
     assert "finetune.lora" not in full and "finetune.prompting" not in full
     lora = dag.declared(finetune_job(tiny_params, "lora"))
     assert "finetune.lora" in lora and "finetune.ulmfit" not in lora
@@ -74,9 +79,13 @@ def test_training_sections_are_tracked_where_they_are_read():
     """Each RunKind tracks the keys that hold the sections its training config merges."""
     from scratchlm.training_config import TRAINING_SECTIONS
 
+    settings = [s for s in dag.STAGES.values() if s.settings_of]
     for kind in dag.RUN_KINDS.values():
+        # the sections a settings stage writes come from its file, the others from params
+        written = [k for s in settings if s.settings_of == kind.training and paths.SETTINGS in kind.inputs
+                   for k in s.params]
         for section in TRAINING_SECTIONS[kind.training]:
-            held = [*kind.params, *dag.STAGES["finetune"].params]
+            held = [*kind.params, *dag.STAGES["finetune"].params, *written]
             assert any(section == k or section.startswith(k + ".") for k in held), (kind.name, section)
 
 
@@ -182,3 +191,34 @@ def test_on_the_real_data_preset_no_job_runs_the_generators(tmp_path):
     with Repo(str(repo)) as r:
         deps = {d.def_path for stage in r.index.stages for d in stage.deps}
     assert "src/scratchlm/sources/local.py" in deps and generators not in deps
+
+
+def test_a_settings_job_tracks_what_its_model_sees_of_the_shared_training_section(tiny_params):
+    """A model whose override pins lr: its settings (what Snakemake tracks and the file holds) do not
+    change with finetune.training.lr, another model's do; a run's config from the file equals the
+    one merged from params, the task's layer between the two."""
+    import copy
+
+    from scratchlm.training_config import model_layers, training_config
+
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["finetune"]["overrides"] = {"bert": {"lr": 0.0005}}
+    bert, gru = (dag.Job("settings", {"model": m}) for m in ("bert", "gru"))
+    before = {job.dvc_stage: dag.tracked(raw, job) for job in (bert, gru)}
+    bert_before, gru_before = before["settings@bert"], before["settings@gru"]
+    assert bert_before["finetune.overrides.bert"] == {"lr": 0.0005} and "lr" not in bert_before["finetune.training"]
+    assert gru_before["finetune.training"]["lr"] == raw["finetune"]["training"]["lr"]
+    assert gru_before["finetune.training"]["early_stopping_patience"] is not None  # defaults filled
+    changed = copy.deepcopy(raw)
+    changed["finetune"]["training"]["lr"] = 0.123
+    assert dag.tracked(changed, bert) == bert_before and dag.tracked(changed, gru) != gru_before
+
+    p = copy.deepcopy(tiny_params)
+    p["finetune"]["overrides"] = {"bert": {"lr": 0.0005, "epochs": 2}}
+    p["tasks"]["ner"]["training"] = {"lr": 0.01, "batch_size": 8}
+    written = json.loads(json.dumps(model_layers(p, "finetune", "bert")))
+    from_file = training_config({"tasks": p["tasks"]}, "finetune", "bert", "ner", written)
+    assert from_file.replace(layers=()) == training_config(p, "finetune", "bert", "ner").replace(layers=())
+    assert (from_file.lr, from_file.batch_size, from_file.epochs) == (0.0005, 8, 2)
+    assert from_file.key("lr") == "finetune.overrides.bert.lr"
+    assert from_file.key("batch_size") == "tasks.ner.training.batch_size"

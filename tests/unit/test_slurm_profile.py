@@ -17,7 +17,7 @@ from conftest import HUNG_AFTER_S, ROOT, copy_repo, env
 
 PROFILE = "workflow/profiles/slurm"
 TRAINING = ("pretrain", "adapt", "finetune")
-STAGES = {"data", "tokenizer", "encode", "pack", "pretrain", "adapt", "finetune", "evaluate", "report"}
+STAGES = {"data", "tokenizer", "encode", "pack", "pretrain", "adapt", "settings", "finetune", "evaluate", "report"}
 SLURM_VARS = ("SCRATCHLM_SLURM_PARTITION", "SCRATCHLM_SLURM_GPU_PARTITION", "SCRATCHLM_SLURM_ACCOUNT")
 
 
@@ -124,11 +124,12 @@ exit 0
 def fake_upstream(repo: Path) -> None:
     """Outputs of the jobs before the ones the test submits (as Snakemake's plan names them),
     each stage's newer than the one before, so that Snakemake plans only the targeted jobs."""
-    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner"],
+    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner",
+                           "results/settings/finetune/gru.json"],
                           cwd=repo, env={**env(), "SCRATCHLM_JOB_BLOCKS": "1"}, capture_output=True, text=True,
                           timeout=HUNG_AFTER_S)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
-    level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3, "adapt": 4}
+    level = {"data": 0, "tokenizer": 1, "encode": 2, "pack": 2, "pretrain": 3, "adapt": 4, "settings": 4}
     base = time.time() + 5
     for rule, fields, _ in sorted(planned_jobs(plan.stdout), key=lambda job: level.get(job[0], 9)):
         if rule == "all":

@@ -1,4 +1,5 @@
 # Training: pretrain each language model; adapt it to each task's text (ULMFiT's middle step);
+# write each model's fine-tuning settings as its runs see them (its overrides applied);
 # fine-tune each model on each task in each declared run (a method, LoRA, a share of the labels,
 # or the adaptation ablation: the `run` wildcard, see scratchlm.dag.Run), every seed; evaluate.
 
@@ -23,6 +24,17 @@ rule adapt:
     threads: threads("adapt")
     resources: gpu=gpu("adapt")
     shell: dag.snakemake_command("adapt")
+
+
+rule settings:
+    input: code("settings"), inputs("settings"), stamp("settings")
+    output: outputs("settings")
+    params: reads=reads("settings")
+    log: dag.log_template("settings")
+    message: message("settings")
+    threads: threads("settings")
+    resources: gpu=gpu("settings")
+    shell: dag.snakemake_command("settings")
 
 
 rule finetune:

@@ -23,7 +23,7 @@ from datasets import load_from_disk
 
 from .. import metrics, paths, training, ulmfit
 from ..atomic import atomic_path, upstream, write_json
-from ..dag import RUN_KINDS, Run, lookup
+from ..dag import RUN_KINDS, TRAINING_INPUTS, Run, lookup
 from ..finetuning import build_model, collator, per_class, save, subset
 from ..methods import Method, method
 from ..models import RecurrentConfig, is_causal, language_model
@@ -169,10 +169,18 @@ def _recurrent(folder) -> bool:
     return json.loads((folder / "config.json").read_text())["model_type"] == RecurrentConfig.model_type
 
 
+def _settings(sections: str, model: str) -> dict | None:
+    """The model's training layers as the `settings` stage wrote them, where its kind of run reads
+    them from that file (dag.TRAINING_INPUTS)."""
+    if paths.SETTINGS not in TRAINING_INPUTS[sections]:
+        return None
+    return json.loads(Path(upstream(paths.path(paths.SETTINGS, model=model), f"settings --model {model}")).read_text())
+
+
 def run(params: dict, task: str, model: str, run: str) -> dict:
     parsed = Run.parse(task, model, run)
     kind = RUN_KINDS[parsed.kind]
-    cfg = training_config(params, kind.training, model, task)
+    cfg = training_config(params, kind.training, model, task, _settings(kind.training, model))
     if parsed.fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
         cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
     tok = load()
