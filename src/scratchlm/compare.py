@@ -19,6 +19,9 @@ KEY = re.compile("^" + re.escape(paths.METRICS.split("{")[0]) + r"(?P<run>[^:]+)
                  + "|".join(m[0] for m in TASK_METRICS.values()) + ")$")
 
 
+# results/headline.json:<task>.gain (and its 95% interval, gain_low and gain_high)
+GAIN = re.compile("^" + re.escape(paths.HEADLINE) + r":(?P<task>[^.]+)\.(?P<key>gain(_low|_high)?)$")
+
 PRESET = "report.preset"  # the params key naming the preset a run was made with
 
 
@@ -45,9 +48,11 @@ def rows(revs: list[str], repo: str = ".", workspace: bool = False) -> list[dict
             name = f"{row['rev']} ({row.get('Experiment') or 'experiment'})"
         values = {}
         for key, value in row.items():
-            m = KEY.match(key)
+            m, g = KEY.match(key), GAIN.match(key)
             if m and isinstance(value, (int, float)):
                 values[f"{m['run']} {m['metric']}"] = value
+            elif g and isinstance(value, (int, float)):  # the pretrained runs' gain over scratch
+                values[f"{g['task']} {g['key']}"] = value
         preset = next((v for k, v in row.items() if k.endswith(PRESET)), None)
         out.append({"revision": name, "preset": preset or "none", **values})
     return out
@@ -104,16 +109,30 @@ def table(found: list[dict], fmt: str = "markdown") -> str:
         writer.writeheader()
         writer.writerows(found)
         return buf.getvalue()
-    # one row per metric, one column per revision: runs outnumber revisions
+    # one row per metric, one column per revision: runs outnumber revisions; a task's gain in one
+    # row with its interval
     head = "| run metric | " + " | ".join(r["revision"] for r in found) + " |"
     lines = [head, "|" + "---|" * (len(found) + 1)]
     for c in columns:
+        if c.endswith(("gain_low", "gain_high")):
+            continue
+        if c.endswith(" gain"):
+            cells = [_gain(r.get(c), r.get(f"{c}_low"), r.get(f"{c}_high")) for r in found]
+            lines.append(f"| {c.split()[0]} pretrained − scratch (95% CI) | " + " | ".join(cells) + " |")
+            continue
         lines.append(f"| {c} | " + " | ".join(_cell(r.get(c)) for r in found) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _cell(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _gain(gain, low, high) -> str:
+    """`+1.09 (+0.19 to +2.19)` in points; the interval left out where the run has none."""
+    if gain is None:
+        return "–"
+    return f"{100 * gain:+.2f}" + ("" if low is None or high is None else f" ({100 * low:+.2f} to {100 * high:+.2f})")
 
 
 def run(args) -> None:

@@ -394,13 +394,13 @@ def settings(raw: dict, job: Job) -> dict:
 
 
 def snakemake_command(stage: str) -> str:
-    """The rule's shell command: the stage's CLI call, its log, its threads for torch, and the
-    console for a training job's progress line (scratchlm.console: fd 3 is the console's stderr)."""
+    """The rule's shell command: the stage's CLI call, its log, a training job's threads for torch,
+    and the console for a training job's progress line and any job's warnings (scratchlm.console:
+    fd 3 is the console's stderr)."""
     s = STAGES[stage]
     cmd = f"python -m scratchlm {stage}" + "".join(f" --{w} {{wildcards.{w}}}" for w in s.wildcards)
-    if not s.training:
-        return cmd + " > {log} 2>&1"
-    return f"{console.FD_ENV}=3 OMP_NUM_THREADS={{threads}} {cmd} 3>&2 > {{log}} 2>&1"
+    threads = "OMP_NUM_THREADS={threads} " if s.training else ""
+    return f"{console.FD_ENV}=3 {threads}{cmd} 3>&2 > {{log}} 2>&1"
 
 
 JOB_BLOCKS_ENV = "SCRATCHLM_JOB_BLOCKS"  # =1: Snakemake's own block per job instead of the messages

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from . import dag
+from . import dag, paths
 from . import params as params_mod
 from .atomic import JOB_LOCKS, lock_holder
 from .errors import ScratchError
@@ -60,6 +60,19 @@ def record(stages: list[str]) -> None:
         # each stage has a dvcfile object of its own; one per file writes that file's lock once
         for path, dvcfile in {stage.dvcfile.path: stage.dvcfile for stage in chosen}.items():
             dvcfile.dump_stages([stage for stage in chosen if stage.dvcfile.path == path], update_pipeline=False)
+
+
+def settled(raw: dict) -> list[str]:
+    """The settings stages whose file already holds what they would write now (dag.settings). DVC
+    tracks the sections they read whole, so it calls one stale when a shared value its model pins
+    changed, while Snakemake, which tracks what it writes, rightly skips it; recording these after
+    a Snakemake run makes DVC agree, as rerunning them would (the same bytes)."""
+    found = []
+    for job in dag.jobs(raw, "settings"):
+        out = paths.path(paths.SETTINGS, **job.wildcards)
+        if out.exists() and json.loads(out.read_text(encoding="utf-8")) == dag.settings(raw, job):
+            found.append(job.dvc_stage)
+    return found
 
 
 def sync(args) -> None:

@@ -278,6 +278,9 @@ class Fitted:
     run_dir: Path
     before: dict | None = None
 
+    def selected(self, selection: Selection) -> dict:
+        return selected(self.trainer.state.log_history if self.trainer else [], selection)
+
 
 def checkpoints(run: str, cfg: TrainingConfig, ctx: Context, **fingerprint) -> Path:
     """The checkpoint folder of a run, keyed by everything it depends on (see checkpoint_dir)."""
@@ -310,6 +313,21 @@ def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval
     before = _scored_first(trainer, run_dir) if score_first else None
     figures = {} if skip_training else train(trainer, run_dir)
     return Fitted(trainer, trainer.evaluate(), figures, run_dir, before)
+
+
+def selected(history: list[dict], selection: Selection) -> dict:
+    """Where the run's checkpoint was selected (step and epoch of its best evaluation), how many
+    evaluations it had, and whether it stopped while still improving: its best evaluation is its
+    last, and better than the one two before (a rising curve cut by the budget, where a longer run
+    would have gone on; a flat or turned curve is not)."""
+    evals = [(e["step"], e["epoch"], e[selection.metric]) for e in history if selection.metric in e]
+    if not evals:
+        return {"selected_step": 0, "selected_epoch": 0.0, "evaluations": 0, "still_improving": False}
+    sign = 1 if selection.greater_is_better else -1
+    best = max(range(len(evals)), key=lambda i: (sign * evals[i][2], -i))  # the first of equal scores
+    rising = len(evals) >= 3 and best == len(evals) - 1 and sign * (evals[-1][2] - evals[-3][2]) > 0
+    return {"selected_step": evals[best][0], "selected_epoch": round(evals[best][1], 3), "evaluations": len(evals),
+            "still_improving": rising}
 
 
 def _scored_first(trainer: Trainer, run_dir: Path) -> dict:

@@ -21,7 +21,7 @@ def snakemake_jobs(repo) -> dict:
         shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
         if rule == "all" or not shell:
             continue
-        cmd = re.sub(r"^SCRATCHLM_CONSOLE_FD=3 OMP_NUM_THREADS=\S+ ", "", shell.group(1).strip())
+        cmd = re.sub(r"^SCRATCHLM_CONSOLE_FD=3 (OMP_NUM_THREADS=\S+ )?", "", shell.group(1).strip())
         cmd = re.sub(r"( 3>&2)? > \S+ 2>&1$", "", cmd)
         wildcards = dict(w.split("=", 1) for w in fields.get("wildcards", "").split(", ") if w)
         jobs[cmd] = (Job(rule, wildcards).dvc_stage, set(fields["output"].split(", ")),

@@ -159,6 +159,46 @@ def test_the_console_has_a_line_per_job_and_the_training_jobs_progress(tiny_repo
     assert len(console) < 15_000, len(console)  # 92 KB before: every input of every job, twice for the report
 
 
+def test_a_shared_value_a_model_pins_reruns_none_of_its_runs_in_either_front_end(tiny_repo):
+    """`finetune.training.lr` changed, which the tiny preset's `finetune.overrides.bert.lr` pins for
+    bert: DVC reruns the settings stages (one params list per matrix stage: they track the section
+    whole), bert's file keeps its bytes and date, and both front ends then find out of date exactly
+    the gru runs that train with it: no bert run, no prompt run (it trains with finetune.prompting)."""
+    import yaml
+
+    from scratchlm import dag, params
+
+    p = params.load(tiny_repo / "params.yaml")
+    assert p["finetune"]["overrides"]["bert"]["lr"] != p["finetune"]["training"]["lr"]
+    file, text = tiny_repo / "params.yaml", (tiny_repo / "params.yaml").read_text()
+    bert = tiny_repo / "results/settings/finetune/bert.json"
+    kept = bert.stat().st_mtime_ns
+    trains = {j.dvc_stage for j in dag.jobs(p, "finetune")
+              if j.wildcards["model"] == "gru" and dag.kind_of(j).training == "finetune"}
+    assert trains and not any("prompt" in job for job in trains)
+    settings = {j.dvc_stage for j in dag.jobs(p, "settings")}
+    try:
+        changed = yaml.safe_load(text)
+        changed["finetune"]["training"]["lr"] = 0.003
+        file.write_text(yaml.safe_dump(changed, sort_keys=False))
+        assert set(json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)) == settings
+        plan = planned(said(run(["snakemake", "-n"], tiny_repo)))
+        assert "settings@gru" in plan and not [j for j in plan if "bert" in j or "prompt" in j], plan
+        assert ran_stages(said(run(["dvc", "repro", "--single-item", *sorted(settings)], tiny_repo))) == settings
+        assert bert.stat().st_mtime_ns == kept  # the same bytes, left alone: Snakemake sees nothing new either
+        assert_both_front_ends_plan(tiny_repo, trains)
+    finally:
+        file.write_text(text)
+    # back to the first lr, through Snakemake: it reruns the gru runs, not settings@bert, which DVC now
+    # calls stale (its lock holds lr 0.003) and which Snakemake's run records as settled, the same bytes
+    assert "settings@bert" in json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)
+    ran = planned(said(run(["snakemake", "--cores", "2"], tiny_repo)))
+    assert "settings@gru" in ran and not [j for j in ran if "bert" in j or "prompt" in j], ran
+    assert "Nothing to be done" in said(run(["snakemake", "-n"], tiny_repo))
+    assert "Data and pipelines are up to date" in said(run(["dvc", "status"], tiny_repo))
+    assert bert.stat().st_mtime_ns == kept
+
+
 def test_queued_experiment_reruns_downstream_only_and_compares_across_commits(tiny_repo):
     """`dvc exp run --queue` + `dvc queue start`; then the experiment, applied and committed, is
     a second commit for `dvc metrics diff`, `dvc plots diff` and `scratchlm compare`."""

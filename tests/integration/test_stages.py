@@ -186,7 +186,10 @@ def test_report_lists_every_run(pipeline):
     assert sorted(models) == ["bert", "gru"], shows
     headline = read_json(pipeline / "results/headline.json")  # by task: DVC's columns <task>.<key>
     assert headline.keys() == {"sentiment", "ner"}
-    assert headline["ner"].keys() == {"entity_f1", "gain"} and headline["sentiment"].keys() == {"accuracy", "gain"}
+    interval = {"gain", "gain_low", "gain_high"}  # the mean gain over the models and its 95% interval
+    assert headline["ner"].keys() == {"entity_f1", *interval}
+    assert headline["sentiment"].keys() == {"accuracy", *interval}
+    assert all(h["gain_low"] <= h["gain_high"] for h in headline.values())
     # and DVC's plots are the ones a person reads: the report's figures and one chart of every curve
     curves = read_json(pipeline / "results/plots/curves.json")
     panels = {row["panel"] for row in curves}

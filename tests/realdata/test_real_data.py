@@ -4,6 +4,7 @@ not have that folder). Files are linked under data/external/, as a user would pl
 import pytest
 
 from conftest import SHARED_DATA, spec_for
+from scratchlm import carving
 from scratchlm.stages import data
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here")
@@ -45,8 +46,14 @@ def test_sst2_glue_tsv(external):
     spec = spec_for(source="local", kind="classification", quoting="none", columns={"text": "sentence"},
                     label_names=["negative", "positive"],
                     files={"train": "data/external/sst2/train.tsv", "test": "data/external/sst2/dev.tsv"})
-    dd, _ = data.build("sst2", spec, 0)
-    assert len(dd["train"]) + len(dd["validation"]) == 67349 and len(dd["test"]) == 872
+    dd, info = data.build("sst2", spec, 0)
+    # the validation split is carved by sentence: no validation row is, holds, or sits inside a
+    # training row (a phrase of sentences on both sides is dropped)
+    assert len(dd["train"]) + len(dd["validation"]) + info["carved"]["dropped"] == 67349 and len(dd["test"]) == 872
+    assert info["carved"]["by"] == "containment" and len(dd["validation"]) >= 6735
+    train, validation = list(dd["train"]["text"]), list(dd["validation"]["text"])
+    assert carving.overlap(train, validation) == {"exact": 0, "contained": 0}
+    assert carving.overlap(validation, train) == {"exact": 0, "contained": 0}
     assert sorted(dd["test"]["label"]).count(1) == 444
 
 

@@ -108,7 +108,8 @@ def test_training_jobs_get_the_console_their_output_goes_to_the_log():
     cmd = dag.snakemake_command("finetune")
     assert cmd.startswith("SCRATCHLM_CONSOLE_FD=3 OMP_NUM_THREADS={threads} python -m scratchlm finetune")
     assert cmd.endswith(" 3>&2 > {log} 2>&1")  # fd 3 is taken from the console before stderr goes to the log
-    assert dag.snakemake_command("report") == "python -m scratchlm report > {log} 2>&1"
+    # any job's warnings reach the console too (console.warn); only training jobs set torch's threads
+    assert dag.snakemake_command("report") == "SCRATCHLM_CONSOLE_FD=3 python -m scratchlm report 3>&2 > {log} 2>&1"
 
 
 def test_reconcile_plans_with_the_messages_whatever_the_users_environment(monkeypatch):

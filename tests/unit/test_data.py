@@ -56,13 +56,14 @@ def ext(workdir):
 
 
 def test_tsv_without_quoting_and_label_ids(ext):
-    train = write(ext / "train.tsv", "sentence\tlabel\n" + 'it \'s "great" \t1\nawful film \t0\n' * 10)
+    train = write(ext / "train.tsv", "sentence\tlabel\n" + "".join(f'it \'s "great" {i} \t1\nawful film {i} \t0\n'
+                                                                 for i in range(10)))
     test = write(ext / "dev.tsv", "sentence\tlabel\nfine \t1\nbad \t0\n")
     spec = spec_for(source="local", kind="classification", files={"train": train, "test": test}, quoting="none",
                     columns={"text": "sentence"}, label_names=["negative", "positive"])
     dd, info = data.build("x", spec, 0)
     assert dd["test"]["text"][0] == "fine" and dd["test"]["label"][0] == 1
-    assert "it 's \"great\"" in set(dd["train"]["text"])  # quotes kept as text, trailing space stripped
+    assert "it 's \"great\" 0" in {*dd["train"]["text"], *dd["validation"]["text"]}  # quotes kept, space stripped
     assert len(dd["train"]) + len(dd["validation"]) == 20 and len(dd["validation"]) == 2
     assert dd["train"].features["label"].names == ["negative", "positive"]
     assert len(info["files"]["train"]["sha256"]) == 64
@@ -124,9 +125,9 @@ def test_invalid_iob2_transitions_are_repaired_and_counted(ext):
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(ext):
-    path = write(ext / "excel.csv", "\ufefftext,label\n" + "good,pos\nbad,neg\n" * 10)
+    path = write(ext / "excel.csv", "\ufefftext,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(10)))
     dd, _ = data.build("x", spec_for(source="local", kind="classification", files={"train": path}), 0)
-    assert sum(len(dd[s]) for s in dd) == 20 and set(dd["train"]["text"]) == {"good", "bad"}
+    assert sum(len(dd[s]) for s in dd) == 20 and {t.split()[0] for t in dd["train"]["text"]} == {"good", "bad"}
 
 
 @pytest.mark.parametrize("name, text, fields, message", [

@@ -306,6 +306,18 @@ def test_compare_table_puts_runs_in_rows_and_revisions_in_columns():
     assert table(found, "csv").splitlines()[0] == "revision,preset,ner/gru/full entity_f1,sentiment/gru/full accuracy"
 
 
+def test_compare_gives_each_tasks_gain_with_its_interval():
+    from scratchlm.compare import GAIN, table
+
+    assert GAIN.match("results/headline.json:ner.gain_low").group("task", "key") == ("ner", "gain_low")
+    assert not GAIN.match("results/headline.json:ner.entity_f1")
+    found = [{"revision": "main", "ner gain": 0.0109, "ner gain_low": 0.0019, "ner gain_high": 0.0219},
+             {"revision": "old", "ner gain": -0.02}]  # made before the headline had its interval
+    md = table(found).splitlines()
+    assert md[2:] == ["| ner pretrained − scratch (95% CI) | +1.09 (+0.19 to +2.19) | -2.00 |"]
+    assert table(found, "csv").splitlines()[0] == "revision,preset,ner gain,ner gain_high,ner gain_low"
+
+
 def test_ulmfit_without_the_slanted_triangle_follows_the_runs_scheduler(pretrained):
     import torch
 
@@ -369,3 +381,25 @@ def test_the_collapse_flag_on_ner_is_no_entity_at_all():
     none = [json.dumps({"predicted": ["O", "O"]}), json.dumps({"predicted": ["O"]})]
     some = [json.dumps({"predicted": ["O", "B-PER"]}), json.dumps({"predicted": ["O"]})]
     assert collapsed(none) and not collapsed(some)
+
+
+def curve(scores: list[float], metric: str = "eval_accuracy") -> list[dict]:
+    """Trainer's log history: a training-loss entry, then an evaluation every 10 steps."""
+    return [{"loss": 1.0, "step": 1, "epoch": 0.01}] + [{metric: s, "step": 10 * (i + 1), "epoch": 0.5 * (i + 1)}
+                                                       for i, s in enumerate(scores)]
+
+
+def test_the_stopped_while_improving_flag_fires_on_a_rising_curve_and_not_on_a_flat_one():
+    from scratchlm.training import Selection, selected
+
+    higher = Selection("eval_accuracy", True)
+    assert selected(curve([0.5, 0.6, 0.7, 0.8]), higher) == {
+        "selected_step": 40, "selected_epoch": 2.0, "evaluations": 4, "still_improving": True}
+    flat = selected(curve([0.7, 0.7, 0.7, 0.7]), higher)
+    assert not flat["still_improving"] and flat["selected_step"] == 10  # the first of equal scores
+    assert not selected(curve([0.5, 0.8, 0.7, 0.6]), higher)["still_improving"]  # turned: early stopping's case
+    assert not selected(curve([0.5, 0.6]), higher)["still_improving"]  # too few evaluations to say
+    lower = Selection("eval_loss", False)  # a loss: improving is falling
+    assert selected(curve([3.0, 2.0, 1.0], "eval_loss"), lower)["still_improving"]
+    assert not selected(curve([1.0, 2.0, 3.0], "eval_loss"), lower)["still_improving"]
+    assert selected([], higher)["evaluations"] == 0

@@ -111,11 +111,12 @@ def reads(stage):
 
 def dvc_commit(log):
     """Record the outputs of exactly the jobs that ran in dvc.lock (without --no-relink DVC
-    would rewrite them, and the new mtimes would make Snakemake rerun)."""
+    would rewrite them, and the new mtimes would make Snakemake rerun), and the settings stages
+    whose files hold what they would write (frontends.settled)."""
     if workflow.touch or workflow.dryrun:
         return
     stages = sorted({job(j.rule.name, j.wildcards).dvc_stage for j in workflow.dag.finished_jobs
-                     if j.rule.name != "all"})
+                     if j.rule.name != "all"} | set(frontends.settled(RAW)))
     if stages:
         frontends.record(stages)
 

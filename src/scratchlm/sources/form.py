@@ -8,6 +8,7 @@ import zlib
 from datasets import ClassLabel, Features, Sequence, Value
 
 SPLITS = ("train", "validation", "test")
+DOCUMENT = "__document__"  # a source row's document number, where its file has documents (CoNLL)
 
 
 def split_seed(seed: int, name: str, split: str) -> int:

@@ -17,6 +17,7 @@ from typing import Iterator
 from ..errors import ScratchError, first_line
 from ..kinds import FORMATS, suffix_format
 from . import iob
+from .form import DOCUMENT
 
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
 
@@ -111,19 +112,21 @@ def _parquet(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _conll(path: Path, tag_column: int) -> Iterator[tuple[str, dict]]:
-    """Blank lines end sentences; -DOCSTART- lines are skipped; token is the first column; every
-    line has as many columns as the first."""
+    """Blank lines end sentences; -DOCSTART- lines start a document (each sentence records its
+    document's number, by which a split carved from train keeps documents whole); token is the
+    first column; every line has as many columns as the first."""
     tokens: list[str] = []
     tags: list[str] = []
-    start = 0
+    start = document = 0
     first = None  # (columns, line) of the first token line
     with _open_text(path) as f:
         for number, line in enumerate(f, 1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
                 if tokens:
-                    yield f"{path}:{start}", {"tokens": tokens, "tags": tags}
+                    yield f"{path}:{start}", {"tokens": tokens, "tags": tags, DOCUMENT: document}
                 tokens, tags = [], []
+                document += bool(parts)
                 continue
             first = first or (len(parts), number)
             tags.append(_conll_tag(f"{path}:{number}", parts, first, tag_column))
@@ -131,7 +134,7 @@ def _conll(path: Path, tag_column: int) -> Iterator[tuple[str, dict]]:
                 start = number
             tokens.append(parts[0])
     if tokens:
-        yield f"{path}:{start}", {"tokens": tokens, "tags": tags}
+        yield f"{path}:{start}", {"tokens": tokens, "tags": tags, DOCUMENT: document}
 
 
 def _conll_tag(where: str, parts: list[str], first: tuple[int, int], tag_column: int) -> str:
@@ -242,7 +245,8 @@ def records(name: str, spec: dict) -> tuple[dict[str, Iterator | None], dict]:
         fmt = detect_format(Path(path), spec["kind"]) if spec["format"] == "auto" else spec["format"]
         cols = spec["columns"]
         if fmt == "conll":  # CoNLL columns have no names: give them the ones `columns` expects
-            found = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"]}) for w, r in found)
+            found = ((w, {cols["tokens"]: r["tokens"], cols["tags"]: r["tags"], DOCUMENT: r[DOCUMENT]})
+                     for w, r in found)
         if fmt == "text":
             found = ((w, {cols["text"]: r["text"]}) for w, r in found)
         splits[split] = found

@@ -21,12 +21,12 @@ from typing import Iterable
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from .. import paths, sources
+from .. import carving, console, paths, sources
 from ..atomic import atomic_path, write_json
 from ..errors import ScratchError
 from ..kinds import dataset_kind
 from ..sources import hub, iob, local, mix
-from ..sources.form import SPLITS, features, split_seed
+from ..sources.form import DOCUMENT, SPLITS, features, split_seed
 
 # ---------------------------------------------------------------- hub and local: canonical rows
 
@@ -81,7 +81,7 @@ class Canon:
         tags, changed = iob.to_iob2(tags)
         if self.spec["scheme"] == "iob2":
             self.repairs += changed  # an IOB2 source should need none: count what was repaired
-        return {"tokens": [str(t) for t in tokens], "ner_tags": tags, "where": where}
+        return {"tokens": [str(t) for t in tokens], "ner_tags": tags, "where": where, DOCUMENT: row.get(DOCUMENT)}
 
     def label_names(self, splits: dict[str, list[dict]]) -> list[str]:
         given = self.spec["label_names"]
@@ -184,26 +184,67 @@ def _fractional(value) -> bool:
     return not isinstance(value, bool) and math.isfinite(number) and not number.is_integer()
 
 
-def _carve(dd: dict, name: str, spec: dict, seed: int) -> dict:
-    """Missing validation/test splits come out of train, by a seeded shuffle: the same rows every
-    time. Each is its fraction of the train split, or of `sample.train` when train is sampled
-    (a corpus of 50,000 texts sampled to 6,000 gets 600 validation texts, not 5,000); the sampled
-    train rows then come from what is left."""
+def _text(ds) -> list[str]:
+    return [" ".join(t) for t in ds["tokens"]] if "tokens" in ds.column_names else list(ds["text"])
+
+
+def _carve_by(kind: str, documents: list) -> str:
+    """How rows group for carving (carving.py): NER by document where the file has several
+    (CoNLL's -DOCSTART-), phrase-level classification data by the sentences holding each text,
+    anything else by exact text."""
+    if kind == "ner":
+        return "document" if None not in documents and len(set(documents)) > 1 else "exact"
+    return "containment" if kind == "classification" else "exact"
+
+
+def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: dict) -> dict:
+    """Missing validation/test splits come out of train in whole units (carving.py): no carved row
+    equals, holds or sits inside a training row. Each split gets its fraction of the train split,
+    or of `sample.train` when train is sampled (a corpus of 50,000 texts sampled to 6,000 gets 600
+    validation texts, not 5,000); the sampled train rows then come from what is left."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
     if not missing:
         return dd
-    train = dd["train"].shuffle(seed=seed)
+    train, kind = dd["train"], dataset_kind(spec)
     base = min(spec["sample"].get("train", len(train)), len(train))
     wanted = {split: max(1, round(spec[f"{split}_fraction"] * base)) for split in missing}
-    if sum(wanted.values()) >= len(train):
+    by = _carve_by(kind, documents)
+    try:
+        if sum(wanted.values()) >= len(train):
+            raise ValueError("too few rows")
+        strata = list(train["label"]) if "label" in train.column_names else None
+        texts = _text(train)
+        splits, dropped = carving.carve(carving.units(texts, by, documents), wanted, seed, strata)
+        if by == "document":
+            splits, dropped = carving.without_copies(splits, dropped, texts)
+    except ValueError:
         raise ScratchError(f"data.datasets.{name}.files.train: {len(train)} rows are too few to carve "
-                           f"{' and '.join(missing)} from; add rows, or give files.{missing[0]}")
-    start = 0
-    for split in missing:
-        dd[split] = train.select(range(start, start + wanted[split]))
-        start += wanted[split]
-    dd["train"] = train.select(range(start, len(train)))
+                           f"{' and '.join(missing)} from in whole {UNITS[by]}; add rows, or give "
+                           f"files.{missing[0]}") from None
+    for split, rows in splits.items():
+        dd[split] = train.select(rows)
+    _check_carved(dd, name, missing)
+    info["carved"] = {"by": by, "dropped": len(dropped)}
     return dd
+
+
+UNITS = {"document": "documents", "containment": "sentences (a text with every text inside it)",
+         "exact": "texts (copies together)"}
+
+
+def _check_carved(dd: dict, name: str, carved: list[str]) -> None:
+    """Every class of train has a row in each carved split: model selection on a split without a
+    class cannot see it."""
+    column = "label" if "label" in dd["train"].column_names else None
+    if column is None:
+        return
+    names = dd["train"].features["label"].names
+    for split in carved:
+        absent = sorted(set(dd["train"]["label"]) - set(dd[split]["label"]))
+        if absent:
+            raise ScratchError(f"data.datasets.{name}: the carved {split} split has no row of class "
+                               f"{names[absent[0]]!r} ({len(dd[split])} rows); raise "
+                               f"data.datasets.{name}.{split}_fraction, or give files.{split}")
 
 
 def _sample(dd: dict, name: str, spec: dict, seed: int) -> dict:
@@ -224,14 +265,15 @@ def _read(name: str, spec: dict, seed: int):
         rows = {s: [{**r, "ner_tags": [names.index(t) for t in r["ner_tags"]]} for r in rs] for s, rs in rows.items()}
     rows = {split: canon.encode_labels(rs, names) for split, rs in rows.items()}
     canon.check_classes(rows, names)
-    dd = {split: Dataset.from_list([{k: v for k, v in r.items() if k != "where"} for r in rs], features=feats)
-          for split, rs in rows.items()}
+    documents = [r.get(DOCUMENT) for r in rows["train"]]
+    dd = {split: Dataset.from_list([{k: v for k, v in r.items() if k not in ("where", DOCUMENT)} for r in rs],
+                                   features=feats) for split, rs in rows.items()}
     for split, ds in dd.items():
         if len(ds) == 0:
             raise ScratchError(f"data.datasets.{name}: the {split} split is empty; give it rows, or map "
                                f"data.datasets.{name}.files.{split} to a file that has some")
-    dd = _sample(_carve(dd, name, spec, seed), name, spec, seed)
     info = {"iob_repairs": canon.repairs, "skipped_empty_texts": canon.skipped_empty}
+    dd = _sample(_carve(dd, name, spec, seed, documents, info), name, spec, seed)
     if spec["source"] == "local":
         info["files"] = {split: {"path": path, "sha256": _sha256(Path(path))}
                          for split, path in spec["files"].items() if path}
@@ -293,6 +335,8 @@ def statistics(dd, info: dict | None = None) -> dict:
         if "ner_tags" in ds.column_names:
             entry["entities"] = dict(sorted(Counter(kind for kind, _ in _entities(ds)).items()))
         out[split] = entry
+    # rows of validation and test that are rows of train, or inside one (as whole words)
+    out["overlap"] = {split: carving.overlap(_text(dd["train"]), _text(dd[split])) for split in ("validation", "test")}
     train, test = _surface_forms(dd["train"]), _surface_forms(dd["test"])
     # share of test texts (or, for NER, entity surface forms) also present in train
     out["test_overlap_with_train"] = round(len(train & test) / max(1, len(test)), 4)
@@ -306,5 +350,11 @@ def run(params: dict, dataset: str) -> None:
     dd, info = build(dataset, params["data"]["datasets"][dataset], params["seed"])
     with atomic_path(paths.path(paths.RAW, dataset=dataset), is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
-    write_json(paths.path(paths.DATA_STATS, dataset=dataset), statistics(dd, info))
+    stats = statistics(dd, info)
+    write_json(paths.path(paths.DATA_STATS, dataset=dataset), stats)
     print(f"data: {dataset}: " + ", ".join(f"{s} {len(dd[s])}" for s in dd))
+    test = stats["overlap"]["test"]
+    if test["exact"]:
+        console.warn(f"data.datasets.{dataset}: {test['exact']} of {len(dd['test'])} test rows are also training "
+                     f"rows ({test['contained']} more sit inside one): its test figures partly measure memory; "
+                     f"remove them from one of the two files")

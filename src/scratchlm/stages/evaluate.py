@@ -152,7 +152,8 @@ def run(params: dict, task: str, model: str, run: str) -> None:
         mean, std = metrics.mean_std([s[name] for s in per_seed.values()])
         result[name], result[f"{name}_std"] = round(mean, 6), round(std, 6)
     result.update(seeds=len(per_seed), collapsed_seeds=sum(s["collapsed"] for s in per_seed.values()),
-                  test_examples=len(test), train_examples=trained["train_examples"],
+                  improving_seeds=trained["improving_seeds"], test_examples=len(test),
+                  train_examples=trained["train_examples"],
                   trainable_fraction=trained["trainable_fraction"])
     write_json(paths.path(paths.METRICS, **where), result)
     write_json(paths.path(paths.DETAILS, **where), {

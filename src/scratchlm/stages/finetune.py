@@ -103,7 +103,7 @@ def _one_seed(s: SeedRun) -> dict:
               "steps": fitted.trainer.state.global_step if fitted.trainer else 0,
               "train_examples": len(s.train_set) if s.method.trained else 0,
               "ulmfit": s.ulmfit, "device": s.ctx.device, "precision": s.ctx.precision, "figures": fitted.figures,
-              **training.count_parameters(net)}
+              **fitted.selected(s.selection), **training.count_parameters(net)}
     with atomic_path(final, is_dir=True) as tmp:
         save(net, tmp / "model", s.method)
         s.tok.save_pretrained(str(tmp / "model"))
@@ -199,6 +199,10 @@ def run(params: dict, task: str, model: str, run: str) -> dict:
         f"val_{metric}": round(mean, 4), f"val_{metric}_std": round(std, 4),
         "val_loss": _mean_or_none([r["val_loss"] for r in results]), "seeds": len(results),
         "steps": round(statistics.mean(r["steps"] for r in results)), "train_examples": first["train_examples"],
+        # where each seed's checkpoint was selected, and how many stopped while their curve still rose
+        "selected_step": round(statistics.mean(r["selected_step"] for r in results)),
+        "selected_epoch": round(statistics.mean(r["selected_epoch"] for r in results), 3),
+        "improving_seeds": sum(r["still_improving"] for r in results),
         "ulmfit": first["ulmfit"], "device": first["device"], "precision": first["precision"],
         **{k: first[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")}})
     finals = {r["seed"]: paths.CHECKPOINTS / "finetune" / parsed.job / f"seed{r['seed']}" / "final" for r in results}

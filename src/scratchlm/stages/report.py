@@ -94,6 +94,8 @@ class Result(NamedTuple):
         text = f"{_pct(self.metrics[name])} ± {_pct(self.metrics[f'{name}_std'])}"
         if self.metrics["collapsed_seeds"]:
             text += f" ⚠ {self.metrics['collapsed_seeds']}/{self.metrics['seeds']} seeds collapsed"
+        if self.metrics.get("improving_seeds"):  # absent from runs made before the flag existed
+            text += f" ↗ {self.metrics['improving_seeds']}/{self.metrics['seeds']} seeds stopped while improving"
         return text
 
 
@@ -121,12 +123,22 @@ def _test_counts(run: Run, metric: str) -> dict:
 def interval(run: Run, control: Run, metric: str) -> bootstrap.Interval | None:
     """The paired bootstrap interval of run minus control over the test examples and the seeds
     both ran (None for a metric without per-example counts)."""
+    return pooled_interval(((run, control),), metric)
+
+
+@functools.cache
+def pooled_interval(pairs: tuple[tuple[Run, Run], ...], metric: str) -> bootstrap.Interval | None:
+    """The interval of the mean gain of several (run, control) pairs on one test set (the models
+    of a task): their seeds pooled, each model's seed paired with its control's."""
     if metric not in bootstrap.METRICS:
         return None
-    a, b = _test_counts(run, metric), _test_counts(control, metric)
-    seeds = sorted(set(a) & set(b))
-    return bootstrap.paired(np.stack([a[s] for s in seeds]), np.stack([b[s] for s in seeds]),
-                            bootstrap.METRICS[metric][1])
+    a, b = [], []
+    for run, control in pairs:
+        mine, theirs = _test_counts(run, metric), _test_counts(control, metric)
+        seeds = sorted(set(mine) & set(theirs))
+        a += [mine[s] for s in seeds]
+        b += [theirs[s] for s in seeds]
+    return bootstrap.paired(np.stack(a), np.stack(b), bootstrap.METRICS[metric][1])
 
 
 def _gain_words(run: Run, control: Run, metric: str, found: dict) -> str:
@@ -151,7 +163,8 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
     """What the run shows, task by task, in a few sentences computed from its results; and the
     same few numbers for results/headline.json, the metric file of `dvc exp show`'s narrow view:
     per task, the pretrained `full` runs' main test metric and their mean gain over their scratch
-    controls (means over models and seeds; no run is picked by its test score)."""
+    controls with its 95% interval (means over models and seeds; no run is picked by its test
+    score)."""
     lines, numbers = [], {}
     for task in params["tasks"]:
         main = _main(params, task)[0]
@@ -166,6 +179,9 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
         text = f"- **{task}** ({main}): best run {best_run.model}/{best_run.name}, {mine[best_run].score(main)}."
         if pairs:
             numbers.setdefault(task, {})["gain"] = round(sum(g for _, g, _ in pairs) / len(pairs), 4)
+            ci = pooled_interval(tuple((run, _control(run)) for run, _, _ in pairs), main)
+            if ci is not None:  # its 95% interval (paired bootstrap over test examples and seeds)
+                numbers[task].update(gain_low=round(ci.low, 4), gain_high=round(ci.high, 4))
             text += " Pretrained `full` against `scratch`: " + ", ".join(
                 f"{run.model} {_gain_words(run, _control(run), main, mine)}" for run, _, _ in pairs) + "."
         few = [(run, r) for run, r in mine.items() if run.fraction < 1.0 and run.method == FULL.name]
@@ -178,6 +194,10 @@ def headline(params: dict, found: dict[Run, Result]) -> tuple[str, dict]:
         if collapsed:
             text += (f" ⚠ Some seed of {', '.join(collapsed)} predicted one class for (nearly) every example, "
                      "or no entity.")
+        rising = [f"{run.model}/{run.name}" for run, r in mine.items() if r.metrics.get("improving_seeds")]
+        if rising:
+            text += (f" ↗ Some seed of {', '.join(rising)} stopped while its validation score still rose: its "
+                     "budget, not the method, may limit it.")
         lines.append(text)
     return "\n".join(lines), numbers
 
@@ -474,10 +494,14 @@ def datasets_section(params: dict) -> str:
     rows = []
     for name, spec in params["data"]["datasets"].items():
         s = read_json(paths.path(paths.DATA_STATS, dataset=name))
+        leaks = [f"{s['overlap'][split]['exact']} / {s['overlap'][split]['contained']}"
+                 for split in ("validation", "test")]
         rows.append([name, _source(spec), s["splits"]["train"], s["splits"]["validation"], s["splits"]["test"],
-                     s["train"]["words_p50"], s["train"]["words_max"], s["test_overlap_with_train"]])
-    return _table(["dataset", "source", "train", "validation", "test", "median words", "max words",
-                   "test overlap"], rows)
+                     s["train"]["words_p50"], s["train"]["words_max"], *leaks, s["test_overlap_with_train"]])
+    return ("Rows of validation and test also in train: the same text / inside a training text (whole words). "
+            "Test overlap: the share of test texts (NER: entity names) seen in train.\n\n"
+            + _table(["dataset", "source", "train", "validation", "test", "median words", "max words",
+                      "validation in train", "test in train", "test overlap"], rows))
 
 
 def environment(params: dict) -> str:
@@ -509,7 +533,8 @@ def build(params: dict, figs: Figures, found: dict[Run, Result], summary_text: s
         "validation, scored once on the test split (classification: accuracy and macro F1; NER: entity F1, seqeval "
         "strict IOB2, and token accuracy): mean ± standard deviation over the seeds, and each seed's value. ⚠ marks "
         "a run in which some seed predicted one class for every example or nearly (95% or more; NER: no entity "
-        "at all).\n\n"
+        "at all); ↗ one in which some seed stopped while improving (its best validation score was its last "
+        "evaluation, above the one two before).\n\n"
         + summary(params, found) + references(params, found),
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
         "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
