@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         stage_done(stage, run_stage(stage, dag.jobs(p, stage), work, args, deadline))
     report["pretraining_budget"] = fit_pretraining(p, raw, work, report["step_benchmark"], args.pretrain_budget_s)
     p = params.load("params.yaml")
-    for stage in ("pretrain", "adapt"):
+    for stage in ("pretrain", "adapt", "settings"):
         stage_done(stage, run_stage(stage, dag.jobs(p, stage), work, args, deadline))
     report["language_models"] = language_models(work, p, report["step_benchmark"])
     lock = threading.Lock()
