@@ -41,20 +41,50 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2, columns: int = 3):
     return fig, list(axes.flat)
 
 
-def gains(rows: list[tuple[str, str, str, float, float]], path: Path) -> Path:
-    """Bars of (pretrained - scratch) on the main test metric with their spread over seeds, one
-    panel per task. rows: (task, model, run, gain in points, spread in points)."""
+def _below_above(rows: list[tuple]) -> list[list[float]]:
+    """matplotlib's asymmetric error bars from (..., gain, low, high) rows."""
+    return [[r[-3] - r[-2] for r in rows], [r[-1] - r[-3] for r in rows]]
+
+
+def gains(rows: list[tuple[str, str, str, float, float, float]], path: Path) -> Path:
+    """Bars of (pretrained - scratch) on the main test metric with their 95% interval, one panel
+    per task; a bar whose interval covers zero is grey. rows: (task, model, run, gain, low, high),
+    in points."""
     tasks = list(dict.fromkeys(r[0] for r in rows))
     fig, axes = _grid(len(tasks), width=5.0)
     for ax, task in zip(axes, tasks):
         mine = [r for r in rows if r[0] == task]
-        labels, values, spread = [f"{m}/{run}" for _, m, run, *_ in mine], [r[3] for r in mine], [r[4] for r in mine]
-        ax.barh(labels, values, xerr=spread, capsize=3,
-                color=["tab:green" if v >= 0 else "tab:red" for v in values])
+        colors = ["tab:grey" if low <= 0 <= high else "tab:green" if gain > 0 else "tab:red"
+                  for *_, gain, low, high in mine]
+        ax.barh([f"{m}/{run}" for _, m, run, *_ in mine], [r[3] for r in mine], xerr=_below_above(mine), capsize=3,
+                color=colors)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.invert_yaxis()
         ax.set_title(task)
-        ax.set_xlabel("pretrained − scratch (points)")
+        ax.set_xlabel("pretrained − scratch (points, 95% CI)")
+    return _save(fig, path)
+
+
+def share_gains(rows: list[tuple[str, str, float, float, float, float]], metric_names: dict, path: Path) -> Path:
+    """What pretraining buys against the share of training labels: (pretrained - scratch) with its
+    95% interval, one panel per task, one line per model. rows: (task, model, fraction, gain,
+    low, high), the gain in points."""
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes, tasks):
+        for model in dict.fromkeys(r[1] for r in rows if r[0] == task):
+            points = sorted(r[2:] for r in rows if r[:2] == (task, model))
+            ax.errorbar([100 * f for f, *_ in points], [g for _, g, _, _ in points], yerr=_below_above(points),
+                        marker="o", capsize=3, label=model)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        shares = sorted({100 * r[2] for r in rows if r[0] == task})
+        ax.set_xticks(shares, [f"{x:g}" for x in shares])
+        ax.set_xticks([], minor=True)
+        ax.set_title(task)
+        ax.set_xlabel("training labels used (%)")
+        ax.set_ylabel(f"pretrained − scratch, test {metric_names[task]} (points)")
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 

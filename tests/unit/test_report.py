@@ -66,3 +66,24 @@ def test_compare_says_when_the_columns_ran_different_presets():
                                    "(lr-up): tiny): their runs differ in data, models or budget, not only in what "
                                    "changed")
     assert "preset" not in table(mixed).splitlines()[2]  # the preset is said, not a metric row
+
+
+def test_the_label_share_curve_gives_each_shares_gain_with_its_interval(tmp_path, monkeypatch):
+    from scratchlm import bootstrap
+    from scratchlm.stages import report
+
+    params = {"tasks": {"sst2": {"type": "sequence-classification", "metric": "accuracy"}},
+              "finetune": {"data_efficiency": {"tasks": ["sst2"], "models": ["lstm"], "methods": ["full", "scratch"]}}}
+    found = {Run("sst2", "lstm", method, share): _labelled(score, int(1000 * share))
+             for method, share, score in [("full", 0.01, 0.60), ("scratch", 0.01, 0.50), ("full", 0.1, 0.75),
+                                          ("scratch", 0.1, 0.70), ("full", 1.0, 0.85), ("scratch", 1.0, 0.84)]}
+    found[Run("sst2", "lstm", "frozen")] = _labelled(0.8, 1000)  # no control of its own kind: not a point
+    # the interval is the bootstrap's (it reads the runs' test predictions): here, made up per share
+    made_up = {0.01: (0.10, 0.04, 0.16), 0.1: (0.05, 0.01, 0.09), 1.0: (0.01, -0.01, 0.03)}
+    monkeypatch.setattr(report, "interval", lambda run, control, metric: bootstrap.Interval(*made_up[run.fraction]))
+    rows = report.share_gains(params, found)
+    assert [(share, round(gain, 2), round(low, 2)) for _, _, share, gain, low, _ in rows] == [
+        (0.01, 10.0, 4.0), (0.1, 5.0, 1.0), (1.0, 1.0, -1.0)]
+    text = report.data_efficiency(params, found, Figures(tmp_path))
+    assert "| sst2 | lstm | 1% | +10.00 | +4.00 to +16.00 |" in text and "| sst2 | lstm | 100% | +1.00 |" in text
+    assert "(figures/label_share_gain.png)" in text and (tmp_path / "label_share_gain.png").stat().st_size > 1000

@@ -264,7 +264,9 @@ def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> s
                          f"{100 * gain:+.2f} ± {100 * spread:.2f}",
                          f"{100 * ci.low:+.2f} to {100 * ci.high:+.2f}" + ("" if ci.shown else " (not shown)")
                          if ci else "–"])
-            bars.append((run.task, run.model, run.name, 100 * gain, 100 * spread))
+            # the bar's interval: the bootstrap's, or ± the per-seed spread for a metric without one
+            low, high = (ci.low, ci.high) if ci else (gain - spread, gain + spread)
+            bars.append((run.task, run.model, run.name, 100 * gain, 100 * low, 100 * high))
     if not rows:
         return "_No `scratch` control among the methods: add it to finetune.methods to see what pretraining buys._"
     figures.gains(bars, figs.path("pretraining_gain.png"))
@@ -315,10 +317,34 @@ def data_efficiency(params: dict, found: dict[Run, Result], figs: Figures) -> st
             points.append((run.task, run.model, run.method, run.fraction, r.metrics[main], r.metrics[f"{main}_std"]))
     if not rows:
         return "_No data-efficiency runs: list models in finetune.data_efficiency to see the curve._"
-    figures.data_efficiency(points, {t: _main(params, t)[0] for t in params["tasks"]},
-                            figs.path("data_efficiency.png"))
-    return (_table(["task", "model", "method", "labels used", "train examples", "test metric %"], rows)
+    names = {t: _main(params, t)[0] for t in params["tasks"]}
+    figures.data_efficiency(points, names, figs.path("data_efficiency.png"))
+    text = (_table(["task", "model", "method", "labels used", "train examples", "test metric %"], rows)
             + "\n\n" + figs.link("data_efficiency.png", "data efficiency"))
+    shares = share_gains(params, found)
+    if shares:
+        figures.share_gains(shares, names, figs.path("label_share_gain.png"))
+        text += ("\n\nWhat pretraining buys at each share of the labels: pretrained `full` minus `scratch` on the "
+                 "same rows, with its 95% interval (paired bootstrap over the test examples and the seeds).\n\n"
+                 + _table(["task", "model", "labels used", "gain (points)", "95% CI (points)"],
+                          [[t, m, f"{100 * f:g}%", f"{g:+.2f}", f"{lo:+.2f} to {hi:+.2f}"]
+                           for t, m, f, g, lo, hi in shares])
+                 + "\n\n" + figs.link("label_share_gain.png", "pretrained minus scratch against the share of labels"))
+    return text
+
+
+def share_gains(params: dict, found: dict[Run, Result]) -> list[tuple[str, str, float, float, float, float]]:
+    """(task, model, share, gain, low, high) in points for every share of the labels at which a
+    model's pretrained `full` run has its `scratch` control, the whole training set included."""
+    eff, out = params["finetune"]["data_efficiency"], []
+    for run in sorted(found, key=lambda r: (r.task, r.model, r.fraction)):
+        if (run.task in eff["tasks"] and run.model in eff["models"] and run.method == FULL.name
+                and not (run.general or run.shots) and _control(run) in found):
+            main = _main(params, run.task)[0]
+            ci = interval(run, _control(run), main)
+            if ci is not None:
+                out.append((run.task, run.model, run.fraction, 100 * ci.gain, 100 * ci.low, 100 * ci.high))
+    return out
 
 
 def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
