@@ -143,6 +143,7 @@ class Out:
     role: str = "out"  # out | metric | plot: what DVC lists it as
     report: str | None = None  # Snakemake --report category
     plot: tuple[tuple[str, str], ...] = ()  # a plot's DVC properties (template, x, y, title)
+    persist: bool = False  # DVC leaves it in place while the stage runs (the stage keeps equal bytes' date)
 
 
 # wildcard -> the params mapping whose names it takes
@@ -222,8 +223,9 @@ STAGES = {s.name: s for s in [
           params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
                   "adapt.overrides", "adapt.eval_blocks"), training=True),
     Stage("settings", "Write a model's fine-tuning settings, as its runs see them, to "
-          "results/settings/finetune/<model>.json", ("model",), inputs=(), outs=(Out(paths.SETTINGS, cache=False),),
-          params=("finetune.training", "finetune.overrides"), timed=False, settings_of="finetune"),
+          "results/settings/finetune/<model>.json", ("model",), inputs=(),
+          outs=(Out(paths.SETTINGS, cache=False, persist=True),), params=("finetune.training", "finetune.overrides"),
+          timed=False, settings_of="finetune"),
     Stage("finetune", "Fine-tune a task-adapted (or the general) model on a task in one run, under every seed",
           ("task", "model", "run"), runs=True,
           inputs=(paths.TOKENIZER, paths.ENCODED),
@@ -518,7 +520,8 @@ def _dvc_expr(template: str, stage: Stage, kind: RunKind | None) -> str:
 
 def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
     path = _dvc_expr(out.template, stage, kind)
-    opts: dict = {**({} if out.cache else {"cache": False}), **dict(out.plot)}
+    opts: dict = {**({} if out.cache else {"cache": False}), **({"persist": True} if out.persist else {}),
+                  **dict(out.plot)}
     return {path: opts} if opts else path
 
 

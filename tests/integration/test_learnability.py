@@ -9,7 +9,7 @@ from datasets import load_from_disk
 
 from scratchlm import paths
 from scratchlm.atomic import read_json
-from scratchlm.stages import adapt, data, encode, evaluate, finetune, pack, pretrain, tokenizer
+from scratchlm.stages import adapt, data, encode, evaluate, finetune, pack, pretrain, settings, tokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,7 @@ def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     pack.run(p)
     pretrain.run(p, "gru")  # only its config is used by the scratch control
     adapt.run(p, "sentiment", "gru")  # fine-tuning reads the adapted model's folder
+    settings.run(p, "gru")  # and the model's training settings
     finetune.run(p, "sentiment", "gru", "scratch")
     evaluate.run(p, "sentiment", "gru", "scratch")
 
