@@ -162,8 +162,9 @@ def test_the_console_has_a_line_per_job_and_the_training_jobs_progress(tiny_repo
 def test_a_shared_value_a_model_pins_reruns_none_of_its_runs_in_either_front_end(tiny_repo):
     """`finetune.training.lr` changed, which the tiny preset's `finetune.overrides.bert.lr` pins for
     bert: DVC reruns the settings stages (one params list per matrix stage: they track the section
-    whole), bert's file keeps its bytes and date, and both front ends then find out of date exactly
-    the gru runs that train with it: no bert run, no prompt run (it trains with finetune.prompting)."""
+    whole), bert's file keeps its bytes and date, and both front ends then find out of date the gru
+    runs that train with it: no bert run, no prompt run (it trains with finetune.prompting). Back to
+    the first value through Snakemake, DVC agrees at once: Snakemake records settings@bert."""
     import yaml
 
     from scratchlm import dag, params
@@ -186,7 +187,13 @@ def test_a_shared_value_a_model_pins_reruns_none_of_its_runs_in_either_front_end
         assert "settings@gru" in plan and not [j for j in plan if "bert" in j or "prompt" in j], plan
         assert ran_stages(said(run(["dvc", "repro", "--single-item", *sorted(settings)], tiny_repo))) == settings
         assert bert.stat().st_mtime_ns == kept  # the same bytes, left alone: Snakemake sees nothing new either
-        assert_both_front_ends_plan(tiny_repo, trains)
+        assert set(json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)) == trains
+        # Snakemake plans them too, and settings@gru once more: its own record of that job's params predates
+        # DVC's run (`scratchlm sync` mends that once DVC is done)
+        plan = planned(said(run(["snakemake", "-n"], tiny_repo)))
+        downstream = {j for j in plan if j.startswith(("evaluate", "report"))}
+        assert trains <= set(plan) <= trains | {"settings@gru"} | downstream, plan
+        assert not [j for j in plan if "bert" in j or "prompt" in j], plan
     finally:
         file.write_text(text)
     # back to the first lr, through Snakemake: it reruns the gru runs, not settings@bert, which DVC now
