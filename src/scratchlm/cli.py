@@ -108,6 +108,7 @@ def _run_stage(params: dict, args: argparse.Namespace, argv: list[str]) -> None:
     on_gpus = dag.STAGES[job.stage].training and params["device"] != "cpu"
     with job_lock(job.dvc_stage), gpus.claimed(params["processes"]) if on_gpus else contextlib.nullcontext():
         began = time.time()
+        stamps.forget_snakemake_records(job.outputs(params))
         _stage_body(params, job, argv)
         stamps.write(params_mod.read_yaml(args.params), job, made_at=began)  # dated before the outputs it made
 

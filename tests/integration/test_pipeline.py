@@ -188,8 +188,7 @@ def test_a_shared_value_a_model_pins_reruns_none_of_its_runs_in_either_front_end
         assert ran_stages(said(run(["dvc", "repro", "--single-item", *sorted(settings)], tiny_repo))) == settings
         assert bert.stat().st_mtime_ns == kept  # the same bytes, left alone: Snakemake sees nothing new either
         assert set(json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout)) == trains
-        # Snakemake plans them too, and settings@gru once more: its own record of that job's params predates
-        # DVC's run (`scratchlm sync` mends that once DVC is done)
+        # Snakemake plans them too (and nothing of bert's): its records of what DVC reran are gone
         plan = planned(said(run(["snakemake", "-n"], tiny_repo)))
         downstream = {j for j in plan if j.startswith(("evaluate", "report"))}
         assert trains <= set(plan) <= trains | {"settings@gru"} | downstream, plan

@@ -4,6 +4,7 @@ a job is the same list; a data job depends on its own source's module only; the 
 are tracked where they can set a value."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -222,3 +223,33 @@ def test_a_settings_job_tracks_what_its_model_sees_of_the_shared_training_sectio
     assert (from_file.lr, from_file.batch_size, from_file.epochs) == (0.0005, 8, 2)
     assert from_file.key("lr") == "finetune.overrides.bert.lr"
     assert from_file.key("batch_size") == "tasks.ner.training.batch_size"
+
+
+def test_a_job_run_outside_snakemake_leaves_no_snakemake_record_of_its_outputs(workdir, tiny_params):
+    """Snakemake's record of an output holds the checksum of the params stamp it was made with; a
+    job that replaces the output (run by DVC, by hand) removes the record, so that Snakemake goes by
+    the stamp's date instead of trusting a checksum that no longer describes the output."""
+    from base64 import urlsafe_b64encode
+
+    from scratchlm import stamps
+
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    records = workdir / stamps.SNAKEMAKE_RECORDS
+    records.mkdir(parents=True)
+    mine, other = "results/settings/finetune/gru.json", "results/settings/finetune/bert.json"
+    for out in (mine, other):
+        (records / urlsafe_b64encode(out.encode()).decode()).write_text("{}")
+    # a name longer than the file system allows: Snakemake's own layout, @-prefixed folders
+    from snakemake.persistence.file import FilePersistence
+
+    layout = type("Layout", (), {"_max_len": None, "_fetch_max_len": FilePersistence._fetch_max_len})()
+    long = "models/" + "x" * 300
+    nested = Path(FilePersistence._record_path(layout, str(records), long))
+    nested.parent.mkdir(parents=True)
+    nested.write_text("{}")
+    stamps.forget_snakemake_records([long, "models/never-made"])  # one there, one not: no error
+    assert not nested.exists()
+    assert cli.main(["settings", "--model", "gru"]) == 0
+    assert {p.name for p in records.iterdir() if p.is_file()} == {urlsafe_b64encode(other.encode()).decode()}
+    written = json.loads((workdir / mine).read_text())["finetune.training"]
+    assert written["lr"] == tiny_params["finetune"]["training"]["lr"]
