@@ -13,7 +13,7 @@ import pytest
 from conftest import SHARED_DATA, spec_for
 from scratchlm import metrics, params, paths
 from scratchlm.atomic import read_json
-from scratchlm.stages import adapt, data, encode, finetune, pack, pretrain, tokenizer
+from scratchlm.stages import adapt, data, encode, finetune, pack, pretrain, settings, tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here")]
 
@@ -55,6 +55,7 @@ def run_route(p: dict, runs: tuple[str, ...] = ("full",)) -> list[dict]:
     pack.run(p)
     pretrain.run(p, "gru")
     adapt.run(p, "task", "gru")
+    settings.run(p, "gru")
     found = []
     for run in runs:
         finetune.run(p, "task", "gru", run)
