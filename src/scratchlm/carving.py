@@ -7,8 +7,9 @@ the phrases of its sentences' parse trees: 89% of them occur inside another row)
 text. A row belongs to every unit that holds it: a phrase of several sentences to each of them.
 A carved split takes whole units until it has its rows; a row goes to it only if all its units
 did, to train only if none did, and is dropped otherwise (a short phrase of sentences on both
-sides). So no carved row contains, is contained in, or equals a training row; documents, which
-can repeat a sentence (a heading, a byline), also drop their carved rows that equal one.
+sides). What each grouping guarantees: by sentence, no carved row equals, contains or sits
+inside a training row; by exact text, none equals one; by document, no document is split, and
+its carved rows that equal a training row (a heading, a byline) are dropped too.
 
 Containment is of whole words: `"the film"` is inside `"the film is good"`, not inside
 `"the filmmaker"`."""
@@ -46,13 +47,14 @@ def units(texts: Sequence[str], by: str, documents: Sequence[int] | None = None)
         if documents is None:
             raise ValueError("carving by document needs the rows' documents")
         return [(d,) for d in documents]
-    distinct = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    words = [" ".join(t.split()) for t in texts]  # "the  film" is "the film"
+    distinct = {t: i for i, t in enumerate(dict.fromkeys(words))}
     if by == "exact":
-        return [(distinct[t],) for t in texts]
+        return [(distinct[t],) for t in words]
     order = list(distinct)
     holders = _contained_in(order)
     roots = [tuple(sorted(j for j in holders[i] if not holders[j])) or (i,) for i in range(len(order))]
-    return [roots[distinct[t]] for t in texts]
+    return [roots[distinct[t]] for t in words]
 
 
 def _stratified(rows_of: dict[int, list[int]], strata: Sequence[int] | None, seed: int) -> list[int]:
@@ -116,15 +118,26 @@ def without_copies(splits: dict[str, list[int]], dropped: list[int], texts: Sequ
 
 
 def overlap(train: Sequence[str], other: Sequence[str]) -> dict[str, int]:
-    """How many rows of another split occur in train: `exact` (the same text) and `contained`
-    (inside a longer training text, as whole words)."""
-    train_set = set(train)
-    exact = sum(t in train_set for t in other)
-    texts = list(dict.fromkeys([*train, *other]))
-    index = {t: i for i, t in enumerate(texts)}
-    holders = _contained_in(texts)
-    in_train = [False] * len(texts)
-    for t in train_set:
-        in_train[index[t]] = True
-    contained = sum(t not in train_set and any(in_train[j] for j in holders[index[t]]) for t in other)
+    """How many rows of another split occur in train: `exact` (the same words) and `contained`
+    (inside a longer training text, as whole words). Only the other split's texts are looked up,
+    in an index of train by word: linear in train's size."""
+    train_words = [t.split() for t in train]
+    exact_set = {" ".join(ws) for ws in train_words}
+    postings = defaultdict(list)
+    for i, ws in enumerate(train_words):
+        for w in set(ws):
+            postings[w].append(i)
+    exact = contained = 0
+    for text in other:
+        ws = text.split()
+        joined = " ".join(ws)
+        if joined in exact_set:
+            exact += 1
+            continue
+        if not ws or any(w not in postings for w in ws):
+            continue
+        rarest = min(set(ws), key=lambda w: len(postings[w]))
+        padded = f" {joined} "
+        contained += any(len(train_words[j]) > len(ws) and padded in f" {' '.join(train_words[j])} "
+                         for j in postings[rarest])
     return {"exact": exact, "contained": contained}

@@ -42,8 +42,9 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2, columns: int = 3):
 
 
 def _below_above(rows: list[tuple]) -> list[list[float]]:
-    """matplotlib's asymmetric error bars from (..., gain, low, high) rows."""
-    return [[r[-3] - r[-2] for r in rows], [r[-1] - r[-3] for r in rows]]
+    """matplotlib's asymmetric error bars from (..., gain, low, high) rows (never negative: a
+    percentile interval need not hold the point estimate)."""
+    return [[max(0.0, r[-3] - r[-2]) for r in rows], [max(0.0, r[-1] - r[-3]) for r in rows]]
 
 
 def gains(rows: list[tuple[str, str, str, float, float, float]], path: Path) -> Path:

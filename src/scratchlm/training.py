@@ -277,9 +277,10 @@ class Fitted:
     figures: dict
     run_dir: Path
     before: dict | None = None
+    history: tuple = ()  # Trainer's log during training (not the final scoring of the restored best)
 
     def selected(self, selection: Selection) -> dict:
-        return selected(self.trainer.state.log_history if self.trainer else [], selection)
+        return selected(list(self.history), selection)
 
 
 def checkpoints(run: str, cfg: TrainingConfig, ctx: Context, **fingerprint) -> Path:
@@ -312,7 +313,10 @@ def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval
                                            *extra_callbacks])
     before = _scored_first(trainer, run_dir) if score_first else None
     figures = {} if skip_training else train(trainer, run_dir)
-    return Fitted(trainer, trainer.evaluate(), figures, run_dir, before)
+    # the log before the final scoring: that re-scores the restored best checkpoint at the last step,
+    # an entry that ties the best and would hide where the curve stood when training stopped
+    history = tuple(trainer.state.log_history)
+    return Fitted(trainer, trainer.evaluate(), figures, run_dir, before, history)
 
 
 def selected(history: list[dict], selection: Selection) -> dict:

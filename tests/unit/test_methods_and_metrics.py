@@ -403,3 +403,15 @@ def test_the_stopped_while_improving_flag_fires_on_a_rising_curve_and_not_on_a_f
     assert selected(curve([3.0, 2.0, 1.0], "eval_loss"), lower)["still_improving"]
     assert not selected(curve([1.0, 2.0, 3.0], "eval_loss"), lower)["still_improving"]
     assert selected([], higher)["evaluations"] == 0
+
+
+def test_the_flag_reads_the_log_from_before_the_final_scoring():
+    """fit() keeps Trainer's log as it stood when training stopped: the final evaluate() re-scores
+    the restored best checkpoint at the last step, a tie with the best that would hide a rising end."""
+    from scratchlm.training import Fitted, Selection
+
+    rising = curve([0.5, 0.6, 0.7, 0.8])
+    fitted = Fitted(None, {"eval_accuracy": 0.8}, {}, None, history=tuple(rising))
+    assert fitted.selected(Selection("eval_accuracy", True))["still_improving"]
+    with_final = Fitted(None, {}, {}, None, history=tuple(rising + [{"eval_accuracy": 0.8, "step": 40, "epoch": 2.0}]))
+    assert not with_final.selected(Selection("eval_accuracy", True))["still_improving"]  # what the bug saw

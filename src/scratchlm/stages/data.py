@@ -198,8 +198,9 @@ def _carve_by(kind: str, documents: list) -> str:
 
 
 def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: dict) -> dict:
-    """Missing validation/test splits come out of train in whole units (carving.py): no carved row
-    equals, holds or sits inside a training row. Each split gets its fraction of the train split,
+    """Missing validation/test splits come out of train in whole units (carving.py: by sentence no
+    carved row equals, holds or sits inside a training row; by document or exact text none equals
+    one). Each split gets its fraction of the train split,
     or of `sample.train` when train is sampled (a corpus of 50,000 texts sampled to 6,000 gets 600
     validation texts, not 5,000); the sampled train rows then come from what is left."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
@@ -217,6 +218,8 @@ def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: di
         splits, dropped = carving.carve(carving.units(texts, by, documents), wanted, seed, strata)
         if by == "document":
             splits, dropped = carving.without_copies(splits, dropped, texts)
+            if not all(splits[split] for split in missing):  # every carved row was a copy of a training row
+                raise ValueError("empty")
     except ValueError:
         raise ScratchError(f"data.datasets.{name}.files.train: {len(train)} rows are too few to carve "
                            f"{' and '.join(missing)} from in whole {UNITS[by]}; add rows, or give "

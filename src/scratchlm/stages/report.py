@@ -264,9 +264,9 @@ def pretraining_gain(params: dict, found: dict[Run, Result], figs: Figures) -> s
                          f"{100 * gain:+.2f} ± {100 * spread:.2f}",
                          f"{100 * ci.low:+.2f} to {100 * ci.high:+.2f}" + ("" if ci.shown else " (not shown)")
                          if ci else "–"])
-            # the bar's interval: the bootstrap's, or ± the per-seed spread for a metric without one
-            low, high = (ci.low, ci.high) if ci else (gain - spread, gain + spread)
-            bars.append((run.task, run.model, run.name, 100 * gain, 100 * low, 100 * high))
+            # the bar and its interval: the bootstrap's, or ± the per-seed spread for a metric without one
+            bar = (ci.gain, ci.low, ci.high) if ci else (gain, gain - spread, gain + spread)
+            bars.append((run.task, run.model, run.name, *(100 * v for v in bar)))
     if not rows:
         return "_No `scratch` control among the methods: add it to finetune.methods to see what pretraining buys._"
     figures.gains(bars, figs.path("pretraining_gain.png"))
