@@ -52,8 +52,8 @@ def test_sst2_glue_tsv(external):
     assert len(dd["train"]) + len(dd["validation"]) + info["carved"]["dropped"] == 67349 and len(dd["test"]) == 872
     assert info["carved"]["by"] == "containment" and len(dd["validation"]) >= 6735
     train, validation = list(dd["train"]["text"]), list(dd["validation"]["text"])
-    assert carving.overlap(train, validation) == {"exact": 0, "contained": 0}
-    assert carving.overlap(validation, train) == {"exact": 0, "contained": 0}
+    assert carving.Index(train).overlap(validation) == {"exact": 0, "contained": 0}
+    assert carving.Index(validation).overlap(train) == {"exact": 0, "contained": 0}
     assert sorted(dd["test"]["label"]).count(1) == 444
 
 

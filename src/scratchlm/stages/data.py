@@ -339,7 +339,8 @@ def statistics(dd, info: dict | None = None) -> dict:
             entry["entities"] = dict(sorted(Counter(kind for kind, _ in _entities(ds)).items()))
         out[split] = entry
     # rows of validation and test that are rows of train, or inside one (as whole words)
-    out["overlap"] = {split: carving.overlap(_text(dd["train"]), _text(dd[split])) for split in ("validation", "test")}
+    index = carving.Index(_text(dd["train"]))
+    out["overlap"] = {split: index.overlap(_text(dd[split])) for split in ("validation", "test")}
     train, test = _surface_forms(dd["train"]), _surface_forms(dd["test"])
     # share of test texts (or, for NER, entity surface forms) also present in train
     out["test_overlap_with_train"] = round(len(train & test) / max(1, len(test)), 4)
