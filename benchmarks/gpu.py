@@ -123,33 +123,65 @@ def _peak_memory_mb(device: str) -> float | None:
 
 
 def _without(choice: str, model, device: str):
-    """The same step without one of the efficiency choices: the autocast (fp32 instead: the caller
-    picks the precision), cuDNN's recurrent kernels (PyTorch's own), or scaled-dot-product
-    attention (the eager softmax)."""
+    """The same step without one of the choices: the autocast (fp32 instead: the caller picks the
+    precision), cuDNN's recurrent kernels (PyTorch's own), the attention kernel training picks for
+    the device (the other one: eager on a GPU, SDPA on the CPU), or dropout (a recipe's choice,
+    not an efficiency one: measured for what it costs)."""
     import torch
 
     if choice == "cudnn":
         return torch.backends.cudnn.flags(enabled=False)
-    if choice == "sdpa":
-        return _eager_attention(model)
+    if choice in ATTENTION:
+        return _attention(model, ATTENTION[choice])
+    if choice == "dropout":
+        return _no_dropout(model)
     return contextlib.nullcontext()
 
 
+ATTENTION = {"sdpa": "eager", "eager": "sdpa"}  # a kernel and the one a step without it uses
+
+
 @contextlib.contextmanager
-def _eager_attention(model):
-    chosen, model.config._attn_implementation = model.config._attn_implementation, "eager"
+def _attention(model, kernel: str):
+    chosen = model.config._attn_implementation
+    model.set_attn_implementation(kernel)
     try:
         yield
     finally:
-        model.config._attn_implementation = chosen
+        model.set_attn_implementation(chosen)
+
+
+@contextlib.contextmanager
+def _no_dropout(model):
+    import torch
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    rates = [m.p for m in layers]
+    for m in layers:
+        m.p = 0.0
+    try:
+        yield
+    finally:
+        for m, p in zip(layers, rates):
+            m.p = p
+
+
+def _dropout(model) -> bool:
+    import torch
+
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
 
 
 def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) -> dict:
-    """Tokens/s of the step without each efficiency choice that applies to the model, measured
-    beside the step with all of them (the speed-up each buys is the ratio)."""
+    """Tokens/s of the step without each choice that applies to the model, measured beside the
+    step with all of them (the speed-up each buys, or the cost of dropout, is the ratio)."""
     choices = [precision] if precision != "fp32" else []  # without the autocast: fp32
-    if device == "cuda":
-        choices.append("sdpa" if model.config.model_type == "bert" else "cudnn")
+    if model.config.model_type == "bert":
+        choices.append(model.config._attn_implementation)
+    elif device == "cuda":
+        choices.append("cudnn")
+    if _dropout(model):
+        choices.append("dropout")
     tokens, found = inputs["input_ids"].numel(), {}
     for choice in choices:
         with _without(choice, model, device):
@@ -162,11 +194,13 @@ def one_model(name: str, params: dict, device: str, precision: str, peak: float,
     """Tokens/s, model FLOP/s, their share of the peak and the step's memory, for one LM."""
     import torch
 
+    from scratchlm.models.bert import use_training_attention
     from scratchlm.training_config import training_config
 
     spec = params["pretrain"]["models"][name]
     batch, block = training_config(params, "pretrain", name).batch_size, params["pack"]["block_size"]
     model = _model(spec, params["tokenizer"]["vocab_size"]).to(device).train()
+    use_training_attention(model, device)  # the kernel training picks (training.fit)
     share = spec.get("mlm_probability", 0.15)
     inputs = _inputs(model.config, batch, block, device, share)
     if device == "cuda":
@@ -226,6 +260,7 @@ def compiled_steps(params: dict, device: str, sizes: Sizes, peak: float) -> dict
     import torch
 
     from scratchlm.devices import pick_precision
+    from scratchlm.models.bert import use_training_attention
     from scratchlm.training_config import training_config
 
     precision, found = pick_precision(params["precision"], device), {}
@@ -234,6 +269,7 @@ def compiled_steps(params: dict, device: str, sizes: Sizes, peak: float) -> dict
             continue
         batch, block = training_config(params, "pretrain", name).batch_size, params["pack"]["block_size"]
         model = _model(spec, params["tokenizer"]["vocab_size"]).to(device).train()
+        use_training_attention(model, device)
         share = spec["mlm_probability"]
         inputs = _inputs(model.config, batch, block, device, share)
         found[name] = _compiled(model, inputs, device, precision, sizes, flops.per_token(model.config, block, share),

@@ -9,6 +9,13 @@ do for the model.
 The MFU keys are fp32 training against the fp32 peak. Where the pipeline trains in bf16 (params
 `precision: auto` on a CPU with AVX512-BF16 or AMX), the same step under autocast is timed too:
 its tokens/s beside fp32's, and in the detail its model FLOP/s as a fraction of the bf16 peak.
+
+Then each language model as the pipeline builds and trains it (benchmarks/gpu.py's step, on the
+CPU): the demo's GRU, the real-cpu preset's LSTM and a Transformer sized for a CPU hour (BERT
+below), in the precision training picks here, against the matmul peak in that precision
+(`pretrain_mfu_peak_<model>`), each beside the same step without each of its choices (fp32, the
+other attention kernel, no dropout); and the Transformer's tokens/s over the LSTM's
+(`pretrain_tokens_per_hour_ratio`: the same cores, so the same ratio per CPU-hour).
 """
 
 from __future__ import annotations
@@ -17,10 +24,22 @@ import time
 from dataclasses import dataclass
 
 from . import flops
-from .common import Outcome, Row, at_least, fmt
+from .common import ROOT, Outcome, Row, at_least, fmt
 
 MODELS = ("gru", "lstm")
 GOAL = 0.6
+PEAK_GOAL = {"bert": 0.40}     # of the matmul peak in the training precision
+RATIO_GOAL = 3.0               # the Transformer's tokens per CPU-hour over the real-cpu LSTM's
+# The Transformer LM sized for a CPU hour (width 256, 4 layers, sequence 128: the pipeline's
+# block), with batch shapes that keep the matrix multiplies large, and no dropout in pretraining
+# (Cramming's choice for a single pass over the text: dropout's random masks were 45% of the
+# step, docs/performance.md); the candidate the bake-off weighs against the recurrent models
+# before a preset adopts it.
+BERT = {"arch": "bert", "hidden_size": 256, "num_layers": 4, "num_heads": 4, "intermediate_size": 1024,
+        "dropout": 0.0, "training": {"batch_size": 64}}
+# quick mode: the same models at toy widths
+TINY_SPECS = {"recurrent": {"embedding_size": 16, "hidden_size": 32},
+              "bert": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}}
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -95,6 +114,63 @@ def _config(params: dict, model: str, tiny: dict | None):
                            dropout=spec["dropout"], bidirectional=spec["bidirectional"])
 
 
+def pipeline_models(params: dict, tiny: dict | None) -> list[tuple[str, dict]]:
+    """(model, validated params holding it) for each LM the second section measures: the demo's
+    GRU, the real-cpu preset's LSTM and the BERT above beside it (toy sizes in quick mode)."""
+    import copy
+
+    from scratchlm import params as params_module
+    from scratchlm import presets
+
+    raw = params_module.read_yaml(ROOT / "params.yaml")
+    real = copy.deepcopy(raw)
+    presets.merge(real, params_module.read_yaml(presets.PRESETS_DIR / "real-cpu.yaml"))
+    real["pretrain"]["models"]["bert"] = copy.deepcopy(BERT)
+    chosen = [("gru", raw), ("lstm", real), ("bert", real)]
+    if tiny:
+        for name, p in chosen:
+            spec = p["pretrain"]["models"][name]
+            spec.update(TINY_SPECS[spec["arch"]])
+            spec.pop("training", None)
+            p["tokenizer"]["vocab_size"], p["pack"]["block_size"] = tiny["vocab_size"], tiny["block"]
+            p["pretrain"]["training"]["batch_size"] = tiny["batch"]
+    return [(name, params_module.validate(p)) for name, p in chosen]
+
+
+def in_training_precision(params: dict, sizes: Sizes) -> Outcome:
+    """The pipeline's LMs in the precision training picks here, against that precision's peak."""
+    from scratchlm.devices import pick_precision
+
+    from . import gpu
+
+    precision = pick_precision(params["precision"], "cpu")
+    step = gpu.Sizes(steps=sizes.steps, warmup=3, peak_n=sizes.peak_n, peak_repeats=sizes.peak_repeats,
+                     compile=False)
+    peak = gpu.matmul_peak("cpu", precision, sizes.peak_n, sizes.peak_repeats)
+    models = {name: gpu.one_model(name, p, "cpu", precision, peak, step)
+              for name, p in pipeline_models(params, sizes.tiny)}
+    peak = max(peak, gpu.matmul_peak("cpu", precision, sizes.peak_n, sizes.peak_repeats))  # before and after
+    out = Outcome(detail={"precision": precision, f"matmul_peak_{precision}": round(peak), "models": models})
+    for name, m in models.items():
+        m["mfu"] = out.summary[f"pretrain_mfu_peak_{name}"] = round(m["model_flops_per_second"] / peak, 4)
+        goal = PEAK_GOAL.get(name)
+        without = ", ".join(f"without {k.removeprefix('without_')} {v / 1e3:.1f}k"
+                            for k, v in m["tokens_per_second_without"].items())
+        out.rows.append(Row(f"{name.upper()} LM pretraining step as the pipeline trains it, {precision}: model FLOP/s "
+                            f"vs {precision} matmul peak (batch {m['batch']}x{m['block']}, {m['parameters']:,} "
+                            f"params; {m['tokens_per_second'] / 1e3:.1f}k tokens/s; {without})",
+                            fmt(m["model_flops_per_second"] / 1e9, " GFLOP/s", 1), fmt(peak / 1e9, " GFLOP/s", 1),
+                            m["mfu"], f"≥ {goal}" if goal else "—", at_least(m["mfu"], goal) if goal else None,
+                            f"pretrain_mfu_peak_{name}"))
+    ratio = out.summary["pretrain_tokens_per_hour_ratio"] = round(
+        models["bert"]["tokens_per_second"] / models["lstm"]["tokens_per_second"], 2)
+    out.rows.append(Row(f"Transformer LM tokens per CPU-hour vs the real-cpu preset's LSTM ({precision}, the same "
+                        "cores, one run)", fmt(models["bert"]["tokens_per_second"] * 3600 / 1e6, "M tokens/h", 1),
+                        fmt(models["lstm"]["tokens_per_second"] * 3600 / 1e6, "M tokens/h", 1), ratio,
+                        f"≥ {RATIO_GOAL:g}", at_least(ratio, RATIO_GOAL), "pretrain_tokens_per_hour_ratio"))
+    return out
+
+
 def measure(params: dict, sizes: Sizes) -> Outcome:
     from scratchlm.devices import pick_precision
 
@@ -135,4 +211,8 @@ def measure(params: dict, sizes: Sizes) -> Outcome:
                                 f"precision here) vs fp32", fmt(fast / 1e3, " k tok/s", 1),
                                 fmt(m["tokens_per_second"] / 1e3, " k tok/s", 1),
                                 round(fast / m["tokens_per_second"], 2), "—", None))
+    section = in_training_precision(params, sizes)
+    out.summary.update(section.summary)
+    out.detail["in_training_precision"] = section.detail
+    out.rows += section.rows
     return out

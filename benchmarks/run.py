@@ -21,7 +21,9 @@ from . import demo, finetune_speed, gpu, overhead, pretrain_mfu, real_cpu, sourc
 from .common import DEFAULT_DATA, ROOT, Outcome, cores, machine, versions
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
-            "pretrain_mfu_gru", "pretrain_mfu_lstm", "noop_snakemake_s", "noop_dvc_status_s", "demo_wall_s")
+            "pretrain_mfu_gru", "pretrain_mfu_lstm", "pretrain_mfu_peak_gru", "pretrain_mfu_peak_lstm",
+            "pretrain_mfu_peak_bert", "pretrain_tokens_per_hour_ratio", "noop_snakemake_s", "noop_dvc_status_s",
+            "demo_wall_s")
 VOCAB = {False: 8000, True: 400}  # the shared tokenizer's vocabulary: full run, quick run
 
 

@@ -27,6 +27,7 @@ from . import console, paths
 from .atomic import atomic_path
 from .devices import pick_device, pick_precision
 from .errors import ScratchError
+from .models.bert import use_training_attention
 from .training_config import TrainingConfig
 
 
@@ -306,6 +307,7 @@ def fit(run_dir: Path, model, cfg: TrainingConfig, ctx: Context, train_set, eval
     `score_first`: also score the model before training (kept with the checkpoints, so a resumed
     run reports the same)."""
     args = arguments(cfg, run_dir, ctx, selection.metric, selection.greater_is_better, **argument_overrides)
+    use_training_attention(model, ctx.device)
     trainer = LengthListTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                 data_collator=collator, compute_metrics=selection.compute_metrics,
                                 optimizers=optimizers,

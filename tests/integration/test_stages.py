@@ -50,11 +50,14 @@ def out(kind: str, task: str, model: str, run: str) -> Path:
     return paths.path(template, task=task, model=model, run=run)
 
 
-def test_pretrain_writes_model_metrics_curves_and_samples(pipeline):
+def test_pretrain_writes_model_metrics_curves_and_samples(pipeline, tiny_params):
     out = pipeline / "results/pretrain/gru"
     m = read_json(out / "metrics.json")
     assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]), rel_tol=1e-3)
     assert m["unigram_perplexity"] > 1 and m["steps"] == 20 and m["parameters"] > 0
+    block = len(load_from_disk(str(pipeline / "data/blocks/corpus"))["train"][0]["input_ids"])
+    assert m["tokens"] == 20 * tiny_params["pretrain"]["training"]["batch_size"] * block  # every step's blocks
+    assert read_json(pipeline / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
     assert m["device"] == "cpu" and m["precision"] in ("fp32", "bf16")  # auto: bf16 where the CPU has it
     assert 0 <= m["state_saturation_init"] <= 1 and 0 <= m["state_saturation"] <= 1
     assert "state_saturation" not in read_json(pipeline / "results/pretrain/bert/metrics.json")

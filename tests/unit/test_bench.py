@@ -13,7 +13,9 @@ from conftest import HUNG_AFTER_S, ROOT, run
 from scratchlm.sources import synthetic
 
 REQUIRED = ("finetune_speedup_vs_tutorial", "finetune_speedup_vs_trainer_defaults", "tokenize_fraction_of_raw",
-            "pretrain_mfu_gru", "pretrain_mfu_lstm", "noop_snakemake_s", "noop_dvc_status_s", "demo_wall_s")
+            "pretrain_mfu_gru", "pretrain_mfu_lstm", "pretrain_mfu_peak_gru", "pretrain_mfu_peak_lstm",
+            "pretrain_mfu_peak_bert", "pretrain_tokens_per_hour_ratio", "noop_snakemake_s", "noop_dvc_status_s",
+            "demo_wall_s")
 
 
 @pytest.mark.slow  # it trains the benchmark models (in a subprocess)
@@ -34,8 +36,12 @@ def test_quick_bench_writes_every_key(tmp_path):
     assert "no CUDA device" in result["nulls"]["gpu_pretrain_mfu_bert"]  # the GPU section says why it is absent
     for key in ("real_cpu_wall_s", "real_conll_val_f1", "real_conll_gain", "real_sst2_val_acc", "real_sst2_gain"):
         assert result[key] is None and result["nulls"][key], key  # the real-data preset: not in a quick run
-    for key in ("tokenize_fraction_of_raw", "pretrain_mfu_gru", "pretrain_mfu_lstm"):
+    for key in ("tokenize_fraction_of_raw", "pretrain_mfu_gru", "pretrain_mfu_lstm", "pretrain_mfu_peak_gru",
+                "pretrain_mfu_peak_lstm", "pretrain_mfu_peak_bert", "pretrain_tokens_per_hour_ratio"):
         assert result[key] is not None, key  # measured on any machine, whatever the working tree
+    trained = result["detail"]["pretrain"]["in_training_precision"]
+    assert trained["precision"] == result["detail"]["pretrain"]["pipeline_precision"]
+    assert "without_eager" in trained["models"]["bert"]["tokens_per_second_without"]  # CPU: the other kernel, SDPA
     detail = result["detail"]
     assert detail["machine"]["cores"] >= 1 and detail["versions"]["torch"]
     assert "synthetic" in detail["finetune"]["data"] and "synthetic" in detail["tokenize"]["corpus"]

@@ -98,3 +98,20 @@ def test_flop_counts_match_a_count_by_hand():
     layer = 8 * 64 * 64 + 4 * 128 * 64 + 4 * 64 * 256  # QKV + output, scores + weighted sum, feed-forward
     head = 0.15 * (2 * 64 * 64 + 2 * 64 * 1000)  # on the masked positions only
     assert flops.per_token(bert, 128, 0.15) == pytest.approx(3 * (2 * layer + head))
+
+
+def test_the_step_ablations_restore_what_they_change():
+    """The benchmark's steps without dropout or with the other attention kernel leave the model
+    as it was (the next measurement sees the pipeline's model)."""
+    from benchmarks import gpu
+    from scratchlm.models import pretraining_model
+
+    spec = {"arch": "bert", "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 16,
+            "dropout": 0.1, "max_position": 32, "checkpoint": None}
+    model = pretraining_model(spec, gpu._Vocabulary(40))
+    model.set_attn_implementation("eager")
+    with gpu._without("dropout", model, "cpu"):
+        assert not gpu._dropout(model)
+    with gpu._without("eager", model, "cpu"):
+        assert model.bert.config._attn_implementation == "sdpa"
+    assert gpu._dropout(model) and model.bert.config._attn_implementation == "eager"

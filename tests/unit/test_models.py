@@ -306,3 +306,46 @@ def test_activation_penalties_match_awd_lstm_and_act_in_lm_training_only():
     states = plain.model(x).last_hidden_state
     expected = plain(x, labels=x).loss + activation_penalty(states, states, None, 2.0, 1.0)
     assert torch.allclose(regular(x, labels=x).loss, expected)
+
+
+def test_bert_trains_with_the_attention_kernel_of_its_device_and_saves_none():
+    """Eager softmax on the CPU, SDPA elsewhere; LoRA-wrapped and tagging BERTs alike; a recurrent
+    model untouched; the choice is not written to the saved config (a runtime choice)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from scratchlm.models.bert import BertForTagging, BertTaggerConfig, use_training_attention
+
+    sizes = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    tagger = BertForTagging(BertTaggerConfig(**sizes, num_labels=3, crf=True, tagger_hidden=8))
+    classifier = BertForSequenceClassification(BertConfig(**sizes))
+    wrapped = get_peft_model(classifier, LoraConfig(task_type=TaskType.SEQ_CLS, r=2, target_modules=["query"]))
+    for model, inner in ((tagger, tagger.bert), (wrapped, classifier.bert)):
+        use_training_attention(model, "cpu")
+        assert inner.config._attn_implementation == "eager"
+        use_training_attention(model, "cuda")
+        assert inner.config._attn_implementation == "sdpa"
+    use_training_attention(tagger, "cpu")
+    assert "attn_implementation" not in tagger.config.to_json_string()
+    recurrent = RecurrentForCausalLM(RecurrentConfig(vocab_size=50, embedding_size=8, hidden_size=8))
+    use_training_attention(recurrent, "cpu")  # nothing to choose, nothing raised
+
+
+def test_both_attention_kernels_give_the_same_loss_and_gradients():
+    """The kernel is a speed choice only: eager and SDPA agree (padding mask included)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=32)).eval()
+    ids, mask = batch()
+    found = []
+    for kernel in ("eager", "sdpa"):
+        model.set_attn_implementation(kernel)
+        model.zero_grad()
+        loss = model(ids, attention_mask=mask, labels=torch.tensor([0, 1])).loss
+        loss.backward()
+        found.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (a, grads_a), (b, grads_b) = found
+    assert torch.allclose(a, b, atol=1e-6)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(grads_a, grads_b))

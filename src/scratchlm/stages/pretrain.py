@@ -45,13 +45,14 @@ def run(params: dict, model: str) -> dict:
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
         return {}
 
-    val = fitted.validation
+    val, block = fitted.validation, len(blocks["train"][0]["input_ids"])
     metrics = {
         "objective": "causal" if causal else "masked",
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
         "unigram_perplexity": round(lm.unigram_perplexity(blocks["train"]["input_ids"],
                                                               blocks["validation"]["input_ids"], len(tok)), 3),
-        "steps": fitted.trainer.state.global_step, "device": ctx.device, "precision": ctx.precision,
+        "steps": fitted.trainer.state.global_step, "tokens": tokens_seen(fitted.trainer, block),
+        "device": ctx.device, "precision": ctx.precision,
         **training.count_parameters(net),
     }
     if recurrent:  # bounded states: how many sit where gradients vanish, before and after pretraining
@@ -70,7 +71,15 @@ def run(params: dict, model: str) -> dict:
     write_json(paths.path(paths.PRETRAIN_METRICS, model=model), metrics)
     print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
           f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")
-    figures = fitted.figures
+    figures = fitted.figures  # tokens/s is a timing: with the others, so that metrics.json reruns byte-identical
     if figures:
-        figures["tokens_per_second"] = round(figures["examples_per_second"] * len(blocks["train"][0]["input_ids"]), 1)
+        figures["tokens_per_second"] = round(figures["examples_per_second"] * block, 1)
     return figures
+
+
+def tokens_seen(trainer, block: int) -> int:
+    """The training tokens the model saw: blocks per optimizer step (every worker's, every
+    accumulated batch) times the steps it took, resumed ones included."""
+    args = trainer.args
+    blocks = args.train_batch_size * args.world_size * args.gradient_accumulation_steps
+    return trainer.state.global_step * blocks * block

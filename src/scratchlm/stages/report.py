@@ -437,10 +437,10 @@ def language_models(params: dict) -> str:
         m = read_json(paths.path(paths.PRETRAIN_METRICS, model=model))
         saturation = (f"{100 * m['state_saturation_init']:.0f}% → {100 * m['state_saturation']:.0f}%"
                       if "state_saturation" in m else "–")
-        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['parameters']:,}",
-                     saturation])
+        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['tokens']:,}",
+                     f"{m['parameters']:,}", saturation])
         samples.append(f"**{model}**\n\n" + paths.path(paths.PRETRAIN_SAMPLES, model=model).read_text(encoding="utf-8"))
-    table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "parameters",
+    table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "tokens seen", "parameters",
                     "saturated states (init → pretrained)"], rows)
     return (table + "\n\nSaturated states: the share of recurrent state values beyond ±0.9 on validation text, "
             "where tanh passes less than a fifth of the gradient.\n\nWhat each learned — causal LMs: sampled "
