@@ -32,11 +32,10 @@ PEAK_GOAL = {"bert": 0.40}     # of the matmul peak in the training precision
 RATIO_GOAL = 3.0               # the Transformer's tokens per CPU-hour over the real-cpu LSTM's
 # The Transformer LM sized for a CPU hour (width 256, 4 layers, sequence 128: the pipeline's
 # block), with batch shapes that keep the matrix multiplies large, and no dropout in pretraining
-# (Cramming's choice for a single pass over the text: dropout's random masks were 45% of the
-# step, docs/performance.md); the candidate the bake-off weighs against the recurrent models
-# before a preset adopts it.
+# (Cramming's choice for a single pass over the text; fine-tuning keeps 0.1); the candidate the
+# bake-off weighs against the recurrent models before a preset adopts it.
 BERT = {"arch": "bert", "hidden_size": 256, "num_layers": 4, "num_heads": 4, "intermediate_size": 1024,
-        "dropout": 0.0, "training": {"batch_size": 64}}
+        "pretraining_dropout": 0.0, "training": {"batch_size": 64}}
 # quick mode: the same models at toy widths
 TINY_SPECS = {"recurrent": {"embedding_size": 16, "hidden_size": 32},
               "bert": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}}

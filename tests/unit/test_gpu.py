@@ -107,7 +107,7 @@ def test_the_step_ablations_restore_what_they_change():
     from scratchlm.models import pretraining_model
 
     spec = {"arch": "bert", "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 16,
-            "dropout": 0.1, "max_position": 32, "checkpoint": None}
+            "dropout": 0.1, "pretraining_dropout": None, "max_position": 32, "checkpoint": None}
     model = pretraining_model(spec, gpu._Vocabulary(40))
     model.set_attn_implementation("eager")
     with gpu._without("dropout", model, "cpu"):

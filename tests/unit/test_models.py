@@ -161,8 +161,10 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
             return 60
 
     spec = {"arch": "bert", "hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32,
-            "dropout": 0.0, "max_position": 64, "mlm_probability": 0.15}
+            "dropout": 0.1, "pretraining_dropout": 0.0, "max_position": 64, "mlm_probability": 0.15}
     mlm = pretraining_model(spec, Tok())
+    rates = lambda model: {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}  # noqa: E731
+    assert rates(mlm) == {0.0}  # pretraining without dropout ...
     ids = torch.tensor([[2, 10, 11, 3]])
     assert mlm(ids).logits.shape == (1, 4, 60)
     assert mlm(ids, labels=torch.tensor([[-100, 10, -100, -100]])).logits.shape == (1, 60)  # masked rows only
@@ -171,6 +173,8 @@ def test_bert_encoder_builds_from_params_and_round_trips(tmp_path):
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
     assert frozen(ids).logits.shape == (1, 2)
+    assert rates(frozen) == {0.1} and mlm.config.hidden_dropout_prob == 0.1  # ... fine-tuning with it
+    assert rates(pretraining_model({**spec, "pretraining_dropout": None}, Tok())) == {0.1}
 
 
 def test_sparse_masked_lm_has_the_full_heads_loss_gradients_and_weights(tmp_path):

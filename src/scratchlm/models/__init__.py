@@ -1,6 +1,7 @@
 """Model families, registered with the `transformers` Auto classes on import: our recurrent
 language models, and `transformers`' own BERT for the encoder."""
 
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -58,8 +59,18 @@ def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
                               "from save_pretrained), or set it to null to pretrain from scratch") from None
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
-        return BertForSparseMaskedLM(config)
+        return with_dropout(BertForSparseMaskedLM(config), spec["pretraining_dropout"])
     return RecurrentForCausalLM(config)
+
+
+def with_dropout(model, rate: float | None):
+    """The model with every dropout layer at `rate` (None: as its config says). The config keeps
+    its own rates, so the saved model fine-tunes with those."""
+    if rate is not None:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+    return model
 
 
 def is_causal(spec: dict) -> bool:
