@@ -155,14 +155,14 @@ def _attention(model, kernel: str):
 def _no_dropout(model):
     import torch
 
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
-    rates = [m.p for m in layers]
-    for m in layers:
-        m.p = 0.0
+    from scratchlm.models import with_dropout
+
+    rates = {m: m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    with_dropout(model, 0.0)
     try:
         yield
     finally:
-        for m, p in zip(layers, rates):
+        for m, p in rates.items():
             m.p = p
 
 

@@ -415,3 +415,21 @@ def test_the_flag_reads_the_log_from_before_the_final_scoring():
     assert fitted.selected(Selection("eval_accuracy", True))["still_improving"]
     with_final = Fitted(None, {}, {}, None, history=tuple(rising + [{"eval_accuracy": 0.8, "step": 40, "epoch": 2.0}]))
     assert not with_final.selected(Selection("eval_accuracy", True))["still_improving"]  # what the bug saw
+
+
+@pytest.mark.parametrize("rows,batch,world,steps", [(6121, 32, 1, 576), (6121, 32, 1, 200), (100, 16, 1, 3),
+                                                    (101, 8, 2, 20), (64, 32, 1, 2)])
+def test_tokens_seen_counts_the_short_last_batch_of_each_epoch(rows, batch, world, steps):
+    """Against a count batch by batch: each worker's share (padded to equal size), cut into
+    batches, epoch after epoch, one batch per worker a step."""
+    import math
+    from types import SimpleNamespace
+
+    from scratchlm.stages.pretrain import tokens_seen
+
+    share = math.ceil(rows / world)
+    epoch = [min(batch, share - i) for i in range(0, share, batch)]
+    blocks = sum(epoch[s % len(epoch)] * world for s in range(steps))
+    trainer = SimpleNamespace(args=SimpleNamespace(world_size=world, train_batch_size=batch),
+                              state=SimpleNamespace(global_step=steps))
+    assert tokens_seen(trainer, rows, 128) == blocks * 128

@@ -45,13 +45,13 @@ def run(params: dict, model: str) -> dict:
     if not training.is_main_process():  # the other workers helped train; rank 0 writes
         return {}
 
-    val, block = fitted.validation, len(blocks["train"][0]["input_ids"])
+    val, rows, block = fitted.validation, len(blocks["train"]), len(blocks["train"][0]["input_ids"])
     metrics = {
         "objective": "causal" if causal else "masked",
         "val_loss": round(val["eval_loss"], 4), "val_perplexity": round(math.exp(val["eval_loss"]), 3),
         "unigram_perplexity": round(lm.unigram_perplexity(blocks["train"]["input_ids"],
                                                               blocks["validation"]["input_ids"], len(tok)), 3),
-        "steps": fitted.trainer.state.global_step, "tokens": tokens_seen(fitted.trainer, block),
+        "steps": fitted.trainer.state.global_step, "tokens": tokens_seen(fitted.trainer, rows, block),
         "device": ctx.device, "precision": ctx.precision,
         **training.count_parameters(net),
     }
@@ -77,9 +77,12 @@ def run(params: dict, model: str) -> dict:
     return figures
 
 
-def tokens_seen(trainer, block: int) -> int:
-    """The training tokens the model saw: blocks per optimizer step (every worker's, every
-    accumulated batch) times the steps it took, resumed ones included."""
-    args = trainer.args
-    blocks = args.train_batch_size * args.world_size * args.gradient_accumulation_steps
-    return trainer.state.global_step * blocks * block
+def tokens_seen(trainer, rows: int, block: int) -> int:
+    """The training tokens the steps took, resumed ones included: whole epochs over the `rows`
+    training blocks (each worker's share padded to equal size, as the distributed sampler pads
+    it), then the batches of the epoch under way. An epoch's last batch is short: steps times
+    batch size would count blocks that are not there."""
+    world, batch = trainer.args.world_size, trainer.args.train_batch_size
+    share = math.ceil(rows / world)
+    epochs, steps = divmod(trainer.state.global_step, math.ceil(share / batch))
+    return (epochs * share + steps * batch) * world * block
