@@ -200,9 +200,10 @@ def language_models(work: Path, p: dict, bench: dict) -> dict:
     from scratchlm import paths
 
     found = {}
+    seed = p["pretrain"]["seeds"][0]  # the check pretrains one LM per model
     for name in p["pretrain"]["models"]:
-        metrics = _read(work / paths.PRETRAIN_METRICS.format(model=name)) or {}
-        timing = _read(work / paths.timing("pretrain", name)) or {}
+        metrics = _read(work / paths.PRETRAIN_METRICS.format(model=name, seed=seed)) or {}
+        timing = _read(work / paths.timing("pretrain", f"{name}/seed{seed}")) or {}
         step = bench.get("models", {}).get(name, {})
         pipeline_tps = timing.get("tokens_per_second")
         found[name] = {"val_perplexity": metrics.get("val_perplexity"), "steps": metrics.get("steps"),

@@ -8,8 +8,8 @@ A second table shows why, for the synthetic sentiment task: how alike the input 
 positive and negative adjectives are (mean cosine within and across polarity), and how many of
 them a leave-one-out nearest-centroid rule puts on the right side.
 
-    python benchmarks/probe_states.py models/adapt/sentiment/gru models/pretrain/gru
-    python benchmarks/probe_states.py --task sentiment --examples 2000 models/adapt/sentiment/gru
+    python benchmarks/probe_states.py models/adapt/sentiment/gru/seed42 models/pretrain/gru/seed42
+    python benchmarks/probe_states.py --task sentiment --examples 2000 models/adapt/sentiment/gru/seed42
 
 Run from the repository root after `snakemake` has written data/encoded/<task>. Each model folder
 is probed as trained and, for the control, at a random initialisation of its own config.
@@ -85,7 +85,8 @@ def polarity_geometry(model, tok) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help="folders of recurrent models (models/pretrain/<m>, models/adapt/...)")
+    parser.add_argument("models", nargs="+",
+                        help="folders of recurrent models (models/pretrain/<m>/seed<s>, models/adapt/...)")
     parser.add_argument("--task", default="sentiment")
     parser.add_argument("--examples", type=int, default=2000, help="training examples the probe fits on")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-initialisation control")

@@ -1,6 +1,8 @@
 """Paired bootstrap confidence intervals for "run A against run B" on the same test examples:
 resample the test examples and the seeds together (Koehn 2004's paired bootstrap, with seeds as a
-second level, as Dror et al. 2018 recommend for comparing stochastic training runs).
+second level, as Dror et al. 2018 recommend for comparing stochastic training runs). Where the
+seeds fine-tuned several pretrained LMs, the LMs are resampled first and the seeds within each
+picked LM after (a hierarchical bootstrap), so the interval covers pretraining's variance too.
 
 A metric is a function of summed per-example counts, so a resample is one weighted sum:
 accuracy from (correct, 1); entity F1 from (true positives, false positives, false negatives) per
@@ -67,22 +69,43 @@ def entity_f1(sums: np.ndarray) -> np.ndarray:
 METRICS = {"accuracy": (accuracy_counts, accuracy), "entity_f1": (entity_counts, entity_f1)}
 
 
-def paired(a: np.ndarray, b: np.ndarray, metric, resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+def paired(a: np.ndarray, b: np.ndarray, metric, resamples: int = RESAMPLES, seed: int = 0,
+           groups: list | None = None) -> Interval:
     """The interval of metric(a) - metric(b). a, b: (seeds, examples, counts) per-example counts
-    of the two runs, seed i of one paired with seed i of the other."""
+    of the two runs, seed i of one paired with seed i of the other. `groups`: the LM each seed
+    fine-tuned, any hashable label (None: one LM for all)."""
     if a.shape != b.shape or a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"paired bootstrap: runs of shapes {a.shape} and {b.shape} are not (seeds, examples, "
                          f"counts) pairs of the same test set")
+    if groups is not None and len(groups) != a.shape[0]:
+        raise ValueError(f"paired bootstrap: {len(groups)} groups for {a.shape[0]} seeds")
     seeds, examples, _ = a.shape
     rng = np.random.default_rng(seed)
+    members = ([np.arange(seeds)] if groups is None or len(set(groups)) == 1
+               else [np.array([i for i, x in enumerate(groups) if x == g]) for g in dict.fromkeys(groups)])
     diffs = np.empty(resamples)
     gain = float(np.mean(metric(a.sum(axis=1)) - metric(b.sum(axis=1))))
     for start in range(0, resamples, 200):  # in chunks: (200, examples) weights stay small
         n = min(200, resamples - start)
         weights = rng.multinomial(examples, np.full(examples, 1.0 / examples), size=n).astype(np.float64)
-        picked = rng.integers(0, seeds, size=(n, seeds))  # the seeds, resampled too
+        shares = _seed_weights(rng, members, n)
         per_seed = metric(np.einsum("re,sec->rsc", weights, a)) - metric(np.einsum("re,sec->rsc", weights, b))
-        diffs[start:start + n] = np.take_along_axis(per_seed, picked, axis=1).mean(axis=1)
+        diffs[start:start + n] = (per_seed * shares).sum(axis=1)
     tail = (1 - LEVEL) / 2
     low, high = np.quantile(diffs, [tail, 1 - tail])
     return Interval(gain, float(low), float(high))
+
+
+def _seed_weights(rng: np.random.Generator, members: list[np.ndarray], n: int) -> np.ndarray:
+    """(n, seeds): the share of each seed in each resample. The groups (LMs) are drawn with
+    replacement, then, in each drawn group, as many seeds as it has, with replacement; with one
+    group, the seeds are drawn directly."""
+    size = sum(len(m) for m in members)
+    weights = np.zeros((n, size))
+    if len(members) == 1:
+        np.add.at(weights, (np.arange(n)[:, None], members[0][rng.integers(0, size, size=(n, size))]), 1.0)
+    else:
+        for r in range(n):
+            for k in rng.integers(0, len(members), size=len(members)):
+                np.add.at(weights[r], members[k][rng.integers(0, len(members[k]), size=len(members[k]))], 1.0)
+    return weights / weights.sum(axis=1, keepdims=True)

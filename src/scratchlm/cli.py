@@ -33,6 +33,8 @@ TOOLS = {
     "compare": ("compare", "run", "Main test metrics across git revisions and their DVC experiments"),
 }
 TOKENIZING_STAGES = ("tokenizer", "encode", "pack")
+# wildcards a stage command may leave out where params give them one value
+OPTIONAL_WILDCARDS = {"seed": "the LM's pretraining seed, one of pretrain.seeds (default: the only one)"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     for stage in dag.STAGES.values():
         p = sub.add_parser(stage.name, help=stage.help)
         for wildcard in stage.wildcards:
-            p.add_argument(f"--{wildcard}", required=True)
+            if wildcard in OPTIONAL_WILDCARDS:
+                p.add_argument(f"--{wildcard}", help=OPTIONAL_WILDCARDS[wildcard])
+            else:
+                p.add_argument(f"--{wildcard}", required=True)
     sub.add_parser("check", help=TOOLS["check"][2])
     p = sub.add_parser("dag", help="Print dvc.yaml as generated from the stage table (--write: write it and the "
                        "schema's defaults file; --explain STAGE: what a stage reads and writes)")
@@ -79,7 +84,12 @@ def _job(params: dict, args: argparse.Namespace) -> dag.Job:
                                    f"finetune.data_efficiency")
         else:
             key = dag.COLLECTIONS[wildcard]
-            declared = list(dag.lookup(params, key))
+            declared = dag.names_of(params, wildcard)
+            if value is None and len(declared) == 1:
+                value = declared[0]
+            elif value is None:
+                raise ScratchError(f"{args.params}: {key} lists {len(declared)}: name one with --{wildcard} "
+                                   f"(declared: {', '.join(declared)})")
             if value not in declared:
                 raise ScratchError(f"{args.params}: {key} has no {value!r} (declared: {', '.join(declared)})"
                                    + params_mod.did_you_mean(value, declared))

@@ -133,6 +133,14 @@ def runs(params: dict) -> list[Run]:
     return found
 
 
+def lm_seed(params: dict, seed: int) -> int:
+    """The pretraining seed of the LM that fine-tuning seed `seed` starts from: the k-th seed of
+    finetune.seeds takes the (k mod n)-th of the n pretrain.seeds, so the LMs share the seeds
+    evenly and a run's spread covers pretraining's variance as well as fine-tuning's."""
+    lms = lookup(params, "pretrain.seeds")
+    return lms[lookup(params, "finetune.seeds").index(seed) % len(lms)]
+
+
 # ---------------------------------------------------------------- the table
 
 @dataclass(frozen=True)
@@ -146,8 +154,8 @@ class Out:
     persist: bool = False  # DVC leaves it in place while the stage runs (the stage keeps equal bytes' date)
 
 
-# wildcard -> the params mapping whose names it takes
-COLLECTIONS = {"dataset": "data.datasets", "task": "tasks", "model": "pretrain.models"}
+# wildcard -> the params mapping whose names it takes (or list whose values: the pretraining seeds)
+COLLECTIONS = {"dataset": "data.datasets", "task": "tasks", "model": "pretrain.models", "seed": "pretrain.seeds"}
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,7 @@ class Stage:
         return COLLECTIONS[self.wildcards[0]] if len(self.wildcards) == 1 else None
 
     def timing_out(self) -> Out:
-        job = "/".join(f"{{{w}}}" for w in self.wildcards) or None
-        return Out(str(paths.timing(self.name, job)), cache=False)
+        return Out(str(paths.timing(self.name, job_template(self.wildcards))), cache=False)
 
     @property
     def all_outs(self) -> tuple[Out, ...]:
@@ -180,6 +187,7 @@ class Stage:
 
 
 TRAINING_PARAMS = ("seed", "device", "precision", "processes")
+LM_PARAMS = TRAINING_PARAMS[1:]  # an LM's jobs are seeded by their `seed` wildcard, a value of pretrain.seeds
 
 # DVC's plots are the ones a person reads: the report's figures, and each task's validation curves
 # in one chart (a panel per task, a line per run; workflow/plots/curves.json draws them). Every
@@ -207,20 +215,20 @@ STAGES = {s.name: s for s in [
           inputs=(paths.RAW.replace("{dataset}", "<pretrain.corpus>"), paths.TOKENIZER),
           outs=(Out(paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>"), directory=True),),
           params=("pretrain.corpus", "pack")),
-    Stage("pretrain", "Pretrain a language model into models/pretrain/<model>", ("model",),
+    Stage("pretrain", "Pretrain a language model into models/pretrain/<model>/seed<seed>", ("model", "seed"),
           inputs=(paths.TOKENIZER, paths.BLOCKS.replace("{corpus}", "<pretrain.corpus>")),
           outs=(Out(paths.PRETRAINED, directory=True), Out(paths.PRETRAIN_SAMPLES, cache=False),
                 Out(paths.PRETRAIN_METRICS, cache=False),
                 Out(paths.PRETRAIN_PLOTS, cache=False, directory=True)),
-          params=(*TRAINING_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
+          params=(*LM_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
                   "pretrain.eval_blocks"),
           training=True),
     Stage("adapt", "Continue a pretrained model's LM training on a task's training text (ULMFiT's middle step)",
-          ("task", "model"),
+          ("task", "model", "seed"),
           inputs=(paths.TOKENIZER, paths.PRETRAINED, paths.ENCODED),
           outs=(Out(paths.ADAPTED, directory=True), Out(paths.ADAPT_METRICS, cache=False),
                 Out(paths.ADAPT_PLOTS, cache=False, directory=True)),
-          params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
+          params=(*LM_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
                   "adapt.overrides", "adapt.eval_blocks"), training=True),
     Stage("settings", "Write a model's fine-tuning settings, as its runs see them, to "
           "results/settings/finetune/<model>.json", ("model",), inputs=(),
@@ -231,7 +239,8 @@ STAGES = {s.name: s for s in [
           inputs=(paths.TOKENIZER, paths.ENCODED),
           outs=(Out(paths.FINETUNED, directory=True), Out(paths.FINETUNE_METRICS, cache=False),
                 Out(paths.FINETUNE_PLOTS, cache=False, directory=True)),
-          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds"),  # and its kind's (RunKind.params)
+          # which LM a seed starts from: pretrain.seeds (lm_seed); and its kind's (RunKind.params)
+          params=(*TRAINING_PARAMS, "tasks.{task}", "finetune.seeds", "pretrain.seeds"),
           training=True),
     Stage("evaluate", "Score a fine-tuned run on the test split", ("task", "model", "run"), runs=True,
           inputs=(paths.FINETUNED, paths.FINETUNE_METRICS, paths.ENCODED),
@@ -245,7 +254,8 @@ STAGES = {s.name: s for s in [
                 Out(paths.CURVES, cache=False, role="plot", plot=CURVES_PLOT),
                 Out(paths.FIGURES, cache=False, directory=True, role="plot", report="Figures")),
           # every run's place in its tables, the datasets' sources, what made the run (and their hash)
-          params=("seed", "device", "data.datasets", "tasks", "pretrain.models", "adapt.ablation", "finetune.methods",
+          params=("seed", "device", "data.datasets", "tasks", "pretrain.models", "pretrain.seeds", "adapt.ablation",
+                  "finetune.methods",
                   "finetune.seeds", "finetune.lora.models", "finetune.data_efficiency", "finetune.prompting",
                   "report")),
 ]}
@@ -280,7 +290,7 @@ class Job(NamedTuple):
         """Its job name under results/timing/<stage>/ (None for a stage run once)."""
         if STAGES[self.stage].runs:
             return self.run.job
-        return "/".join(str(self.wildcards[w]) for w in STAGES[self.stage].wildcards) or None
+        return job_template(STAGES[self.stage].wildcards, self.wildcards)
 
     @property
     def run(self) -> Run:
@@ -310,9 +320,27 @@ def jobs(params: dict, stage: str | None = None) -> list[Job]:
         if s.runs:
             found += [Job(s.name, {"task": r.task, "model": r.model, "run": r.name}) for r in runs(params)]
         else:
-            names = [list(lookup(params, COLLECTIONS[w])) for w in s.wildcards]
+            names = [names_of(params, w) for w in s.wildcards]
             found += [Job(s.name, dict(zip(s.wildcards, values))) for values in itertools.product(*names)]
     return found
+
+
+def names_of(params: dict, wildcard: str) -> list[str]:
+    """The values a wildcard takes, as they appear in paths: a mapping's names, a list's items."""
+    return [str(name) for name in lookup(params, COLLECTIONS[wildcard])]
+
+
+def _unbound(template: str, wildcards) -> list[str]:
+    """The wildcards of a template (its params references aside) that are not among `wildcards`."""
+    return [w for w in dict.fromkeys(re.findall(r"\{(\w+)\}", _REF.sub("", template))) if w not in wildcards]
+
+
+def _filled(template: str, params: dict, wildcards: dict) -> list[str]:
+    """A template filled for a job; a wildcard the job does not have (a fine-tuning run reads the LM
+    of every pretraining seed) expands over every value it takes."""
+    free = _unbound(template, wildcards)
+    return [fill(template, params, {**wildcards, **dict(zip(free, values))})
+            for values in itertools.product(*(names_of(params, w) for w in free))]
 
 
 def _kind_extras(stage: str, kind: RunKind) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -325,7 +353,7 @@ def inputs(params: dict, job: Job) -> list[str]:
     """The files a job reads: earlier stages' outputs (or, for the report, their results)."""
     stage = STAGES[job.stage]
     extra = _kind_extras(job.stage, RUN_KINDS[job.run.kind])[0] if stage.runs else ()
-    found = [fill(t, params, job.wildcards) for t in (*stage.inputs, *extra)]
+    found = [path for t in (*stage.inputs, *extra) for path in _filled(t, params, job.wildcards)]
     for upstream in stage.reads_results_of:
         results = [o.template for o in STAGES[upstream].outs if not o.cache]
         found += [fill(t, params, j.wildcards) for j in jobs(params, upstream) for t in results]
@@ -411,7 +439,7 @@ JOB_BLOCKS_ENV = "SCRATCHLM_JOB_BLOCKS"  # =1: Snakemake's own block per job ins
 def snakemake_message(stage: str) -> str:
     """The rule's line on the console, in place of Snakemake's block of every input and output
     (the report's lists hundreds): the job, and where its output goes. frontends.planned reads it."""
-    job = "/".join(f"{{wildcards.{w}}}" for w in STAGES[stage].wildcards)
+    job = job_template(STAGES[stage].wildcards, {w: f"{{wildcards.{w}}}" for w in STAGES[stage].wildcards})
     return f"{stage}{' ' + job if job else ''} (log: {{log}})"
 
 
@@ -423,11 +451,24 @@ def job_of_message(message: str) -> Job | None:
     values = m[2].split("/") if m[2] else []
     if len(values) != len(STAGES[m[1]].wildcards):
         return None
-    return Job(m[1], dict(zip(STAGES[m[1]].wildcards, values)))
+    prefixes = [JOB_PARTS.get(w, "{%s}" % w).split("{")[0] for w in STAGES[m[1]].wildcards]
+    return Job(m[1], {w: v.removeprefix(p) for w, v, p in zip(STAGES[m[1]].wildcards, values, prefixes)})
 
 
 def log_template(stage: str) -> str:
-    return str(paths.log(stage, "/".join(f"{{{w}}}" for w in STAGES[stage].wildcards) or None))
+    return str(paths.log(stage, job_template(STAGES[stage].wildcards)))
+
+
+# how a wildcard's value reads in a job name (and its timing and log paths): `gru/seed42`, not `gru/42`
+JOB_PARTS = {"seed": "seed{seed}"}
+
+
+def job_template(wildcards: tuple[str, ...], values: dict | None = None) -> str | None:
+    """A job's name from its wildcards (`{model}/seed{seed}`), filled with `values` when given;
+    None for a stage run once."""
+    parts = [JOB_PARTS.get(w, "{%s}" % w) for w in wildcards]
+    text = "/".join(parts) or None
+    return text if values is None or text is None else text.format(**values)
 
 
 # ---------------------------------------------------------------- code dependencies
@@ -518,6 +559,14 @@ def _dvc_expr(template: str, stage: Stage, kind: RunKind | None) -> str:
     return re.sub(r"\{(\w+)\}", r"${item.\1}", text)
 
 
+def _bound_part(template: str, dims) -> str:
+    """For DVC, which cannot expand a list inside a matrix entry: a template with a wildcard the
+    stage's jobs do not have, cut to the folder above it (a fine-tuning run depends on
+    models/adapt/<task>/<model>, the LMs of every pretraining seed; Snakemake lists each)."""
+    free = _unbound(template, dims)
+    return template if not free else template[:template.index("{" + free[0] + "}")].rsplit("/", 1)[0]
+
+
 def _dvc_out(out: Out, stage: Stage, kind: RunKind | None) -> dict | str:
     path = _dvc_expr(out.template, stage, kind)
     opts: dict = {**({} if out.cache else {"cache": False}), **({"persist": True} if out.persist else {}),
@@ -529,8 +578,9 @@ def _dvc_stage(stage: Stage, kind: RunKind | None = None) -> dict:
     wildcards = stage.wildcards
     cmd = f"python -m scratchlm {stage.name}" + "".join(f" --{w} {{{w}}}" for w in wildcards)
     extra_inputs = _kind_extras(stage.name, kind)[0] if kind is not None else ()
-    deps = (code_deps(stage.name) + [_dvc_expr(t, stage, kind) for t in (*stage.code, *stage.inputs, *extra_inputs)]
-            + _result_folders(stage))
+    dims = (*kind.matrix, "run") if kind is not None else wildcards
+    deps = (code_deps(stage.name) + [_dvc_expr(_bound_part(t, dims), stage, kind)
+                                     for t in (*stage.code, *stage.inputs, *extra_inputs)] + _result_folders(stage))
     params: list = [_dvc_expr(p, stage, kind) for p in key_templates(stage, kind)]
     if default_keys(stage, kind):
         params.append({DEFAULTS: default_keys(stage, kind)})

@@ -1,7 +1,8 @@
 """Every file and folder the pipeline writes, in one place: the templates the DAG table (dag.py)
 declares to Snakemake and DVC, and the functions the stages, the report and the tests call.
 
-Templates name their wildcards in braces ({dataset}, {task}, {model}, {run}); `path()` fills them.
+Templates name their wildcards in braces ({dataset}, {task}, {model}, {seed}: a pretraining seed,
+{run}); `path()` fills them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ DATA_STATS = "results/data/{dataset}.json"
 TOKENIZER = "models/tokenizer"
 ENCODED = "data/encoded/{task}"
 BLOCKS = "data/blocks/{corpus}"
-PRETRAINED = "models/pretrain/{model}"
-PRETRAIN_METRICS = "results/pretrain/{model}/metrics.json"
-PRETRAIN_PLOTS = "results/pretrain/{model}/plots"
-PRETRAIN_SAMPLES = "results/pretrain/{model}/samples.md"
-ADAPTED = "models/adapt/{task}/{model}"
-ADAPT_METRICS = "results/adapt/{task}/{model}/metrics.json"
-ADAPT_PLOTS = "results/adapt/{task}/{model}/plots"
+PRETRAINED = "models/pretrain/{model}/seed{seed}"  # one LM per model and pretraining seed (pretrain.seeds)
+PRETRAIN_METRICS = "results/pretrain/{model}/seed{seed}/metrics.json"
+PRETRAIN_PLOTS = "results/pretrain/{model}/seed{seed}/plots"
+PRETRAIN_SAMPLES = "results/pretrain/{model}/seed{seed}/samples.md"
+ADAPTED = "models/adapt/{task}/{model}/seed{seed}"
+ADAPT_METRICS = "results/adapt/{task}/{model}/seed{seed}/metrics.json"
+ADAPT_PLOTS = "results/adapt/{task}/{model}/seed{seed}/plots"
 SETTINGS = "results/settings/finetune/{model}.json"
 FINETUNED = "models/finetune/{task}/{model}/{run}"
 FINETUNE_METRICS = "results/finetune/{task}/{model}/{run}/metrics.json"

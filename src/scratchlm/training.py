@@ -357,6 +357,13 @@ def finish(fitted: Fitted, model_dir: Path | str, plots_dir: Path | str, save) -
     with atomic_path(plots_dir, is_dir=True) as tmp:
         copy_curves(fitted.run_dir / "live", tmp)
     shutil.rmtree(fitted.run_dir, ignore_errors=True)
+    for folder in Path(fitted.run_dir).parents:  # and the folders above it it leaves empty (pretrain/<model>/)
+        if folder == paths.CHECKPOINTS or not folder.is_relative_to(paths.CHECKPOINTS):
+            break
+        try:
+            folder.rmdir()
+        except OSError:  # another run's checkpoints are in it
+            break
 
 
 # DVCLive logs every number Trainer reports; these are the curves worth plotting

@@ -49,10 +49,10 @@ def test_checkpoint_is_loaded_instead_of_pretrained(workdir, tiny_params, checkp
     tokenizer.run(p)
     assert (workdir / "models/tokenizer/tokenizer.json").read_bytes() == (checkpoint / "tokenizer.json").read_bytes()
     pack.run(p)
-    pretrain.run(p, "bert")
-    m = read_json("results/pretrain/bert/metrics.json")
+    pretrain.run(p, "bert", "42")
+    m = read_json("results/pretrain/bert/seed42/metrics.json")
     assert m["steps"] == 0 and m["objective"] == "masked" and m["val_loss"] > 0
-    saved = load_file(workdir / "models/pretrain/bert/model.safetensors")
+    saved = load_file(workdir / "models/pretrain/bert/seed42/model.safetensors")
     original = load_file(checkpoint / "model.safetensors")
     assert all(torch.equal(saved[k], original[k]) for k in original)
 

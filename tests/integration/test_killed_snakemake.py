@@ -22,7 +22,7 @@ def test_a_killed_snakemake_resumes_with_one_command_to_the_same_results(killed_
     _, whole = tiny_run  # the metrics of an uninterrupted run of the bigger DAG
     killed = killed_run.repo
     assert killed_run.orphans, "no job was running when Snakemake was killed"
-    assert "pretrain@gru" in killed_run.status_after_kill  # finished, yet not in dvc.lock
+    assert "pretrain@gru-42" in killed_run.status_after_kill  # finished, yet not in dvc.lock
     # an orphan may finish on its own between the kill and the resume: at most those running at the kill
     ended = re.search(r"resume: ended (\d+) job", killed_run.resumed)
     assert ended is None or 1 <= int(ended.group(1)) <= killed_run.orphans, killed_run.resumed
@@ -63,7 +63,7 @@ def test_ctrl_c_then_the_same_command_finishes_the_run(tmp_path):
     repo = tiny_copy(tmp_path / "repo", smaller=True)
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(["snakemake", "--cores", "1"], cwd=repo, env=env(), stdout=log, stderr=log)
-        marker = repo / "checkpoints/pretrain/gru/fingerprint.json"
+        marker = repo / "checkpoints/pretrain/gru/seed42/fingerprint.json"
         deadline = time.time() + HUNG_AFTER_S
         while not marker.exists() and first.poll() is None and time.time() < deadline:
             time.sleep(0.05)

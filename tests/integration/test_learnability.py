@@ -39,8 +39,8 @@ def test_gru_learns_what_a_bag_of_words_cannot(workdir, tiny_params):
     tokenizer.run(p)
     encode.run(p, "sentiment")
     pack.run(p)
-    pretrain.run(p, "gru")  # only its config is used by the scratch control
-    adapt.run(p, "sentiment", "gru")  # fine-tuning reads the adapted model's folder
+    pretrain.run(p, "gru", "42")  # only its config is used by the scratch control
+    adapt.run(p, "sentiment", "gru", "42")  # fine-tuning reads the adapted model's folder
     settings.run(p, "gru")  # and the model's training settings
     finetune.run(p, "sentiment", "gru", "scratch")
     evaluate.run(p, "sentiment", "gru", "scratch")

@@ -51,13 +51,13 @@ def test_two_gloo_processes_train_to_the_metrics_of_one(prepared, tmp_path):
     in_folder(one, p, STAGES)
     in_folder(two, {**p, "processes": 2}, STAGES)
 
-    for path in ("results/pretrain/gru/metrics.json", "results/finetune/sentiment/gru/full/metrics.json"):
+    for path in ("results/pretrain/gru/seed42/metrics.json", "results/finetune/sentiment/gru/full/metrics.json"):
         a, b = read_json(one / path), read_json(two / path)
         assert a["steps"] == b["steps"] == 40, path
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=0.03), (path, a, b)
-    a, b = (read_json(folder / "results/adapt/sentiment/gru/metrics.json") for folder in (one, two))
+    a, b = (read_json(folder / "results/adapt/sentiment/gru/seed42/metrics.json") for folder in (one, two))
     assert a["steps"] == b["steps"] == 10 and b["val_perplexity"] == pytest.approx(a["val_perplexity"], rel=0.03)
-    assert read_json(two / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
+    assert read_json(two / "results/timing/pretrain/gru/seed42.json")["tokens_per_second"] > 0
     assert (two / "models/finetune/sentiment/gru/full/seed42/model.safetensors").exists()
     assert not (two / "checkpoints/pretrain/gru").exists()
 

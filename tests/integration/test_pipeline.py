@@ -35,7 +35,7 @@ def test_snakemake_runs_every_stage_and_records_them_in_dvc_lock(tiny_repo):
         m = json.loads((tiny_repo / f"results/metrics/sentiment/gru/{method}.json").read_text())
         assert 0.0 <= m["accuracy"] <= 1.0
     lock = (tiny_repo / "dvc.lock").read_text()
-    for stage in ("data@sentiment", "tokenizer", "encode@sentiment", "pack", "pretrain@gru",
+    for stage in ("data@sentiment", "tokenizer", "encode@sentiment", "pack", "pretrain@gru-42",
                   "finetune@sentiment-gru-full", "evaluate@sentiment-gru-scratch", "report"):
         assert f"  {stage}:\n" in lock
 

@@ -46,8 +46,8 @@ def test_short_pretraining_beats_a_unigram_model_by_far(workdir, corpus_params, 
     p = corpus_params
     p["pretrain"]["models"] = {model: p["pretrain"]["models"][model]}
     prepare(p)
-    pretrain.run(p, model)
-    m = read_json(f"results/pretrain/{model}/metrics.json")
+    pretrain.run(p, model, "42")
+    m = read_json(f"results/pretrain/{model}/seed42/metrics.json")
     assert m["val_perplexity"] < m["unigram_perplexity"] / 3, m
 
 
@@ -64,8 +64,8 @@ def test_a_few_hundred_steps_on_real_imdb_reviews(workdir, corpus_params):
     p = validate(p)
     p["pretrain"]["models"] = {"gru": p["pretrain"]["models"]["gru"]}
     prepare(p)
-    pretrain.run(p, "gru")
-    m = read_json("results/pretrain/gru/metrics.json")
+    pretrain.run(p, "gru", "42")
+    m = read_json("results/pretrain/gru/seed42/metrics.json")
     assert m["val_perplexity"] < m["unigram_perplexity"] * 0.8, m
 
 
@@ -94,8 +94,8 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, tiny_params):
         dirs.append(d)
     killed, whole = dirs
 
-    kill_at(run_pretrain(killed), killed / "checkpoints/pretrain/gru/checkpoint-10/trainer_state.json")
-    assert not (killed / "models/pretrain/gru").exists()  # nothing half-written in place
+    kill_at(run_pretrain(killed), killed / "checkpoints/pretrain/gru/seed42/checkpoint-10/trainer_state.json")
+    assert not (killed / "models/pretrain/gru/seed42").exists()  # nothing half-written in place
 
     resumed = run_pretrain(killed)
     out = resumed.communicate(timeout=HUNG_AFTER_S)[0]
@@ -106,7 +106,7 @@ def test_killed_pretraining_resumes_to_the_same_result(tmp_path, tiny_params):
     out = uninterrupted.communicate(timeout=HUNG_AFTER_S)[0]
     assert uninterrupted.returncode == 0, out[-2000:]
 
-    a = json.loads((killed / "results/pretrain/gru/metrics.json").read_text())
-    b = json.loads((whole / "results/pretrain/gru/metrics.json").read_text())
+    a = json.loads((killed / "results/pretrain/gru/seed42/metrics.json").read_text())
+    b = json.loads((whole / "results/pretrain/gru/seed42/metrics.json").read_text())
     assert a["steps"] == b["steps"] == 60
     assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)

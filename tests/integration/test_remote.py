@@ -14,7 +14,7 @@ import pytest
 from conftest import git_commit, run
 
 pytestmark = pytest.mark.slow
-MODEL = "models/pretrain/gru/model.safetensors"
+MODEL = "models/pretrain/gru/seed42/model.safetensors"
 METRICS = "results/metrics/sentiment/gru/full.json"
 
 

@@ -32,6 +32,7 @@ def pipeline(tmp_path_factory, tiny_params):
         p["finetune"]["data_efficiency"] = {"tasks": ["sentiment"], "models": ["gru"], "methods": ["full"],
                                               "fractions": [0.5]}
         p["finetune"]["seeds"] = [1, 2]  # several seeds, as the demo has
+        p["pretrain"]["seeds"] = [42, 43]  # and an LM for each: seed 1 fine-tunes LM 42, seed 2 LM 43
         p["adapt"]["ablation"] = {"models": ["gru"], "methods": ["full"]}
         p["tasks"]["ner"]["head"].update(char_filters=8, tagger_hidden=8, crf=True)  # every option of the head
         p["finetune"]["prompting"].update(models=["gru", "bert"], shots=[4], methods=["pet", "full"],
@@ -51,7 +52,7 @@ def out(kind: str, task: str, model: str, run: str) -> Path:
 
 
 def test_pretrain_writes_model_metrics_curves_and_samples(pipeline, tiny_params):
-    out = pipeline / "results/pretrain/gru"
+    out = pipeline / "results/pretrain/gru/seed42"
     m = read_json(out / "metrics.json")
     assert math.isclose(m["val_perplexity"], math.exp(m["val_loss"]), rel_tol=1e-3)
     assert m["unigram_perplexity"] > 1 and m["steps"] == 20 and m["parameters"] > 0
@@ -59,15 +60,15 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline, tiny_params)
     batch = tiny_params["pretrain"]["training"]["batch_size"]
     epoch = [min(batch, len(train) - i) for i in range(0, len(train), batch)]  # the last batch is short
     assert m["tokens"] == sum(epoch[s % len(epoch)] for s in range(20)) * len(train[0]["input_ids"])
-    assert read_json(pipeline / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
+    assert read_json(pipeline / "results/timing/pretrain/gru/seed42.json")["tokens_per_second"] > 0
     assert m["device"] == "cpu" and m["precision"] in ("fp32", "bf16")  # auto: bf16 where the CPU has it
     assert 0 <= m["state_saturation_init"] <= 1 and 0 <= m["state_saturation"] <= 1
-    assert "state_saturation" not in read_json(pipeline / "results/pretrain/bert/metrics.json")
+    assert "state_saturation" not in read_json(pipeline / "results/pretrain/bert/seed42/metrics.json")
     assert (out / "plots/loss.tsv").read_text().startswith("step\tloss")
     assert (out / "plots/eval/loss.tsv").exists()
     assert (out / "samples.md").read_text().count("- **") == len(lm.PROMPTS)
-    assert (pipeline / "models/pretrain/gru/model.safetensors").exists()
-    assert (pipeline / "models/pretrain/gru/tokenizer.json").exists()
+    assert (pipeline / "models/pretrain/gru/seed42/model.safetensors").exists()
+    assert (pipeline / "models/pretrain/gru/seed42/tokenizer.json").exists()
     assert not (pipeline / "checkpoints/pretrain/gru").exists()  # a finished run leaves no checkpoints
 
 
@@ -115,12 +116,13 @@ def test_ner_predictions_are_per_word_and_rescore_to_the_metrics(pipeline):
 def test_adapt_trains_on_the_task_text_and_the_ablation_starts_from_the_general_model(pipeline):
     from safetensors.torch import load_file
 
-    m = read_json(pipeline / "results/adapt/ner/gru/metrics.json")
+    m = read_json(pipeline / "results/adapt/ner/gru/seed42/metrics.json")
     assert m["adapted"] and m["steps"] == 10 and m["train_blocks"] > 0 and m["val_blocks"] > 0
     assert m["val_perplexity_before"] > 1 and m["val_perplexity"] > 1
-    curve = (pipeline / "results/adapt/ner/gru/plots/eval/loss.tsv").read_text().splitlines()
+    curve = (pipeline / "results/adapt/ner/gru/seed42/plots/eval/loss.tsv").read_text().splitlines()
     assert curve[0] == "step\tloss" and curve[1].startswith("0\t") and len(curve) > 2  # from the general model on
-    pre, adapted = (load_file(pipeline / f"models/{p}/model.safetensors") for p in ("pretrain/gru", "adapt/ner/gru"))
+    pre, adapted = (load_file(pipeline / f"models/{p}/seed42/model.safetensors")
+                    for p in ("pretrain/gru", "adapt/ner/gru"))
     assert any(not pre[k].equal(adapted[k]) for k in pre)
     general = read_json(out("metrics", "ner", "gru", "full-general"))
     assert general["seeds"] == 2 and general["train_examples"] == read_json(out("metrics", "ner", "gru", "full"))[
@@ -163,12 +165,32 @@ def test_scratch_control_does_not_start_from_pretrained_weights(pipeline):
     import torch
     from safetensors.torch import load_file
 
-    pre = load_file(pipeline / "models/pretrain/gru/model.safetensors")
+    pre = load_file(pipeline / "models/pretrain/gru/seed42/model.safetensors")
     full = load_file(pipeline / "models/finetune/sentiment/gru/full/seed1/model.safetensors")
     scratch = load_file(pipeline / "models/finetune/sentiment/gru/scratch/seed1/model.safetensors")
     key = "model.rnn.weight_hh_l0"
     # 20 small steps move weights a little: full stays near the pretrained ones, scratch does not
     assert torch.dist(full[key], pre[key]) < torch.dist(scratch[key], pre[key])
+
+
+def test_each_fine_tuning_seed_starts_from_its_own_lm_and_the_report_splits_the_spread(pipeline):
+    """pretrain.seeds [42, 43], finetune.seeds [1, 2]: seed 1 fine-tunes LM 42, seed 2 LM 43 (each
+    adapted to the task), and the report sets the spread across LMs beside the spread within one."""
+    from safetensors.torch import load_file
+
+    assert read_json(pipeline / "results/finetune/sentiment/gru/full/metrics.json")["lm_seeds"] == {"1": 42, "2": 43}
+    lms = [load_file(pipeline / f"models/adapt/sentiment/gru/seed{s}/model.safetensors") for s in (42, 43)]
+    key = "model.rnn.weight_hh_l0"
+    assert not lms[0][key].equal(lms[1][key])  # two LMs, not one written twice
+    text = (pipeline / "results/report.md").read_text()
+    section = text.split("## Pretraining seeds\n\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"\| sentiment \| gru \| full \| accuracy \| 42: [\d.]+ \(1\), 43: [\d.]+ \(1\) \| [\d.]+ \| – \|",
+                     section), section
+    models = text.split("## Language models\n\n", 1)[1]
+    assert "| gru | 42 |" in models and "| gru | 43 |" in models and "| bert | 43 |" in models
+    curves = {row["run"] for row in read_json(pipeline / "results/plots/curves.json")
+              if row["panel"].startswith("pretraining")}
+    assert curves == {"gru/seed42", "gru/seed43", "bert/seed42", "bert/seed43"}
 
 
 def test_report_lists_every_run(pipeline):
@@ -221,10 +243,10 @@ def test_every_stage_run_records_its_time_apart_from_the_metrics(pipeline):
     for job in declared:
         t = read_json(pipeline / paths.timing(job.stage, job.name))
         assert t["seconds"] > 0 and t["peak_rss_mb"] > 10, job
-    assert read_json(pipeline / "results/timing/pretrain/gru.json")["tokens_per_second"] > 0
+    assert read_json(pipeline / "results/timing/pretrain/gru/seed42.json")["tokens_per_second"] > 0
     assert read_json(pipeline / "results/timing/finetune/ner/gru/full.json")["examples_per_second"] > 0
     assert read_json(pipeline / "results/timing/encode/ner.json")["tokens"] > 1000
-    for metrics in [*pipeline.glob("results/pretrain/*/metrics.json"),
+    for metrics in [*pipeline.glob("results/pretrain/*/*/metrics.json"),
                     *pipeline.glob("results/finetune/*/*/*/metrics.json")]:
         assert not {"train_seconds", "tokens_per_second"} & set(read_json(metrics)), metrics
     text = (pipeline / "results/report.md").read_text()
@@ -268,11 +290,14 @@ def digests(root: Path, folders: list[str]) -> dict:
 def test_same_params_twice_give_identical_weights_and_metric_files(pipeline, rerun):
     """Every stage from tokenization to evaluation again on CPU: byte-identical outputs (model
     weights, metric files, predictions), only the timing files differ."""
-    outputs = ["data/encoded/ner", "data/blocks", "models/pretrain/gru", "results/pretrain/gru", "models/adapt/ner/gru",
-               "results/adapt/ner/gru", "models/finetune/ner/gru/full", "results/finetune/ner/gru/full",
+    outputs = ["data/encoded/ner", "data/blocks", "models/pretrain/gru/seed42", "results/pretrain/gru/seed42",
+               "models/adapt/ner/gru/seed42", "results/adapt/ner/gru/seed42", "models/finetune/ner/gru/full",
+               "results/finetune/ner/gru/full",
                "results/metrics/ner/gru", "results/predictions/ner/gru"]
-    for argv in (["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru"],
-                 ["adapt", "--task", "ner", "--model", "gru"], ["settings", "--model", "gru"],
+    for argv in (["encode", "--task", "ner"], ["pack"], ["pretrain", "--model", "gru", "--seed", "42"],
+                 ["pretrain", "--model", "gru", "--seed", "43"], ["adapt", "--task", "ner", "--model", "gru", "--seed",
+                                                                  "42"],
+                 ["adapt", "--task", "ner", "--model", "gru", "--seed", "43"], ["settings", "--model", "gru"],
                  ["finetune", "--task", "ner", "--model", "gru", "--run", "full"],
                  ["evaluate", "--task", "ner", "--model", "gru", "--run", "full"]):
         assert cli.main(argv) == 0, argv
@@ -288,7 +313,7 @@ def test_non_finite_loss_stops_training_naming_step_and_learning_rate(rerun, cap
 
     from safetensors.torch import load_file, save_file
 
-    weights = rerun / "models/adapt/sentiment/gru/model.safetensors"
+    weights = rerun / "models/adapt/sentiment/gru/seed42/model.safetensors"
     state = load_file(weights)
     state["model.rnn.weight_hh_l0"][0, 0] = float("nan")  # every state after the first token
     save_file(state, weights, metadata={"format": "pt"})
@@ -320,10 +345,10 @@ classify = pipeline("text-classification", model="models/finetune/sentiment/gru/
 print("CLS", classify("Overall, it was not at all good.")[0]["label"] in ("negative", "positive"))
 tag = pipeline("token-classification", model="models/finetune/ner/gru/full/seed1", aggregation_strategy="simple")
 print("NER", isinstance(tag("Police in Quexhaven said Zorblat Vel was arrested."), list))
-fill = pipeline("fill-mask", model="models/pretrain/bert")
+fill = pipeline("fill-mask", model="models/pretrain/bert/seed42")
 print("MASK", len(fill("Overall, it was [MASK].")) == 5)
-tok = AutoTokenizer.from_pretrained("models/pretrain/gru")
-lm = AutoModelForCausalLM.from_pretrained("models/pretrain/gru")
+tok = AutoTokenizer.from_pretrained("models/pretrain/gru/seed42")
+lm = AutoModelForCausalLM.from_pretrained("models/pretrain/gru/seed42")
 ids = tok("The plot was", return_tensors="pt")["input_ids"]
 print("PROMPT", ids[0, 0].item() == tok.cls_token_id and tok.sep_token_id not in ids[0].tolist())
 out = lm.generate(ids, do_sample=False)

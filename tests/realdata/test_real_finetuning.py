@@ -53,8 +53,8 @@ def run_route(p: dict, runs: tuple[str, ...] = ("full",)) -> list[dict]:
     tokenizer.run(p)
     encode.run(p, "task")
     pack.run(p)
-    pretrain.run(p, "gru")
-    adapt.run(p, "task", "gru")
+    pretrain.run(p, "gru", "42")
+    adapt.run(p, "task", "gru", "42")
     settings.run(p, "gru")
     found = []
     for run in runs:

@@ -50,3 +50,21 @@ def test_runs_of_different_test_sets_are_refused():
     a = np.zeros((3, 10, 2))
     with pytest.raises(ValueError, match="not \\(seeds, examples, counts\\) pairs"):
         bootstrap.paired(a, np.zeros((3, 11, 2)), bootstrap.accuracy)
+
+
+def test_seeds_of_different_lms_are_resampled_lm_by_lm():
+    """Two LMs, three fine-tuning seeds each: within an LM the seeds agree, the LMs disagree (+10
+    and -10 points). Resampling the seeds as if independent understates that; resampling the LMs
+    first gives the wider interval the two LMs warrant. One group is the plain bootstrap."""
+    n = 1000
+    better, worse = np.ones(n, int), (np.arange(n) % 10 != 0).astype(int)
+    a, b = _runs([better] * 3 + [worse] * 3, [worse] * 3 + [better] * 3)
+    flat = bootstrap.paired(a, b, bootstrap.accuracy)
+    nested = bootstrap.paired(a, b, bootstrap.accuracy, groups=[7, 7, 7, 8, 8, 8])
+    assert nested.gain == flat.gain == pytest.approx(0.0)
+    assert nested.high - nested.low > 1.5 * (flat.high - flat.low)
+    # both resampled LMs the same one: a quarter of the resamples at each LM's +-10 points (and test noise)
+    assert nested.low == pytest.approx(-0.1, abs=0.025) and nested.high == pytest.approx(0.1, abs=0.025)
+    assert bootstrap.paired(a, b, bootstrap.accuracy, groups=[7] * 6) == flat
+    with pytest.raises(ValueError, match="2 groups for 6 seeds"):
+        bootstrap.paired(a, b, bootstrap.accuracy, groups=[7, 8])

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import yaml
 
 from conftest import ROOT
-from scratchlm import dag
+from scratchlm import dag, paths
 
 PACKAGE = ROOT / "src/scratchlm"
 
@@ -129,3 +129,31 @@ def test_reconcile_plans_with_the_messages_whatever_the_users_environment(monkey
     monkeypatch.setattr(frontends.subprocess, "run", fake_run)
     assert frontends.planned(frontends._plan()) == {"pack": ""}
     assert dag.JOB_BLOCKS_ENV not in seen and "PATH" in seen
+
+
+def test_pretraining_seeds_make_one_lm_per_model_and_seed_and_runs_read_each(default_params):
+    """pretrain.seeds [7, 8]: two LMs per model, each adapted to each task; a fine-tuning run reads
+    both (Snakemake: each LM's folder; DVC, which cannot expand a list in a matrix entry: the
+    model's folder above them), and its k-th seed starts from LM k mod 2."""
+    default_params["pretrain"]["seeds"] = [7, 8]
+    default_params["finetune"]["seeds"] = [1, 2, 3]
+    pretrain = [j.dvc_stage for j in dag.jobs(default_params, "pretrain")]
+    assert pretrain == ["pretrain@gru-7", "pretrain@gru-8"]
+    job = dag.jobs(default_params, "pretrain")[1]  # its name (timing file, log, console line) says which seed
+    assert job.name == "gru/seed8" and job.args() == ["--model", "gru", "--seed", "8"]
+    assert str(paths.timing("pretrain", job.name)) in job.outputs(default_params)
+    line = dag.snakemake_message("pretrain").format(wildcards=SimpleNamespace(**job.wildcards), log="x.log")
+    assert line == "pretrain gru/seed8 (log: x.log)" and dag.job_of_message(line) == job
+    adapt = dag.jobs(default_params, "adapt")
+    assert len(adapt) == 4 and dag.inputs(default_params, adapt[0])[1] == "models/pretrain/gru/seed7"
+    finetune = next(j for j in dag.jobs(default_params, "finetune") if j.wildcards["run"] == "full")
+    read = dag.inputs(default_params, finetune)
+    assert {"models/adapt/sentiment/gru/seed7", "models/adapt/sentiment/gru/seed8"} <= set(read)
+    assert "pretrain.seeds" in dag.declared(finetune)
+    assert [dag.lm_seed(default_params, s) for s in (1, 2, 3)] == [7, 8, 7]
+    stages = yaml.safe_load(dag.dvc_yaml())["stages"]
+    assert stages["pretrain"]["matrix"] == {"model": "${pretrain.models}", "seed": "${pretrain.seeds}"}
+    assert "models/adapt/${item.task}/${item.model}" in stages["finetune"]["deps"]
+    assert "models/pretrain/${item.model}" in stages["finetune_general"]["deps"]
+    # the LM's own seed seeds it: the global one does not rerun it
+    assert "seed" not in dag.declared(dag.jobs(default_params, "pretrain")[0])

@@ -27,7 +27,7 @@ def test_a_stage_reading_an_undeclared_key_fails_naming_the_stage_and_the_key(ti
         own["evaluate"]
     # its training settings come from the settings stage's file (dag.TRAINING_INPUTS), not params
     for read in (lambda: own["finetune"].get("prompting"), lambda: own["finetune"]["training"],
-                 lambda: "ner" in own["tasks"], lambda: own["pretrain"]):
+                 lambda: "ner" in own["tasks"], lambda: own["pretrain"]["models"]):
         with pytest.raises(declared.UndeclaredParamError):
             read()
     with pytest.raises(TypeError, match="read-only"):

@@ -35,11 +35,12 @@ def test_remote_code_is_never_trusted():
 
 def test_commands_interpolate_only_validated_names():
     """dvc.yaml commands take `${key}`/`${item.*}`: the names of datasets, tasks, models and
-    methods (a schema pattern: lower-case identifiers), fractions and shots (numbers)."""
+    methods (a schema pattern: lower-case identifiers), fractions, shots and pretraining seeds (numbers)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     cmds = [stage.get("cmd") or stage["do"]["cmd"] for stage in stages.values()]  # foreach stages: under do
     used = {m for cmd in cmds for m in re.findall(r"\$\{([^}]*)\}", cmd)}
-    assert used <= {"key", "item.task", "item.model", "item.method", "item.fraction", "item.shots"}, used
+    assert used <= {"key", "item.task", "item.model", "item.method", "item.fraction", "item.shots",
+                    "item.seed"}, used
 
 
 @pytest.mark.parametrize("where", ["task", "dataset", "model"])

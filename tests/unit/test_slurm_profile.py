@@ -124,7 +124,7 @@ exit 0
 def fake_upstream(repo: Path) -> None:
     """Outputs of the jobs before the ones the test submits (as Snakemake's plan names them),
     each stage's newer than the one before, so that Snakemake plans only the targeted jobs."""
-    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru", "data/raw/ner",
+    plan = subprocess.run(["snakemake", "-n", "--forceall", "models/adapt/sentiment/gru/seed42", "data/raw/ner",
                            "results/settings/finetune/gru.json"],
                           cwd=repo, env={**env(), "SCRATCHLM_JOB_BLOCKS": "1"}, capture_output=True, text=True,
                           timeout=HUNG_AFTER_S)
@@ -153,8 +153,8 @@ def test_plugin_submits_the_profile_resources_to_sbatch(slurm_repo, tmp_path):
         f.chmod(0o755)
     log = tmp_path / "sbatch.log"
     fake_upstream(slurm_repo)
-    targets = ["models/pretrain/lstm", "models/finetune/sentiment/gru/full", "data/encoded/ner",
-               "models/adapt/ner/lstm"]
+    targets = ["models/pretrain/lstm/seed42", "models/finetune/sentiment/gru/full", "data/encoded/ner",
+               "models/adapt/ner/lstm/seed42"]
     proc = snakemake(slurm_repo, "--cores", "8", "--slurm-init-seconds-before-status-checks", "1", *targets,
                      path_prefix=str(fakebin), FAKE_SLURM_LOG=str(log), SCRATCHLM_SLURM_PARTITION="short",
                      SCRATCHLM_SLURM_GPU_PARTITION="gpu", SCRATCHLM_SLURM_ACCOUNT="proj42")
@@ -164,7 +164,7 @@ def test_plugin_submits_the_profile_resources_to_sbatch(slurm_repo, tmp_path):
     for line in log.read_text().splitlines():
         rule = re.search(r"--comment rule_(\w+?)_wildcards", line).group(1)
         calls.setdefault(rule, []).append(line.split(" --wrap=")[0])
-    assert set(calls) == {"pretrain", "finetune", "encode"}, calls  # adapt@ner-lstm waits for pretrain@lstm
+    assert set(calls) == {"pretrain", "finetune", "encode"}, calls  # adapt@ner-lstm-42 waits for pretrain@lstm-42
     conf = profile()
     for rule, submitted in calls.items():
         assert len(submitted) == 1 + conf["retries"], (rule, submitted)  # the first try and the retry

@@ -46,6 +46,7 @@ def training_threads(stage):
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*",
+    seed=r"[0-9]+",
     task=r"[a-z][a-z0-9_]*",
     run=r"[a-z][a-z0-9_]*(-general)?(-[0-9.]+)?(-[0-9]+shot)?",
 

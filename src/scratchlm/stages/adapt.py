@@ -26,12 +26,13 @@ from ..tokenization import load
 from ..training_config import training_config
 
 
-def run(params: dict, task: str, model: str) -> dict:
+def run(params: dict, task: str, model: str, seed: str) -> dict:
     spec, cfg, options = params["pretrain"]["models"][model], training_config(params, "adapt", model), params["adapt"]
-    ctx = training.start(params)
+    ctx = training.start(params, int(seed))  # the LM's own seed
+    where = {"task": task, "model": model, "seed": seed}
     tok = load()
     encoded = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
-    pretrained = paths.path(paths.PRETRAINED, model=model)
+    pretrained = paths.path(paths.PRETRAINED, model=model, seed=seed)
     block_size = params["pack"]["block_size"]
     train_blocks = lm.blocks_of(encoded["train"]["input_ids"], block_size)
     valid_blocks = lm.bounded(lm.blocks_of(encoded["validation"]["input_ids"], block_size),
@@ -41,21 +42,22 @@ def run(params: dict, task: str, model: str) -> dict:
             raise ScratchError(f"params.yaml: pack.block_size = {block_size} is longer than the whole {split} text of "
                                f"task {task}: not one block to adapt on; lower pack.block_size, or set adapt.enabled: "
                                f"false")
-    net = language_model(upstream(pretrained, f"pretrain --model {model}"), spec)
+    net = language_model(upstream(pretrained, f"pretrain --model {model} --seed {seed}"), spec)
     if is_causal(spec):
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), valid_blocks
     else:
         collator = lm.MaskedOnce(tok, spec["mlm_probability"])
         validation = lm.mask_validation(valid_blocks, tok, spec["mlm_probability"], ctx.seed)
-    run_dir = training.checkpoints(f"adapt/{task}/{model}", cfg, ctx, model=training.weights_digest(pretrained),
-                                   data=encoded["train"]._fingerprint, block_size=block_size,
-                                   enabled=options["enabled"], eval_blocks=options["eval_blocks"])
+    run_dir = training.checkpoints(f"adapt/{task}/{model}/seed{seed}", cfg, ctx,
+                                   model=training.weights_digest(pretrained), data=encoded["train"]._fingerprint,
+                                   block_size=block_size, enabled=options["enabled"],
+                                   eval_blocks=options["eval_blocks"])
     fitted = training.fit(run_dir, net, cfg, ctx, train_blocks, validation, collator, score_first=True,
                           skip_training=not options["enabled"])
     if not training.is_main_process():
         return {}
     before, after = fitted.before["eval_loss"], fitted.validation["eval_loss"]
-    write_json(paths.path(paths.ADAPT_METRICS, task=task, model=model), {
+    write_json(paths.path(paths.ADAPT_METRICS, **where), {
         "adapted": options["enabled"], "train_blocks": len(train_blocks), "val_blocks": len(valid_blocks),
         "steps": fitted.trainer.state.global_step, "val_perplexity_before": round(math.exp(before), 3),
         "val_perplexity": round(math.exp(after), 3), "device": ctx.device, "precision": ctx.precision})
@@ -68,10 +70,9 @@ def run(params: dict, task: str, model: str) -> dict:
         else:  # the general model, byte for byte
             shutil.copytree(pretrained, folder, dirs_exist_ok=True)
 
-    training.finish(fitted, paths.path(paths.ADAPTED, task=task, model=model),
-                    paths.path(paths.ADAPT_PLOTS, task=task, model=model), save_model)
-    _first_point(paths.path(paths.ADAPT_PLOTS, task=task, model=model), before)
-    print(f"adapt: {task}/{model}: perplexity on the task's validation text {math.exp(before):.2f} -> "
+    training.finish(fitted, paths.path(paths.ADAPTED, **where), paths.path(paths.ADAPT_PLOTS, **where), save_model)
+    _first_point(paths.path(paths.ADAPT_PLOTS, **where), before)
+    print(f"adapt: {task}/{model} (seed {seed}): perplexity on the task's validation text {math.exp(before):.2f} -> "
           f"{math.exp(after):.2f} after {fitted.trainer.state.global_step} steps")
     if fitted.figures:
         fitted.figures["tokens_per_second"] = round(fitted.figures["examples_per_second"] * block_size, 1)

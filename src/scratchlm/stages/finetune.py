@@ -2,8 +2,9 @@
 `finetune.seeds`: a method (`full`, `frozen`, `scratch`, see finetuning.py), LoRA, a method on a
 share of the training labels (`full-0.1`), or the adaptation ablation (`full-general`).
 
-A run starts from the task-adapted model (models/adapt/<task>/<model>), the ablation runs from
-the general pretrained one. ULMFiT's options apply to the recurrent models' full runs
+A run starts from the task-adapted model (models/adapt/<task>/<model>/seed<s>), the ablation runs
+from the general pretrained one; with several pretraining seeds, each fine-tuning seed starts from
+its own LM (dag.lm_seed). ULMFiT's options apply to the recurrent models' full runs
 (ulmfit.py); early stopping counts only the evaluations after gradual unfreezing has released
 the last layer group. The model is selected on the validation split only; the test split is left
 to `evaluate`. One job trains every seed (each job pays the torch and transformers import once):
@@ -23,7 +24,7 @@ from datasets import load_from_disk
 
 from .. import metrics, paths, training, ulmfit
 from ..atomic import atomic_path, upstream, write_json
-from ..dag import RUN_KINDS, TRAINING_INPUTS, Run, lookup
+from ..dag import RUN_KINDS, TRAINING_INPUTS, Run, lm_seed, lookup
 from ..finetuning import build_model, collator, per_class, save, subset
 from ..methods import Method, method
 from ..models import RecurrentConfig, is_causal, language_model
@@ -78,7 +79,7 @@ def _prepare(params: dict, run: Run, cfg: TrainingConfig, seed: int, tok, data, 
     (keyed by everything it reads, so a resumed run only ever continues the same computation)."""
     chosen = method(run.method)
     ctx = training.start(params, seed)
-    start = paths.path(RUN_KINDS[run.kind].start, task=run.task, model=run.model)
+    start = _start(params, run, seed)
     train_set, validation = _labelled(data, run, seed)
     use_ulmfit = chosen.ulmfit and _recurrent(start) and ulmfit.enabled(params["finetune"]["ulmfit"])
     reads = [lookup(params, key.format(task=run.task, model=run.model)) for key in chosen.reads]
@@ -165,6 +166,16 @@ def _mean_or_none(values: list) -> float | None:
     return None if None in values else round(statistics.mean(values), 4)
 
 
+def _start(params: dict, run: Run, seed: int) -> Path:
+    """The model a seed of the run starts from: its LM's, adapted to the task or general, as its
+    kind says."""
+    where = {"task": run.task, "model": run.model, "seed": lm_seed(params, seed)}
+    adapted = RUN_KINDS[run.kind].start == paths.ADAPTED
+    made_by = (f"adapt --task {run.task} --model {run.model} --seed {where['seed']}" if adapted
+               else f"pretrain --model {run.model} --seed {where['seed']}")
+    return Path(upstream(paths.path(RUN_KINDS[run.kind].start, **where), made_by))
+
+
 def _recurrent(folder) -> bool:
     return json.loads((folder / "config.json").read_text())["model_type"] == RecurrentConfig.model_type
 
@@ -185,9 +196,8 @@ def run(params: dict, task: str, model: str, run: str) -> dict:
         cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
     tok = load()
     data = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
-    adapted = kind.start == paths.ADAPTED
-    upstream(paths.path(kind.start, task=task, model=model),
-             f"adapt --task {task} --model {model}" if adapted else f"pretrain --model {model}")
+    for seed in params["finetune"]["seeds"]:  # every LM the seeds start from is there, before any training
+        _start(params, parsed, seed)
     names = label_names(data["train"])
     results = [_one_seed(_prepare(params, parsed, cfg, seed, tok, data, names)) for seed in params["finetune"]["seeds"]]
     if not training.is_main_process():
@@ -203,6 +213,7 @@ def run(params: dict, task: str, model: str, run: str) -> dict:
         "selected_step": round(statistics.mean(r["selected_step"] for r in results)),
         "selected_epoch": round(statistics.mean(r["selected_epoch"] for r in results), 3),
         "improving_seeds": sum(r["still_improving"] for r in results),
+        "lm_seeds": {str(r["seed"]): lm_seed(params, r["seed"]) for r in results},  # the LM each seed started from
         "ulmfit": first["ulmfit"], "device": first["device"], "precision": first["precision"],
         **{k: first[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")}})
     finals = {r["seed"]: paths.CHECKPOINTS / "finetune" / parsed.job / f"seed{r['seed']}" / "final" for r in results}

@@ -21,9 +21,10 @@ from ..tokenization import load
 from ..training_config import training_config
 
 
-def run(params: dict, model: str) -> dict:
+def run(params: dict, model: str, seed: str) -> dict:
     spec, cfg = params["pretrain"]["models"][model], training_config(params, "pretrain", model)
-    ctx = training.start(params)
+    ctx = training.start(params, int(seed))  # this LM's seed: its initialisation, batches, masks and subsets
+    where = {"model": model, "seed": seed}
     tok = load()
     corpus = params["pretrain"]["corpus"]
     blocks = load_from_disk(upstream(paths.path(paths.BLOCKS, corpus=corpus), "pack"))
@@ -38,7 +39,7 @@ def run(params: dict, model: str) -> dict:
     recurrent = net.config.model_type == RecurrentConfig.model_type
     saturation_at_init = lm.state_saturation(net, blocks["validation"]) if recurrent else None
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
-    run_dir = training.checkpoints(f"pretrain/{model}", cfg, ctx, params=[spec, corpus],
+    run_dir = training.checkpoints(f"pretrain/{model}/seed{seed}", cfg, ctx, params=[spec, corpus],
                                    data=blocks["train"]._fingerprint)
     fitted = training.fit(run_dir, net, cfg, ctx, blocks["train"], validation, collator,
                           skip_training=bool(spec.get("checkpoint")))
@@ -65,11 +66,11 @@ def run(params: dict, model: str) -> dict:
         saved.save_pretrained(str(folder))
 
     text = lm.samples(net, tok, lm.PROMPTS, ctx.seed) if causal else lm.fill_masks(net, tok, lm.MASKED)
-    training.finish(fitted, paths.path(paths.PRETRAINED, model=model), paths.path(paths.PRETRAIN_PLOTS, model=model),
+    training.finish(fitted, paths.path(paths.PRETRAINED, **where), paths.path(paths.PRETRAIN_PLOTS, **where),
                     save_model)
-    write_text(paths.path(paths.PRETRAIN_SAMPLES, model=model), text)
-    write_json(paths.path(paths.PRETRAIN_METRICS, model=model), metrics)
-    print(f"pretrain: {model}: validation perplexity {metrics['val_perplexity']} "
+    write_text(paths.path(paths.PRETRAIN_SAMPLES, **where), text)
+    write_json(paths.path(paths.PRETRAIN_METRICS, **where), metrics)
+    print(f"pretrain: {model} (seed {seed}): validation perplexity {metrics['val_perplexity']} "
           f"(unigram {metrics['unigram_perplexity']}) after {metrics['steps']} steps")
     figures = fitted.figures  # tokens/s is a timing: with the others, so that metrics.json reruns byte-identical
     if figures:

@@ -9,6 +9,7 @@ import functools
 import json
 import platform
 import re
+import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -129,16 +130,19 @@ def interval(run: Run, control: Run, metric: str) -> bootstrap.Interval | None:
 @functools.cache
 def pooled_interval(pairs: tuple[tuple[Run, Run], ...], metric: str) -> bootstrap.Interval | None:
     """The interval of the mean gain of several (run, control) pairs on one test set (the models
-    of a task): their seeds pooled, each model's seed paired with its control's."""
+    of a task): their seeds pooled, each model's seed paired with its control's, and the seeds that
+    fine-tuned different LMs (pretrain.seeds) resampled LM by LM."""
     if metric not in bootstrap.METRICS:
         return None
-    a, b = [], []
+    a, b, lms = [], [], []
     for run, control in pairs:
         mine, theirs = _test_counts(run, metric), _test_counts(control, metric)
         seeds = sorted(set(mine) & set(theirs))
+        started = read_json(_out(paths.FINETUNE_METRICS, run))["lm_seeds"]
         a += [mine[s] for s in seeds]
         b += [theirs[s] for s in seeds]
-    return bootstrap.paired(np.stack(a), np.stack(b), bootstrap.METRICS[metric][1])
+        lms += [(run.model, started[str(s)]) for s in seeds]
+    return bootstrap.paired(np.stack(a), np.stack(b), bootstrap.METRICS[metric][1], groups=lms)
 
 
 def _gain_words(run: Run, control: Run, metric: str, found: dict) -> str:
@@ -283,11 +287,11 @@ def adaptation(params: dict, found: dict[Run, Result]) -> str:
     the ablation runs fine-tuned from the general model beside the same runs from the adapted one."""
     rows = []
     for task in params["tasks"]:
-        for model in params["pretrain"]["models"]:
-            m = read_json(paths.path(paths.ADAPT_METRICS, task=task, model=model))
-            rows.append([task, model, "yes" if m["adapted"] else "no (passed through)", m["val_perplexity_before"],
-                         m["val_perplexity"], m["steps"]])
-    text = _table(["task", "model", "adapted", "perplexity on the task's validation text, general model",
+        for model, seed in _lms(params):
+            m = read_json(paths.path(paths.ADAPT_METRICS, task=task, model=model, seed=seed))
+            rows.append([task, model, seed, "yes" if m["adapted"] else "no (passed through)",
+                         m["val_perplexity_before"], m["val_perplexity"], m["steps"]])
+    text = _table(["task", "model", "LM seed", "adapted", "perplexity on the task's validation text, general model",
                    "after adaptation", "steps"], rows)
     ablation = []
     for run, r in found.items():
@@ -376,9 +380,10 @@ def label_counts(params: dict, found: dict[Run, Result], figs: Figures) -> str:
 def curve_panels(params: dict, found: dict) -> tuple[dict[str, dict[str, Path]], str]:
     """{panel title: {line label: DVCLive TSV}} for the learning curves: the language models'
     validation loss, then each task's main validation metric, the first seed of each run."""
-    seed = params["finetune"]["seeds"][0]
-    panels = {"pretraining: LM validation loss": {m: paths.path(paths.PRETRAIN_PLOTS, model=m) / "eval/loss.tsv"
-                                                  for m in params["pretrain"]["models"]}}
+    seed, several = params["finetune"]["seeds"][0], len(params["pretrain"]["seeds"]) > 1
+    panels = {"pretraining: LM validation loss": {
+        f"{m}/seed{s}" if several else m: paths.path(paths.PRETRAIN_PLOTS, model=m, seed=s) / "eval/loss.tsv"
+        for m, s in _lms(params)}}
     for task, spec in params["tasks"].items():
         panels[f"{task}: validation {spec['metric']} (seed {seed})"] = {
             f"{r.model}/{r.name}": _out(paths.FINETUNE_PLOTS, r) / f"seed{seed}/eval/{spec['metric']}.tsv"
@@ -399,7 +404,7 @@ def learning_curves(params: dict, found: dict, figs: Figures) -> str:
     return (f"Validation curves as training went, seed {seed} of each run (the selected checkpoint is its best "
             f"point); `dvc plots show` draws the same curves from `{paths.CURVES}`, and every seed's own under "
             "`results/finetune/*/*/*/plots/seed*` (`dvc plots show <folder>`), the language models' under "
-            "`results/pretrain/*/plots`.\n\n" + figs.link("learning_curves.png", "learning curves"))
+            "`results/pretrain/*/seed*/plots`.\n\n" + figs.link("learning_curves.png", "learning curves"))
 
 
 def confusion_matrices(params: dict, found: dict, figs: Figures) -> str:
@@ -431,17 +436,52 @@ def entity_types(found: dict[Run, Result]) -> str:
                   [[run.task, run.model, run.name, *[f1(r, t) for t in types]] for run, r in ner.items()])
 
 
+def _lms(params: dict) -> list[tuple[str, str]]:
+    """(model, pretraining seed) of every LM, in params' order."""
+    return [(model, str(seed)) for model in params["pretrain"]["models"] for seed in params["pretrain"]["seeds"]]
+
+
+def pretraining_seeds(params: dict, found: dict[Run, Result]) -> str:
+    """What pretraining's own randomness moves: each run from a pretrained model scored per LM
+    (the fine-tuning seeds that started from it), the spread of those means across the LMs beside
+    the spread of the seeds within one LM."""
+    lms = params["pretrain"]["seeds"]
+    if len(lms) == 1:
+        return (f"One LM per model (`pretrain.seeds: {lms}`): every fine-tuning seed starts from it, so each ± "
+                "above is fine-tuning's spread alone. List several seeds to measure pretraining's.")
+    rows = []
+    for run, r in found.items():
+        if not (method(run.method).pretrained and method(run.method).trained):
+            continue
+        main = _main(params, run.task)[0]
+        started = read_json(_out(paths.FINETUNE_METRICS, run))["lm_seeds"]
+        by_lm: dict = {}
+        for seed, scores in r.seeds.items():
+            by_lm.setdefault(started[seed], []).append(scores[main])
+        means = [statistics.mean(v) for v in by_lm.values()]
+        within = [statistics.stdev(v) for v in by_lm.values() if len(v) > 1]
+        rows.append([run.task, run.model, run.name, main,
+                     ", ".join(f"{lm}: {_pct(statistics.mean(v))} ({len(v)})" for lm, v in by_lm.items()),
+                     _pct(statistics.stdev(means)), _pct(statistics.mean(within)) if within else "–"])
+    return ("Test split, each run's main metric per LM (pretraining seed: mean over the fine-tuning seeds that "
+            "started from it, their number in brackets); the standard deviation of those means across the LMs, "
+            "and of the seeds within one LM (where an LM has two or more).\n\n"
+            + _table(["task", "model", "run", "metric", "per LM %", "std across LMs", "std within an LM"], rows))
+
+
 def language_models(params: dict) -> str:
     rows, samples = [], []
-    for model in params["pretrain"]["models"]:
-        m = read_json(paths.path(paths.PRETRAIN_METRICS, model=model))
+    for model, seed in _lms(params):
+        m = read_json(paths.path(paths.PRETRAIN_METRICS, model=model, seed=seed))
         saturation = (f"{100 * m['state_saturation_init']:.0f}% → {100 * m['state_saturation']:.0f}%"
                       if "state_saturation" in m else "–")
-        rows.append([model, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['tokens']:,}",
+        rows.append([model, seed, m["val_perplexity"], m["unigram_perplexity"], m["steps"], f"{m['tokens']:,}",
                      f"{m['parameters']:,}", saturation])
-        samples.append(f"**{model}**\n\n" + paths.path(paths.PRETRAIN_SAMPLES, model=model).read_text(encoding="utf-8"))
-    table = _table(["model", "validation perplexity", "unigram perplexity", "steps", "tokens seen", "parameters",
-                    "saturated states (init → pretrained)"], rows)
+        if seed == str(params["pretrain"]["seeds"][0]):  # one LM's samples per model is enough to read
+            samples.append(f"**{model}** (seed {seed})\n\n"
+                           + paths.path(paths.PRETRAIN_SAMPLES, model=model, seed=seed).read_text(encoding="utf-8"))
+    table = _table(["model", "seed", "validation perplexity", "unigram perplexity", "steps", "tokens seen",
+                    "parameters", "saturated states (init → pretrained)"], rows)
     return (table + "\n\nSaturated states: the share of recurrent state values beyond ±0.9 on validation text, "
             "where tanh passes less than a fifth of the gradient.\n\nWhat each learned — causal LMs: sampled "
             "continuations (top-k 20); encoders: top guesses for the masked word:\n\n" + "\n".join(samples))
@@ -565,6 +605,7 @@ def build(params: dict, figs: Figures, found: dict[Run, Result], summary_text: s
         "## What pretraining bought\n\nEach run against its `scratch` control (same architecture, data and budget, "
         "random initialisation), on the task's main metric.\n\n" + pretraining_gain(params, found, figs),
         "## Adapting the language models to each task\n\n" + adaptation(params, found),
+        "## Pretraining seeds\n\n" + pretraining_seeds(params, found),
         "## Across revisions and experiments\n\n" + across_revisions(params),
         "## Data efficiency\n\n" + data_efficiency(params, found, figs),
         "## Labels per class: prompts and heads\n\n" + label_counts(params, found, figs),
