@@ -88,6 +88,7 @@ def _params(args: argparse.Namespace) -> tuple[dict, dict]:
     if args.tiny:
         presets.merge(raw, TINY)
     raw["device"] = args.device
+    raw["pretrain"]["seeds"] = raw["pretrain"]["seeds"][:1]  # one LM per model: the check times the recipe once
     if args.finetune_max_steps > 0:  # a deterministic cap, so that every run fits the check's minutes
         raw["finetune"]["training"]["max_steps"] = args.finetune_max_steps
     datasets, held_out = raw["data"]["datasets"], {}
@@ -200,7 +201,7 @@ def language_models(work: Path, p: dict, bench: dict) -> dict:
     from scratchlm import paths
 
     found = {}
-    seed = p["pretrain"]["seeds"][0]  # the check pretrains one LM per model
+    seed = p["pretrain"]["seeds"][0]  # the check pretrains one LM per model (_params)
     for name in p["pretrain"]["models"]:
         metrics = _read(work / paths.PRETRAIN_METRICS.format(model=name, seed=seed)) or {}
         timing = _read(work / paths.timing("pretrain", f"{name}/seed{seed}")) or {}

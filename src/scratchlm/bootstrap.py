@@ -1,8 +1,9 @@
 """Paired bootstrap confidence intervals for "run A against run B" on the same test examples:
 resample the test examples and the seeds together (Koehn 2004's paired bootstrap, with seeds as a
-second level, as Dror et al. 2018 recommend for comparing stochastic training runs). Where the
-seeds fine-tuned several pretrained LMs, the LMs are resampled first and the seeds within each
-picked LM after (a hierarchical bootstrap), so the interval covers pretraining's variance too.
+second level, as Dror et al. 2018 recommend for comparing stochastic training runs). Seeds are
+resampled within their stratum (a model, where a task's models are pooled); where a model's
+seeds fine-tuned several pretrained LMs, its LMs are resampled first and the seeds within each
+drawn LM after (a two-stage cluster bootstrap), so the interval covers pretraining's variance too.
 
 A metric is a function of summed per-example counts, so a resample is one weighted sum:
 accuracy from (correct, 1); entity F1 from (true positives, false positives, false negatives) per
@@ -70,10 +71,10 @@ METRICS = {"accuracy": (accuracy_counts, accuracy), "entity_f1": (entity_counts,
 
 
 def paired(a: np.ndarray, b: np.ndarray, metric, resamples: int = RESAMPLES, seed: int = 0,
-           groups: list | None = None) -> Interval:
+           groups: list[tuple] | None = None) -> Interval:
     """The interval of metric(a) - metric(b). a, b: (seeds, examples, counts) per-example counts
-    of the two runs, seed i of one paired with seed i of the other. `groups`: the LM each seed
-    fine-tuned, any hashable label (None: one LM for all)."""
+    of the two runs, seed i of one paired with seed i of the other. `groups`: per seed, (its
+    stratum, the LM it fine-tuned), any hashable labels (None: one stratum, one LM)."""
     if a.shape != b.shape or a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"paired bootstrap: runs of shapes {a.shape} and {b.shape} are not (seeds, examples, "
                          f"counts) pairs of the same test set")
@@ -81,8 +82,10 @@ def paired(a: np.ndarray, b: np.ndarray, metric, resamples: int = RESAMPLES, see
         raise ValueError(f"paired bootstrap: {len(groups)} groups for {a.shape[0]} seeds")
     seeds, examples, _ = a.shape
     rng = np.random.default_rng(seed)
-    members = ([np.arange(seeds)] if groups is None or len(set(groups)) == 1
-               else [np.array([i for i, x in enumerate(groups) if x == g]) for g in dict.fromkeys(groups)])
+    strata: dict = {}  # stratum -> LM -> its seeds' indices
+    for i, (stratum, lm) in enumerate(groups or [(0, 0)] * seeds):
+        strata.setdefault(stratum, {}).setdefault(lm, []).append(i)
+    members = [[np.array(lms[lm]) for lm in lms] for lms in strata.values()]
     diffs = np.empty(resamples)
     gain = float(np.mean(metric(a.sum(axis=1)) - metric(b.sum(axis=1))))
     for start in range(0, resamples, 200):  # in chunks: (200, examples) weights stay small
@@ -96,16 +99,18 @@ def paired(a: np.ndarray, b: np.ndarray, metric, resamples: int = RESAMPLES, see
     return Interval(gain, float(low), float(high))
 
 
-def _seed_weights(rng: np.random.Generator, members: list[np.ndarray], n: int) -> np.ndarray:
-    """(n, seeds): the share of each seed in each resample. The groups (LMs) are drawn with
-    replacement, then, in each drawn group, as many seeds as it has, with replacement; with one
-    group, the seeds are drawn directly."""
-    size = sum(len(m) for m in members)
+def _seed_weights(rng: np.random.Generator, members: list[list[np.ndarray]], n: int) -> np.ndarray:
+    """(n, seeds): the share of each seed in each resample, stratum by stratum. A stratum of one
+    LM: its seeds drawn with replacement. Of several: its LMs drawn with replacement, then, in
+    each drawn LM, as many seeds as it has, with replacement."""
+    size = sum(len(m) for lms in members for m in lms)
     weights = np.zeros((n, size))
-    if len(members) == 1:
-        np.add.at(weights, (np.arange(n)[:, None], members[0][rng.integers(0, size, size=(n, size))]), 1.0)
-    else:
+    for lms in members:
+        if len(lms) == 1:
+            np.add.at(weights, (np.arange(n)[:, None], lms[0][rng.integers(0, len(lms[0]), size=(n, len(lms[0])))]),
+                      1.0)
+            continue
         for r in range(n):
-            for k in rng.integers(0, len(members), size=len(members)):
-                np.add.at(weights[r], members[k][rng.integers(0, len(members[k]), size=len(members[k]))], 1.0)
+            for k in rng.integers(0, len(lms), size=len(lms)):
+                np.add.at(weights[r], lms[k][rng.integers(0, len(lms[k]), size=len(lms[k]))], 1.0)
     return weights / weights.sum(axis=1, keepdims=True)

@@ -114,6 +114,11 @@ def check(p: dict, source: str) -> None:
         if kind not in kinds:
             raise ScratchError(f"{source}: {key} = {name!r} is a {kind} dataset; it must be {' or '.join(kinds)}")
 
+    lms, seeds = p["pretrain"]["seeds"], p["finetune"]["seeds"]
+    if len(seeds) < len(lms):
+        raise ScratchError(f"{source}: pretrain.seeds lists {len(lms)} LMs per model but finetune.seeds only "
+                           f"{len(seeds)} seeds, so LM {lms[len(seeds)]} would train for nothing (fine-tuning seed k "
+                           f"starts from LM k mod n): give at least as many fine-tuning seeds, or remove LMs")
     for name, spec in p["pretrain"]["models"].items():
         key = f"{source}: pretrain.models.{name}"
         if spec["arch"] != "bert":

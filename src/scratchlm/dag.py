@@ -186,8 +186,9 @@ class Stage:
         return (self.timing_out(), *self.outs) if self.timed else self.outs
 
 
+# an LM's jobs train under their `seed` wildcard (a value of pretrain.seeds); the global seed picks the
+# validation blocks (and masks) every LM is scored on, so that their scores compare
 TRAINING_PARAMS = ("seed", "device", "precision", "processes")
-LM_PARAMS = TRAINING_PARAMS[1:]  # an LM's jobs are seeded by their `seed` wildcard, a value of pretrain.seeds
 
 # DVC's plots are the ones a person reads: the report's figures, and each task's validation curves
 # in one chart (a panel per task, a line per run; workflow/plots/curves.json draws them). Every
@@ -220,7 +221,7 @@ STAGES = {s.name: s for s in [
           outs=(Out(paths.PRETRAINED, directory=True), Out(paths.PRETRAIN_SAMPLES, cache=False),
                 Out(paths.PRETRAIN_METRICS, cache=False),
                 Out(paths.PRETRAIN_PLOTS, cache=False, directory=True)),
-          params=(*LM_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
+          params=(*TRAINING_PARAMS, "pretrain.corpus", "pretrain.models.{model}", "pretrain.training",
                   "pretrain.eval_blocks"),
           training=True),
     Stage("adapt", "Continue a pretrained model's LM training on a task's training text (ULMFiT's middle step)",
@@ -228,7 +229,7 @@ STAGES = {s.name: s for s in [
           inputs=(paths.TOKENIZER, paths.PRETRAINED, paths.ENCODED),
           outs=(Out(paths.ADAPTED, directory=True), Out(paths.ADAPT_METRICS, cache=False),
                 Out(paths.ADAPT_PLOTS, cache=False, directory=True)),
-          params=(*LM_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
+          params=(*TRAINING_PARAMS, "pretrain.models.{model}", "pack.block_size", "adapt.enabled", "adapt.training",
                   "adapt.overrides", "adapt.eval_blocks"), training=True),
     Stage("settings", "Write a model's fine-tuning settings, as its runs see them, to "
           "results/settings/finetune/<model>.json", ("model",), inputs=(),

@@ -60,11 +60,24 @@ def test_seeds_of_different_lms_are_resampled_lm_by_lm():
     better, worse = np.ones(n, int), (np.arange(n) % 10 != 0).astype(int)
     a, b = _runs([better] * 3 + [worse] * 3, [worse] * 3 + [better] * 3)
     flat = bootstrap.paired(a, b, bootstrap.accuracy)
-    nested = bootstrap.paired(a, b, bootstrap.accuracy, groups=[7, 7, 7, 8, 8, 8])
+    nested = bootstrap.paired(a, b, bootstrap.accuracy, groups=[("gru", 7)] * 3 + [("gru", 8)] * 3)
     assert nested.gain == flat.gain == pytest.approx(0.0)
     assert nested.high - nested.low > 1.5 * (flat.high - flat.low)
     # both resampled LMs the same one: a quarter of the resamples at each LM's +-10 points (and test noise)
     assert nested.low == pytest.approx(-0.1, abs=0.025) and nested.high == pytest.approx(0.1, abs=0.025)
-    assert bootstrap.paired(a, b, bootstrap.accuracy, groups=[7] * 6) == flat
+    one_lm = bootstrap.paired(a, b, bootstrap.accuracy, groups=[("gru", 7)] * 6)  # the same draws as no groups
+    assert (one_lm.gain, one_lm.low, one_lm.high) == pytest.approx((flat.gain, flat.low, flat.high))
     with pytest.raises(ValueError, match="2 groups for 6 seeds"):
-        bootstrap.paired(a, b, bootstrap.accuracy, groups=[7, 8])
+        bootstrap.paired(a, b, bootstrap.accuracy, groups=[("gru", 7), ("gru", 8)])
+
+
+def test_the_models_of_a_task_are_strata_not_draws():
+    """A task's models pooled: one gains 10 points on every seed, the other loses 10. Each resample
+    keeps each model's share of the seeds, so the pooled gain stays at 0 with a narrow interval;
+    drawing the seeds across models would swing it by the models' difference."""
+    n = 1000
+    better, worse = np.ones(n, int), (np.arange(n) % 10 != 0).astype(int)
+    a, b = _runs([better] * 3 + [worse] * 3, [worse] * 3 + [better] * 3)
+    by_model = bootstrap.paired(a, b, bootstrap.accuracy, groups=[("gru", 1)] * 3 + [("lstm", 1)] * 3)
+    pooled = bootstrap.paired(a, b, bootstrap.accuracy)
+    assert by_model.gain == pytest.approx(0.0) and by_model.high - by_model.low < 0.5 * (pooled.high - pooled.low)

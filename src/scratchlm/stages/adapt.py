@@ -28,7 +28,7 @@ from ..training_config import training_config
 
 def run(params: dict, task: str, model: str, seed: str) -> dict:
     spec, cfg, options = params["pretrain"]["models"][model], training_config(params, "adapt", model), params["adapt"]
-    ctx = training.start(params, int(seed))  # the LM's own seed
+    ctx = training.start(params, int(seed))  # the LM's own seed; the global one picks what it is scored on
     where = {"task": task, "model": model, "seed": seed}
     tok = load()
     encoded = load_from_disk(upstream(paths.path(paths.ENCODED, task=task), f"encode --task {task}"))
@@ -36,7 +36,7 @@ def run(params: dict, task: str, model: str, seed: str) -> dict:
     block_size = params["pack"]["block_size"]
     train_blocks = lm.blocks_of(encoded["train"]["input_ids"], block_size)
     valid_blocks = lm.bounded(lm.blocks_of(encoded["validation"]["input_ids"], block_size),
-                                  options["eval_blocks"], ctx.seed)
+                                  options["eval_blocks"], params["seed"])
     for split, blocks in (("train", train_blocks), ("validation", valid_blocks)):
         if len(blocks) == 0:
             raise ScratchError(f"params.yaml: pack.block_size = {block_size} is longer than the whole {split} text of "
@@ -47,7 +47,7 @@ def run(params: dict, task: str, model: str, seed: str) -> dict:
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), valid_blocks
     else:
         collator = lm.MaskedOnce(tok, spec["mlm_probability"])
-        validation = lm.mask_validation(valid_blocks, tok, spec["mlm_probability"], ctx.seed)
+        validation = lm.mask_validation(valid_blocks, tok, spec["mlm_probability"], params["seed"])
     run_dir = training.checkpoints(f"adapt/{task}/{model}/seed{seed}", cfg, ctx,
                                    model=training.weights_digest(pretrained), data=encoded["train"]._fingerprint,
                                    block_size=block_size, enabled=options["enabled"],

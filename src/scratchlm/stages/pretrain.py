@@ -23,19 +23,20 @@ from ..training_config import training_config
 
 def run(params: dict, model: str, seed: str) -> dict:
     spec, cfg = params["pretrain"]["models"][model], training_config(params, "pretrain", model)
-    ctx = training.start(params, int(seed))  # this LM's seed: its initialisation, batches, masks and subsets
+    ctx = training.start(params, int(seed))  # this LM's seed: its initialisation, batches and training masks
+    probe = params["seed"]  # every LM of the model is scored on the same validation blocks, masked alike
     where = {"model": model, "seed": seed}
     tok = load()
     corpus = params["pretrain"]["corpus"]
     blocks = load_from_disk(upstream(paths.path(paths.BLOCKS, corpus=corpus), "pack"))
-    blocks["validation"] = lm.bounded(blocks["validation"], params["pretrain"]["eval_blocks"], ctx.seed)
+    blocks["validation"] = lm.bounded(blocks["validation"], params["pretrain"]["eval_blocks"], probe)
     net = pretraining_model(spec, tok, f"pretrain.models.{model}")
     causal = is_causal(spec)
     if causal:
         collator, validation = DataCollatorForLanguageModeling(tok, mlm=False), blocks["validation"]
     else:
         collator = lm.MaskedOnce(tok, spec["mlm_probability"])
-        validation = lm.mask_validation(blocks["validation"], tok, spec["mlm_probability"], ctx.seed)
+        validation = lm.mask_validation(blocks["validation"], tok, spec["mlm_probability"], probe)
     recurrent = net.config.model_type == RecurrentConfig.model_type
     saturation_at_init = lm.state_saturation(net, blocks["validation"]) if recurrent else None
     # a named checkpoint is loaded instead of pretrained: it is only scored on our validation blocks
@@ -65,7 +66,7 @@ def run(params: dict, model: str, seed: str) -> dict:
         fitted.trainer.save_model(str(folder))
         saved.save_pretrained(str(folder))
 
-    text = lm.samples(net, tok, lm.PROMPTS, ctx.seed) if causal else lm.fill_masks(net, tok, lm.MASKED)
+    text = lm.samples(net, tok, lm.PROMPTS, probe) if causal else lm.fill_masks(net, tok, lm.MASKED)
     training.finish(fitted, paths.path(paths.PRETRAINED, **where), paths.path(paths.PRETRAIN_PLOTS, **where),
                     save_model)
     write_text(paths.path(paths.PRETRAIN_SAMPLES, **where), text)

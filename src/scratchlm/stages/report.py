@@ -130,8 +130,8 @@ def interval(run: Run, control: Run, metric: str) -> bootstrap.Interval | None:
 @functools.cache
 def pooled_interval(pairs: tuple[tuple[Run, Run], ...], metric: str) -> bootstrap.Interval | None:
     """The interval of the mean gain of several (run, control) pairs on one test set (the models
-    of a task): their seeds pooled, each model's seed paired with its control's, and the seeds that
-    fine-tuned different LMs (pretrain.seeds) resampled LM by LM."""
+    of a task): their seeds pooled, each model's seed paired with its control's, resampled within
+    their model, and those that fine-tuned different LMs (pretrain.seeds) LM by LM."""
     if metric not in bootstrap.METRICS:
         return None
     a, b, lms = [], [], []
@@ -462,7 +462,8 @@ def pretraining_seeds(params: dict, found: dict[Run, Result]) -> str:
         within = [statistics.stdev(v) for v in by_lm.values() if len(v) > 1]
         rows.append([run.task, run.model, run.name, main,
                      ", ".join(f"{lm}: {_pct(statistics.mean(v))} ({len(v)})" for lm, v in by_lm.items()),
-                     _pct(statistics.stdev(means)), _pct(statistics.mean(within)) if within else "–"])
+                     _pct(statistics.stdev(means)) if len(means) > 1 else "–",
+                     _pct(statistics.mean(within)) if within else "–"])
     return ("Test split, each run's main metric per LM (pretraining seed: mean over the fine-tuning seeds that "
             "started from it, their number in brackets); the standard deviation of those means across the LMs, "
             "and of the seeds within one LM (where an LM has two or more).\n\n"
