@@ -45,19 +45,27 @@ def _check_overrides(p: dict, source: str) -> None:
     training = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/training"})
     for name in models:
         for stage in TRAINING_SECTIONS:
-            for task in p["tasks"] if stage == "finetune" else [None]:
-                merged = training_section(p, stage, name, task)
+            for task, method in _training_runs(p, stage):
+                merged = training_section(p, stage, name, task, method)
                 error = jsonschema.exceptions.best_match(training.iter_errors(merged))
                 if error is not None:  # said at the key that set it (an override, or the section)
                     known = schema()["$defs"]["training"]["properties"]
                     setting = str(error.path[0]) if error.path else next(k for k in merged if k not in known)
-                    where = setting_key(p, stage, name, task, setting)
+                    where = setting_key(p, stage, name, task, setting, method)
                     error.path.extendleft(reversed(where.split(".")[:-1]))
                     raise ScratchError(describe(error, source))
                 if merged["batch_size"] % p["processes"]:  # the batch is split over the training processes
-                    key = setting_key(p, stage, name, task, "batch_size")
+                    key = setting_key(p, stage, name, task, "batch_size", method)
                     raise ScratchError(f"{source}: {key} = {merged['batch_size']} does not split over processes = "
                                        f"{p['processes']}; make it a multiple of {p['processes']}")
+
+
+def _training_runs(p: dict, stage: str) -> list[tuple[str | None, str | None]]:
+    """(task, method) pairs whose merged training settings differ for a stage: fine-tuning's per
+    task, and per method where a task overrides one."""
+    if stage != "finetune":
+        return [(None, None)]
+    return [(task, method) for task, spec in p["tasks"].items() for method in [None, *spec["method_overrides"]]]
 
 
 def _check_dataset(name: str, spec: dict, source: str) -> None:
@@ -189,7 +197,7 @@ def _check_extra_runs(p: dict, source: str) -> None:
                            f"adapt.ablation.models: []")
     if p["finetune"]["ulmfit"]["slanted_triangular"]:  # it replaces the scheduler in the recurrent full runs
         for (name, spec), task in itertools.product(models.items(), p["tasks"]):
-            cfg = training_config(p, "finetune", name, task)
+            cfg = training_config(p, "finetune", name, task, method="full")
             if spec["arch"] == "recurrent" and cfg.scheduler != "linear":
                 raise ScratchError(f"{source}: {cfg.key('scheduler')} = {cfg.scheduler!r} but "
                                    f"finetune.ulmfit.slanted_triangular = true replaces it with ULMFiT's linear "

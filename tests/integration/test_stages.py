@@ -35,6 +35,7 @@ def pipeline(tmp_path_factory, tiny_params):
         p["pretrain"]["seeds"] = [42, 43]  # and an LM for each: seed 1 fine-tunes LM 42, seed 2 LM 43
         p["adapt"]["ablation"] = {"models": ["gru"], "methods": ["full"]}
         p["tasks"]["ner"]["head"].update(char_filters=8, tagger_hidden=8, crf=True)  # every option of the head
+        p["tasks"]["sentiment"]["method_overrides"] = {"scratch": {"lr": 0.0123}}  # the control's own rate
         p["finetune"]["prompting"].update(models=["gru", "bert"], shots=[4], methods=["pet", "full"],
                                           training={"max_steps": 6, "eval_steps": 3, "batch_size": 4})
         Path("params.yaml").write_text(yaml.safe_dump(p))
@@ -72,11 +73,13 @@ def test_pretrain_writes_model_metrics_curves_and_samples(pipeline, tiny_params)
     assert not (pipeline / "checkpoints/pretrain/gru").exists()  # a finished run leaves no checkpoints
 
 
-def test_finetune_and_evaluate_write_consistent_metrics(pipeline):
+def test_finetune_and_evaluate_write_consistent_metrics(pipeline, tiny_params):
     from statistics import mean, stdev
 
+    rates = {"full": tiny_params["finetune"]["training"]["lr"], "scratch": 0.0123}  # the method override
     for method in ("full", "scratch"):
         m = read_json(out("metrics", "sentiment", "gru", method))
+        assert m["lr"] == rates[method] and m["selected_epoch"] > 0
         rows = [json.loads(line) for line in out("predictions", "sentiment", "gru", method).read_text().splitlines()]
         assert m["test_examples"] == 50 and m["seeds"] == 2 and len(rows) == 2 * 50
         per_seed = [sum(r["label"] == r["prediction"] for r in rows if r["seed"] == s) / 50 for s in (1, 2)]

@@ -225,6 +225,26 @@ def test_a_settings_job_tracks_what_its_model_sees_of_the_shared_training_sectio
     assert from_file.key("batch_size") == "tasks.ner.training.batch_size"
 
 
+def test_a_method_override_of_a_task_sets_that_arms_runs_last(tiny_params):
+    """`tasks.<task>.method_overrides.<method>`: the learning rate of one arm (scratch here) on one
+    task, over the model's override; the other arms, tasks and the settings file keep theirs."""
+    import copy
+
+    from scratchlm.training_config import model_layers, training_config
+
+    p = copy.deepcopy(tiny_params)
+    p["finetune"]["overrides"] = {"gru": {"lr": 0.002}}
+    p["tasks"]["ner"]["method_overrides"] = {"scratch": {"lr": 0.004, "epochs": 3}}
+    scratch = training_config(p, "finetune", "gru", "ner", method="scratch")
+    assert (scratch.lr, scratch.epochs) == (0.004, 3)
+    assert scratch.key("lr") == "tasks.ner.method_overrides.scratch.lr"
+    assert training_config(p, "finetune", "gru", "ner", method="full").lr == 0.002
+    assert training_config(p, "finetune", "gru", "sentiment", method="scratch").lr == 0.002
+    assert "tasks.ner.method_overrides.scratch" not in model_layers(p, "finetune", "gru")
+    written = json.loads(json.dumps(model_layers(p, "finetune", "gru")))
+    assert training_config({"tasks": p["tasks"]}, "finetune", "gru", "ner", written, "scratch").lr == 0.004
+
+
 def test_a_job_run_outside_snakemake_leaves_no_snakemake_record_of_its_outputs(workdir, tiny_params):
     """Snakemake's record of an output holds the checksum of the params stamp it was made with; a
     job that replaces the output (run by DVC, by hand) removes the record, so that Snakemake goes by

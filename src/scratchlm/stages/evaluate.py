@@ -153,7 +153,8 @@ def run(params: dict, task: str, model: str, run: str) -> None:
         result[name], result[f"{name}_std"] = round(mean, 6), round(std, 6)
     result.update(seeds=len(per_seed), collapsed_seeds=sum(s["collapsed"] for s in per_seed.values()),
                   improving_seeds=trained["improving_seeds"], test_examples=len(test),
-                  train_examples=trained["train_examples"],
+                  train_examples=trained["train_examples"], lr=trained["lr"],
+                  selected_epoch=trained["selected_epoch"],
                   trainable_fraction=trained["trainable_fraction"])
     write_json(paths.path(paths.METRICS, **where), result)
     write_json(paths.path(paths.DETAILS, **where), {

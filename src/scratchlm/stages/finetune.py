@@ -191,7 +191,7 @@ def _settings(sections: str, model: str) -> dict | None:
 def run(params: dict, task: str, model: str, run: str) -> dict:
     parsed = Run.parse(task, model, run)
     kind = RUN_KINDS[parsed.kind]
-    cfg = training_config(params, kind.training, model, task, _settings(kind.training, model))
+    cfg = training_config(params, kind.training, model, task, _settings(kind.training, model), parsed.method)
     if parsed.fraction < 1.0:  # the same number of steps as the run on all labels; early stopping decides
         cfg = cfg.replace(epochs=cfg.epochs / parsed.fraction)
     tok = load()
@@ -213,6 +213,7 @@ def run(params: dict, task: str, model: str, run: str) -> dict:
         "selected_step": round(statistics.mean(r["selected_step"] for r in results)),
         "selected_epoch": round(statistics.mean(r["selected_epoch"] for r in results), 3),
         "improving_seeds": sum(r["still_improving"] for r in results),
+        "lr": cfg.lr,  # the rate this arm trained with (tasks.<task>.method_overrides can set it per method)
         "lm_seeds": {str(r["seed"]): lm_seed(params, r["seed"]) for r in results},  # the LM each seed started from
         "ulmfit": first["ulmfit"], "device": first["device"], "precision": first["precision"],
         **{k: first[k] for k in ("parameters", "trainable_parameters", "trainable_fraction")}})

@@ -220,9 +220,10 @@ def summary(params: dict, found: dict[Run, Result]) -> str:
         main, second = _main(params, run.task)
         rows.append([run.task, run.model, run.name, f"{main} {r.score(main)}",
                      ", ".join(_pct(v) for v in r.values(main)), f"{second} {_pct(r.metrics[second])}",
-                     f"{r.metrics['train_examples']:,}", f"{100 * r.metrics['trainable_fraction']:.1f}%"])
+                     f"{r.metrics['train_examples']:,}", f"{100 * r.metrics['trainable_fraction']:.1f}%",
+                     f"{r.metrics['lr']:g}", f"{r.metrics['selected_epoch']:g}"])
     return _table(["task", "model", "run", "test metric % (mean ± std over seeds)", "per seed", "second metric %",
-                   "train examples", "trained share"], rows)
+                   "train examples", "trained share", "lr", "selected at epoch (mean)"], rows)
 
 
 def _stands_against(ref, run: Run) -> bool:
