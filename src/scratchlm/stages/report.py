@@ -221,7 +221,8 @@ def summary(params: dict, found: dict[Run, Result]) -> str:
         rows.append([run.task, run.model, run.name, f"{main} {r.score(main)}",
                      ", ".join(_pct(v) for v in r.values(main)), f"{second} {_pct(r.metrics[second])}",
                      f"{r.metrics['train_examples']:,}", f"{100 * r.metrics['trainable_fraction']:.1f}%",
-                     f"{r.metrics['lr']:g}", f"{r.metrics['selected_epoch']:g}"])
+                     *((f"{r.metrics['lr']:g}", f"{r.metrics['selected_epoch']:g}") if r.metrics["train_examples"]
+                       else ("—", "—"))])  # a zero-shot prompt trains nothing
     return _table(["task", "model", "run", "test metric % (mean ± std over seeds)", "per seed", "second metric %",
                    "train examples", "trained share", "lr", "selected at epoch (mean)"], rows)
 
