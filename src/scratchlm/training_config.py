@@ -1,8 +1,8 @@
 """A training run's optimisation settings, merged from the params sections that set them: the
 stage's `training` section, then the task's and the model's own overrides, then the task's values
-for the run's method (a learning rate chosen per arm: `tasks.<task>.method_overrides.scratch`). Built in one place
-(`training_config`), checked by params validation, and read by the training code (training.py,
-ulmfit.py). Free of torch, so that params validation can build it."""
+for the run's method (a learning rate chosen per arm: `tasks.<task>.method_overrides.scratch`).
+Built in one place (`training_config`), checked by params validation, and read by the training
+code (training.py, ulmfit.py). Free of torch, so that params validation can build it."""
 
 from __future__ import annotations
 

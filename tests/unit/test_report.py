@@ -2,7 +2,7 @@
 
 from scratchlm.dag import Run
 from scratchlm.published import BENCHMARKS
-from scratchlm.stages.report import Figures, Result, label_counts, references
+from scratchlm.stages.report import Figures, Result, label_counts, references, summary
 
 
 def _result(score: float) -> Result:
@@ -87,3 +87,18 @@ def test_the_label_share_curve_gives_each_shares_gain_with_its_interval(tmp_path
     text = report.data_efficiency(params, found, Figures(tmp_path))
     assert "| sst2 | lstm | 1% | +10.00 | +4.00 to +16.00 |" in text and "| sst2 | lstm | 100% | +1.00 |" in text
     assert "(figures/label_share_gain.png)" in text and (tmp_path / "label_share_gain.png").stat().st_size > 1000
+
+
+def test_the_test_table_shows_each_arms_rate_and_selected_epoch_and_none_for_a_zero_shot_prompt():
+    params = {"tasks": {"sst2": {"type": "sequence-classification", "dataset": "sst2"}}}
+
+    def run(lr: float, epoch: float, examples: int) -> Result:
+        return Result({"accuracy": 0.8, "accuracy_std": 0.01, "macro_f1": 0.8, "collapsed_seeds": 0, "seeds": 3,
+                       "train_examples": examples, "trainable_fraction": 1.0, "lr": lr, "selected_epoch": epoch},
+                      {str(s): {"accuracy": 0.8} for s in (1, 2, 3)})
+
+    table = summary(params, {Run("sst2", "lstm", "full"): run(0.002, 1.22, 100),
+                             Run("sst2", "lstm", "scratch"): run(0.008, 3.178, 100),
+                             Run("sst2", "lstm", "prompt"): run(0.0003, 0.0, 0)})
+    rows = {line.split(" | ")[2]: line.split(" | ")[-2:] for line in table.splitlines() if line.startswith("| sst2 |")}
+    assert rows == {"full": ["0.002", "1.22 |"], "scratch": ["0.008", "3.178 |"], "prompt": ["—", "— |"]}
