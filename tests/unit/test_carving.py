@@ -44,6 +44,20 @@ def test_phrases_never_cross_the_cut_and_shared_phrases_are_dropped():
     assert sorted([*dropped, *(i for rows in splits.values() for i in rows)]) == list(range(len(texts)))
 
 
+def test_a_split_carved_by_sentence_keeps_whole_sentences_only():
+    texts = [p for s in SENTENCES for p in phrases(s)]
+    units = carving.units(texts, "containment")
+    whole = carving.sentences(texts, units)
+    assert [texts[i] for i, w in enumerate(whole) if w] == SENTENCES
+    splits, dropped = carving.carve(units, {"validation": 5}, seed=3, whole=whole)
+    assert leaks(texts, splits) == []
+    assert len(splits["validation"]) == 5 and {texts[i] for i in splits["validation"]} <= set(SENTENCES)
+    # the carved sentences' phrases leave train with them, and are not kept for selection
+    carved = [texts[i] for i in splits["validation"]]
+    assert {i for i, t in enumerate(texts) if any(inside(t, s) and t != s for s in carved)} <= set(dropped)
+    assert sorted([*dropped, *(i for rows in splits.values() for i in rows)]) == list(range(len(texts)))
+
+
 def test_documents_stay_whole():
     documents = [d for d in range(12) for _ in range(5)]
     texts = [f"sentence {i} of document {d}" for i, d in enumerate(documents)]

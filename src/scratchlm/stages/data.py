@@ -199,23 +199,27 @@ def _carve_by(kind: str, documents: list) -> str:
 
 def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: dict) -> dict:
     """Missing validation/test splits come out of train in whole units (carving.py: by sentence no
-    carved row equals, holds or sits inside a training row; by document or exact text none equals
-    one). Each split gets its fraction of the train split,
+    carved row equals, holds or sits inside a training row, and a carved split keeps the sentences
+    alone; by document or exact text none equals one). Each split gets its fraction of the train
+    split (grouped by sentence: of its sentences),
     or of `sample.train` when train is sampled (a corpus of 50,000 texts sampled to 6,000 gets 600
     validation texts, not 5,000); the sampled train rows then come from what is left."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
     if not missing:
         return dd
     train, kind = dd["train"], dataset_kind(spec)
+    by, texts = _carve_by(kind, documents), _text(train)
+    row_units = carving.units(texts, by, documents)
+    whole = carving.sentences(texts, row_units) if by == "containment" else None
     base = min(spec["sample"].get("train", len(train)), len(train))
+    if whole:  # a share of the sentences
+        base = base * sum(whole) / len(train)
     wanted = {split: max(1, round(spec[f"{split}_fraction"] * base)) for split in missing}
-    by = _carve_by(kind, documents)
     try:
         if sum(wanted.values()) >= len(train):
             raise ValueError("too few rows")
         strata = list(train["label"]) if "label" in train.column_names else None
-        texts = _text(train)
-        splits, dropped = carving.carve(carving.units(texts, by, documents), wanted, seed, strata)
+        splits, dropped = carving.carve(row_units, wanted, seed, strata, whole)
         if by == "document":
             splits, dropped = carving.without_copies(splits, dropped, texts)
             if not all(splits[split] for split in missing):  # every carved row was a copy of a training row
