@@ -5,8 +5,8 @@ files of ../shared/data laid out under data/external/ as data/external/README.md
 
 Its figures are the test split's, which in this layout are validation files: CoNLL-2003's
 test.txt is a link to its valid.txt (which also selects the checkpoint), and SST-2's test split is
-GLUE's dev file, which no run selects on (the checkpoint is selected on a share carved from train,
-whose phrases overlap training phrases, so that share would flatter every run). Per task: the
+GLUE's dev file, which no run selects on (the checkpoint is selected on whole sentences carved
+from train, none of them a phrase of a training row or holding one). Per task: the
 best pretrained method's mean over seeds, and the gain of the pretrained `full` runs over their
 `scratch` controls (mean over seeds, averaged over the models)."""
 

@@ -112,3 +112,10 @@ def test_sentiment_errors_finds_each_reviews_verdict_and_its_kind():
     scores = accuracy_by_kind([1, 0, 0], [1, 1, 0], kinds)
     assert scores["all"] == (200 / 3, 3) and scores["negated"] == (100.0, 2) and scores["plain"] == (0.0, 1)
     assert scores["contrast"] == (100.0, 1) and scores["direct"] == (50.0, 2)
+
+
+def test_patience_replay_selects_the_best_before_the_first_stall_of_that_length():
+    from benchmarks.patience_replay import replay
+    curve = [(200, 0.5), (400, 0.6), (600, 0.55), (800, 0.58), (1000, 0.7), (1200, 0.65)]
+    assert replay(curve, 2) == (400, 0.6, 800)      # two evaluations without a gain after 400
+    assert replay(curve, 3) == (1000, 0.7, 1200)    # never stalls three times: ends at the last one
