@@ -73,6 +73,13 @@ def test_jobs_and_their_names(default_params):
     assert not [i for i in report_inputs if i.startswith(("models/", "data/"))]
 
 
+def test_the_scratch_controls_fine_tuning_is_scheduled_first(default_params):
+    finetune = {j.name: j.priority for j in dag.jobs(default_params) if j.stage == "finetune"}
+    assert finetune["ner/gru/scratch"] == finetune["ner/gru/scratch-0.1"] == 1
+    assert finetune["ner/gru/full"] == finetune["sentiment/gru/prompt"] == 0
+    assert dag.Job("evaluate", {"task": "ner", "model": "gru", "run": "scratch"}).priority == 0
+
+
 def test_a_task_training_knob_reruns_its_fine_tuning_not_its_encoding(default_params):
     """encode reads a task's dataset and type, evaluate its type (the rest it finds in the model);
     its head and training knobs are fine-tuning's."""

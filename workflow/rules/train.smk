@@ -44,6 +44,7 @@ rule finetune:
     log: dag.log_template("finetune")
     message: message("finetune")
     threads: threads("finetune")
+    priority: lambda wildcards: job("finetune", wildcards).priority
     resources: gpu=gpu("finetune")
     shell: dag.snakemake_command("finetune")
 
