@@ -150,9 +150,13 @@ def keep_data_overlay(overlay: dict, params: dict) -> dict:
     each dataset of `params` that is not synthetic (hub, local; each part of a mix) is sampled to at
     most OWN_DATA_SAMPLE (a smaller sample stays), and a synthetic one the preset names gets the
     preset's entry. Models and training merge as usual, except what cannot apply to these params: a
-    model the preset only resizes (no `arch`) that they do not declare, and the preset's mentions
-    of models and tasks they do not declare."""
+    model the preset only resizes (no `arch`) that they do not declare, the preset's mentions
+    of models and tasks they do not declare, and ULMFiT's slanted triangular rates where a task of
+    theirs sets its own schedule (the two contradict each other; theirs is kept)."""
     kept = {key: copy.deepcopy(value) for key, value in overlay.items() if key not in ("data", "tasks")}
+    if any("scheduler" in layer for task in params["tasks"].values()
+           for layer in (task.get("training") or {}, *(task.get("method_overrides") or {}).values())):
+        lookup_in(kept, "finetune.ulmfit").pop("slanted_triangular", None)
     preset_datasets = lookup_in(overlay, "data.datasets")
     datasets = {}
     for name, spec in params["data"]["datasets"].items():

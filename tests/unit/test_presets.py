@@ -288,6 +288,9 @@ def test_keep_data_keeps_own_datasets_and_tasks_and_samples_each_one(alias, tmp_
     # a part with the name and spec of a task's dataset keeps that dataset's splits
     assert datasets["text"]["parts"]["conll2003"] == datasets["conll2003"]
     assert after["tasks"] == before["tasks"]
+    # their tasks set their own schedule, which ULMFiT's slanted triangular rates would replace
+    assert any("scheduler" in task.get("training", {}) for task in before["tasks"].values())
+    assert after["finetune"]["ulmfit"]["slanted_triangular"] == before["finetune"]["ulmfit"]["slanted_triangular"]
     tiny = read_yaml(presets.presets_dir() / "tiny.yaml")
     models = after["pretrain"]["models"]
     assert models["bert"] == tiny["pretrain"]["models"]["bert"]  # added, as the preset adds it
