@@ -120,3 +120,22 @@ def test_a_conll_file_without_a_validation_file_is_carved_by_document(workdir):
     assert "SOCCER" in docs["train"] and "SOCCER" not in docs["validation"]
     # the test file's first sentence is doc0's: a training row unless doc0 went to validation
     assert data.statistics(dd)["overlap"]["test"] == {"exact": int("doc0" in docs["train"]), "contained": 0}
+
+
+def test_a_phrase_level_file_is_carved_in_sentences_and_sized_by_its_sentences_or_sample(workdir):
+    from conftest import spec_for
+
+    rows = [(p, i % 2) for i, s in enumerate(SENTENCES) for p in phrases(s)]  # 30 sentences, 450 rows
+    path = workdir / "data/external/train.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("text,label\n" + "".join(f"{t},{['neg', 'pos'][y]}\n" for t, y in rows))
+    files = {"train": "data/external/train.csv"}
+    dd, info = data.build("x", spec_for(source="local", kind="classification", files=files,
+                                        validation_fraction=0.2, test_fraction=0.1), 0)
+    assert info["carved"]["by"] == "containment"
+    assert len(dd["validation"]) == 6 and len(dd["test"]) == 3  # of the 30 sentences, not of the 450 rows
+    assert set(dd["validation"]["text"]) | set(dd["test"]["text"]) <= set(SENTENCES)
+    sampled = spec_for(source="local", kind="classification", files=files, validation_fraction=0.2,
+                       test_fraction=0.1, sample={"train": 20})
+    dd, _ = data.build("x", sampled, 0)
+    assert len(dd["validation"]) == 4 and len(dd["test"]) == 2 and len(dd["train"]) == 20  # of the sample

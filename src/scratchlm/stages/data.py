@@ -201,9 +201,9 @@ def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: di
     """Missing validation/test splits come out of train in whole units (carving.py: by sentence no
     carved row equals, holds or sits inside a training row, and a carved split keeps the sentences
     alone; by document or exact text none equals one). Each split gets its fraction of the train
-    split (grouped by sentence: of its sentences),
-    or of `sample.train` when train is sampled (a corpus of 50,000 texts sampled to 6,000 gets 600
-    validation texts, not 5,000); the sampled train rows then come from what is left."""
+    split (grouped by sentence: of its sentences), or of `sample.train` when that is smaller (a
+    corpus of 50,000 texts sampled to 6,000 gets 600 validation texts, not 5,000); the sampled
+    train rows then come from what is left."""
     missing = [split for split in ("validation", "test") if dd.get(split) is None]
     if not missing:
         return dd
@@ -211,9 +211,7 @@ def _carve(dd: dict, name: str, spec: dict, seed: int, documents: list, info: di
     by, texts = _carve_by(kind, documents), _text(train)
     row_units = carving.units(texts, by, documents)
     whole = carving.sentences(texts, row_units) if by == "containment" else None
-    base = min(spec["sample"].get("train", len(train)), len(train))
-    if whole:  # a share of the sentences
-        base = base * sum(whole) / len(train)
+    base = min(spec["sample"].get("train", len(train)), sum(whole) if whole else len(train))
     wanted = {split: max(1, round(spec[f"{split}_fraction"] * base)) for split in missing}
     try:
         if sum(wanted.values()) >= len(train):
