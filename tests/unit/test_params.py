@@ -140,7 +140,11 @@ def test_every_preset_merges_into_valid_params(name):
     if name == "real-cpu":  # the public files under data/external/, a mixed pretraining corpus
         assert set(p["tasks"]) == {"conll2003", "sst2"} and p["data"]["datasets"]["text"]["source"] == "mix"
         assert all(f.startswith("data/external/") for f in p["data"]["datasets"]["conll2003"]["files"].values())
-        assert len(p["finetune"]["seeds"]) >= 3 and {"full", "frozen", "scratch"} <= set(p["finetune"]["methods"])
+        assert len(p["finetune"]["seeds"]) >= 3 and {"full", "scratch"} <= set(p["finetune"]["methods"])
+        for task in p["tasks"].values():  # both arms to convergence, each at its own rate, ULMFiT off
+            assert task["training"]["scheduler"] == "constant_with_warmup"
+            assert set(task["method_overrides"]) == {"full", "scratch"}
+        assert not p["finetune"]["ulmfit"]["slanted_triangular"]
 
 
 def test_preset_null_removes_entries_but_sets_plain_values():
