@@ -154,8 +154,8 @@ def keep_data_overlay(overlay: dict, params: dict) -> dict:
     of models and tasks they do not declare, and ULMFiT's slanted triangular rates where a task of
     theirs sets its own schedule (the two contradict each other; theirs is kept)."""
     kept = {key: copy.deepcopy(value) for key, value in overlay.items() if key not in ("data", "tasks")}
-    if any("scheduler" in layer for task in params["tasks"].values()
-           for layer in (task.get("training") or {}, *(task.get("method_overrides") or {}).values())):
+    if any("scheduler" in (layer or {}) for task in params["tasks"].values()
+           for layer in (task.get("training"), *(task.get("method_overrides") or {}).values())):
         lookup_in(kept, "finetune.ulmfit").pop("slanted_triangular", None)
     preset_datasets = lookup_in(overlay, "data.datasets")
     datasets = {}
