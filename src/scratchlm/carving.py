@@ -66,23 +66,28 @@ def units(texts: Sequence[str], by: str, documents: Sequence[int] | None = None)
         if documents is None:
             raise ValueError("carving by document needs the rows' documents")
         return [(d,) for d in documents]
-    words = [" ".join(t.split()) for t in texts]  # "the  film" is "the film"
-    distinct = {t: i for i, t in enumerate(dict.fromkeys(words))}
+    ids, order = _distinct(texts)
     if by == "exact":
-        return [(distinct[t],) for t in words]
-    order = list(distinct)
+        return [(i,) for i in ids]
     index = Index(order)
     holders = [index.holders(t) for t in order]
     roots = [tuple(sorted(j for j in holders[i] if not holders[j])) or (i,) for i in range(len(order))]
-    return [roots[distinct[t]] for t in words]
+    return [roots[i] for i in ids]
 
 
 def sentences(texts: Sequence[str], row_units: Sequence[tuple[int, ...]]) -> list[bool]:
     """Which rows, grouped by `containment`, are a sentence (their own and only unit: no other row
     holds them) rather than a phrase inside one."""
+    return [row_units[row] == (i,) for row, i in enumerate(_distinct(texts)[0])]
+
+
+def _distinct(texts: Sequence[str]) -> tuple[list[int], list[str]]:
+    """(each row's text id, the distinct texts in order of first appearance): "the  film" is
+    "the film". The ids are those `units` numbers its units by."""
     words = [" ".join(t.split()) for t in texts]
-    distinct = {t: i for i, t in enumerate(dict.fromkeys(words))}
-    return [row_units[row] == (distinct[t],) for row, t in enumerate(words)]
+    order = list(dict.fromkeys(words))
+    distinct = {t: i for i, t in enumerate(order)}
+    return [distinct[t] for t in words], order
 
 
 def _stratified(rows_of: dict[int, list[int]], strata: Sequence[int] | None, seed: int) -> list[int]:
