@@ -35,7 +35,7 @@ def batch():
 def test_heads_have_the_right_shapes(config):
     ids, mask = batch()
     assert RecurrentModel(config)(ids, mask).last_hidden_state.shape == (2, 4, config.output_size)
-    lm = RecurrentForCausalLM(config)(ids, mask, labels=ids)
+    lm = RecurrentForCausalLM(config).eval()(ids, mask, labels=ids)
     assert lm.logits.shape == (2, 4, 50) and lm.loss.ndim == 0
     seq = RecurrentForSequenceClassification(config)(ids, mask, labels=torch.tensor([0, 2]))
     assert seq.logits.shape == (2, 3) and seq.loss.ndim == 0
@@ -217,32 +217,59 @@ def test_state_saturation_counts_states_beyond_the_threshold():
     assert state_saturation(lm, blocks) > 0.95
 
 
-def test_lm_loss_and_gradient_equal_torch_cross_entropy():
-    """The hand-written cross-entropy: F.cross_entropy on the shifted labels, value and gradient,
-    with ignored (-100) labels among them."""
+@pytest.mark.parametrize("chunk_elements", [11 * 4, 2 ** 21])  # 4 rows a chunk (several), or all in one
+def test_lm_loss_and_gradients_equal_torch_cross_entropy(monkeypatch, chunk_elements):
+    """The fused output layer and cross-entropy: F.cross_entropy of features @ weight.T on the
+    shifted labels, value and both gradients, with ignored (-100) labels among them."""
+    from scratchlm.models import recurrent
+
+    monkeypatch.setattr(recurrent, "LOSS_CHUNK_ELEMENTS", chunk_elements)
+    torch.manual_seed(0)
+    features = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 11, (3, 7))
+    labels[1, 2:] = -100
+    ours = recurrent._next_token_loss(features, weight, labels)
+    grads_ours = torch.autograd.grad(3 * ours, (features, weight))
+    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+    theirs = torch.nn.functional.cross_entropy((features @ weight.T).reshape(-1, 11), shifted.reshape(-1),
+                                               ignore_index=-100)
+    grads_theirs = torch.autograd.grad(3 * theirs, (features, weight))
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    for a, b in zip(grads_ours, grads_theirs):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_lm_loss_under_bf16_autocast_follows_the_fp32_one():
+    """Under CPU autocast the logits are computed in bf16 and the softmax in fp32: the loss and
+    the gradients stay within bf16's rounding of the fp32 ones, in the inputs' dtypes."""
     from scratchlm.models.recurrent import _next_token_loss
 
     torch.manual_seed(0)
-    logits = torch.randn(3, 7, 11, requires_grad=True)
-    labels = torch.randint(0, 11, (3, 7))
-    labels[1, 2:] = -100
-    ours = _next_token_loss(logits, labels)
-    (grad_ours,) = torch.autograd.grad(ours, logits)
-    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-    theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), shifted.reshape(-1), ignore_index=-100)
-    (grad_theirs,) = torch.autograd.grad(theirs, logits)
-    assert torch.allclose(ours, theirs, atol=1e-6)
-    assert torch.allclose(grad_ours, grad_theirs, atol=1e-7)
+    features = torch.randn(2, 9, 16, requires_grad=True)
+    weight = (0.3 * torch.randn(50, 16)).requires_grad_()
+    labels = torch.randint(0, 50, (2, 9))
+    exact = _next_token_loss(features, weight, labels)
+    exact_grads = torch.autograd.grad(exact, (features, weight))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low_features = features.to(torch.bfloat16)
+        low = _next_token_loss(low_features, weight, labels)
+    low_grads = torch.autograd.grad(low, (features, weight))
+    assert low.dtype == torch.float32 and [g.dtype for g in low_grads] == [torch.float32] * 2
+    assert abs(low.item() - exact.item()) < 0.02
+    for a, b in zip(low_grads, exact_grads):
+        assert (a - b).abs().max() < 0.02 * b.abs().max()
 
 
-def test_lm_loss_refuses_a_second_backward():
-    from scratchlm.models.recurrent import _next_token_loss
+def test_lm_skips_its_logits_only_when_training_with_labels():
+    from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 
-    logits = torch.randn(2, 5, 9, requires_grad=True)
-    loss = _next_token_loss(logits, torch.randint(0, 9, (2, 5)))
-    loss.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="one backward pass"):
-        loss.backward()
+    lm = RecurrentForCausalLM(RecurrentConfig(vocab_size=30, embedding_size=8, hidden_size=8, bidirectional=True))
+    ids = torch.randint(0, 30, (2, 6))
+    assert lm.train()(ids, labels=ids).logits is None
+    assert lm.train()(ids, labels=ids, skip_logits=False).logits.shape == (2, 6, 30)
+    assert lm.eval()(ids, labels=ids).logits.shape == (2, 6, 30)
+    assert lm.train()(ids).logits.shape == (2, 6, 30)
 
 
 def test_awd_regularisers_act_in_training_only_and_keep_their_shapes():

@@ -191,21 +191,25 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         self.lm_head = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs) -> CausalLMOutput:
+                labels: torch.Tensor | None = None, skip_logits: bool | None = None, **kwargs) -> CausalLMOutput:
         """Logits are the forward LM's (what `generate()` samples from); with a backward LM the
         loss is the mean of both directions' next-token losses. In training, AR and TAR add
-        their penalties to it (the loss reported while training includes them)."""
+        their penalties to it (the loss reported while training includes them). The loss never
+        needs the logits (`_next_token_loss`); training with labels skips them unless asked
+        (`skip_logits`, the name transformers gives this)."""
         raw = self.model.states(input_ids, attention_mask)[1]
         hidden = self.model._drop(raw)
-        forward = hidden[..., :self.config.hidden_size]
-        logits = self.lm_head(self.proj(forward))
+        features = self.proj(hidden[..., :self.config.hidden_size])
+        if skip_logits is None:
+            skip_logits = self.training and labels is not None
+        logits = None if skip_logits else self.lm_head(features)
         loss = None
         if labels is not None:
-            loss = _next_token_loss(logits, labels)
+            loss = _next_token_loss(features, self.lm_head.weight, labels)
             if self.config.bidirectional:
-                backward = reverse_padded(hidden[..., self.config.hidden_size:], attention_mask)
-                reversed_logits = self.lm_head(self.proj(backward))
-                loss = (loss + _next_token_loss(reversed_logits, reverse_padded(labels, attention_mask))) / 2
+                backward = self.proj(reverse_padded(hidden[..., self.config.hidden_size:], attention_mask))
+                loss = (loss + _next_token_loss(backward, self.lm_head.weight,
+                                                reverse_padded(labels, attention_mask))) / 2
             if self.training:
                 loss = loss + activation_penalty(raw, hidden, attention_mask, self.config.activation_reg,
                                                  self.config.temporal_activation_reg)
@@ -227,32 +231,51 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-class _CrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy over the labels that are not -100, in fp32, with the gradient
-    softmax - one_hot written over the saved log-probabilities. F.cross_entropy's backward
-    zero-fills a (N, V) gradient for nll_loss, then runs log_softmax's backward over it: about
-    twice the time on CPU (docs/performance.md, "What each optimisation bought")."""
+# Rows of the output layer's logits computed at a time: 256 x 8,000 fp32 is 8 MB, near the cache,
+# where the whole (B*T, V) matrix is hundreds of MB written and read several times (measured:
+# docs/performance.md, "What each optimisation bought").
+LOSS_CHUNK_ELEMENTS = 2 ** 21
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of `features @ weight.T` over the labels that are not -100, without
+    the (N, V) logits: chunk by chunk of rows, the logits in the features' precision (bf16 under
+    autocast), softmax in fp32, and the gradients of both inputs computed at once (softmax -
+    one-hot, times the chunk's rows), as fused linear cross-entropy kernels do on GPUs (Liger,
+    Apple's cut cross-entropy). The output layer's matrix multiplies are the same as before; what
+    goes is the traffic of the full logits: a cast to fp32, log-softmax, its copy for backward."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logp = logits.float().log_softmax(-1)
-        valid = labels != -100
-        safe = labels.masked_fill(~valid, 0)
-        n = valid.sum().clamp(min=1)
-        ctx.save_for_backward(logp, safe, valid, n)
-        ctx.dtype, ctx.spent = logits.dtype, False
-        return -(logp.gather(1, safe[:, None]).squeeze(1) * valid).sum() / n
+    def forward(ctx, features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(features.device.type, enabled=False):
+            w, exact = weight.to(features.dtype), torch.promote_types(features.dtype, torch.float32)
+            valid = labels != -100
+            safe = labels.masked_fill(~valid, 0)
+            n = valid.sum().clamp(min=1)
+            scale = valid.to(exact) / n
+            need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+            grad_f = torch.empty_like(features) if need else None
+            grad_w = torch.zeros_like(weight, dtype=exact) if need else None
+            total = torch.zeros((), dtype=exact, device=features.device)
+            chunk = max(1, LOSS_CHUNK_ELEMENTS // weight.size(0))
+            for start in range(0, features.size(0), chunk):
+                rows, y = features[start:start + chunk], safe[start:start + chunk, None]
+                logits = torch.mm(rows, w.t()).to(exact)
+                lse = logits.logsumexp(-1, keepdim=True)
+                total += ((lse - logits.gather(1, y)).squeeze(1) * valid[start:start + chunk]).sum()
+                if need:
+                    grad = logits.sub_(lse).exp_().scatter_add_(1, y, torch.full_like(y, -1, dtype=logits.dtype))
+                    grad = grad.mul_(scale[start:start + chunk, None]).to(features.dtype)
+                    torch.mm(grad, w, out=grad_f[start:start + chunk])
+                    grad_w += torch.mm(grad.t(), rows).to(exact)
+        if need:
+            ctx.save_for_backward(grad_f, grad_w.to(weight.dtype))
+        return total / n
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        if ctx.spent:  # the saved log-probabilities became the gradient in place
-            raise RuntimeError("the LM loss supports one backward pass (no retain_graph)")
-        ctx.spent = True
-        logp, safe, valid, n = ctx.saved_tensors
-        grad = logp.exp_()
-        grad.scatter_add_(1, safe[:, None], torch.full_like(safe[:, None], -1, dtype=grad.dtype))
-        grad.mul_((valid * (grad_loss / n)).unsqueeze(1))
-        return grad.to(ctx.dtype), None
+        grad_f, grad_w = ctx.saved_tensors
+        return grad_f * grad_loss.to(grad_f.dtype), grad_w * grad_loss.to(grad_w.dtype), None
 
 
 def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -275,12 +298,11 @@ def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, attention_mask:
     return penalty
 
 
-def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Position t predicts token t+1: the labels shift left (the last position predicts nothing).
-    Slicing the (B, T, V) logits instead would copy them forward and zero-fill a copy backward:
-    11% of a pretraining step on CPU (measured: batch 32 x 128, vocabulary 4000)."""
+def _next_token_loss(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Position t predicts token t+1 through the output layer `weight`: the labels shift left
+    (the last position predicts nothing), so no slice of the features is copied."""
     shifted = nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-    return _CrossEntropy.apply(logits.reshape(-1, logits.size(-1)), shifted.reshape(-1))
+    return _LinearCrossEntropy.apply(features.reshape(-1, features.size(-1)), weight, shifted.reshape(-1))
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
