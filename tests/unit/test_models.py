@@ -261,6 +261,23 @@ def test_lm_loss_under_bf16_autocast_follows_the_fp32_one():
         assert (a - b).abs().max() < 0.02 * b.abs().max()
 
 
+def test_lm_loss_without_grad_mode_computes_no_gradients(monkeypatch):
+    """Evaluation (torch.no_grad) gets the same loss without the gradient work, although the
+    output layer's weight still requires grad (autograd's needs_input_grad would say it does)."""
+    from scratchlm.models import recurrent
+
+    asked = []
+    real = recurrent._linear_cross_entropy
+    monkeypatch.setattr(recurrent, "_linear_cross_entropy",
+                        lambda *a, grads: asked.append(grads) or real(*a, grads=grads))
+    features, weight = torch.randn(2, 6, 4), torch.randn(13, 4, requires_grad=True)
+    labels = torch.randint(0, 13, (2, 6))
+    with torch.no_grad():
+        evaluated = recurrent._next_token_loss(features, weight, labels)
+    trained = recurrent._next_token_loss(features, weight, labels)
+    assert asked == [False, True] and torch.equal(evaluated, trained.detach())
+
+
 def test_lm_skips_its_logits_only_when_training_with_labels():
     from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 

@@ -237,40 +237,45 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
 LOSS_CHUNK_ELEMENTS = 2 ** 21
 
 
+def _linear_cross_entropy(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, grads: bool):
+    """Mean cross-entropy of `features @ weight.T` over the labels that are not -100, chunk by
+    chunk of rows: each chunk's logits in the features' precision (bf16 under autocast), their
+    softmax in fp32, and with `grads` the gradients of both inputs at once (softmax - one-hot,
+    times the chunk's rows). Returns (loss, grad of features, grad of weight)."""
+    with torch.autocast(features.device.type, enabled=False):
+        w, exact = weight.to(features.dtype), torch.promote_types(features.dtype, torch.float32)
+        valid = labels != -100
+        safe = labels.masked_fill(~valid, 0)
+        n = valid.sum().clamp(min=1)
+        scale = valid.to(exact) / n
+        grad_f = torch.empty_like(features) if grads else None
+        grad_w = torch.zeros_like(weight, dtype=exact) if grads else None
+        total = torch.zeros((), dtype=exact, device=features.device)
+        chunk = max(1, LOSS_CHUNK_ELEMENTS // weight.size(0))
+        for start in range(0, features.size(0), chunk):
+            rows, y = features[start:start + chunk], safe[start:start + chunk, None]
+            logits = torch.mm(rows, w.t()).to(exact)
+            lse = logits.logsumexp(-1, keepdim=True)
+            total += ((lse - logits.gather(1, y)).squeeze(1) * valid[start:start + chunk]).sum()
+            if grads:
+                grad = logits.sub_(lse).exp_().scatter_add_(1, y, torch.full_like(y, -1, dtype=logits.dtype))
+                grad = grad.mul_(scale[start:start + chunk, None]).to(features.dtype)
+                torch.mm(grad, w, out=grad_f[start:start + chunk])
+                grad_w += torch.mm(grad.t(), rows).to(exact)
+    return total / n, grad_f, None if grad_w is None else grad_w.to(weight.dtype)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of `features @ weight.T` over the labels that are not -100, without
-    the (N, V) logits: chunk by chunk of rows, the logits in the features' precision (bf16 under
-    autocast), softmax in fp32, and the gradients of both inputs computed at once (softmax -
-    one-hot, times the chunk's rows), as fused linear cross-entropy kernels do on GPUs (Liger,
-    Apple's cut cross-entropy). The output layer's matrix multiplies are the same as before; what
-    goes is the traffic of the full logits: a cast to fp32, log-softmax, its copy for backward."""
+    """The loss above for autograd, without the (N, V) logits: the gradients are computed in the
+    forward, as fused linear cross-entropy kernels do on GPUs (Liger, Apple's cut cross-entropy).
+    The output layer's matrix multiplies are the same as unfused; what goes is the traffic of the
+    full logits (a cast to fp32, log-softmax, its copy for backward)."""
 
     @staticmethod
     def forward(ctx, features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(features.device.type, enabled=False):
-            w, exact = weight.to(features.dtype), torch.promote_types(features.dtype, torch.float32)
-            valid = labels != -100
-            safe = labels.masked_fill(~valid, 0)
-            n = valid.sum().clamp(min=1)
-            scale = valid.to(exact) / n
-            need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-            grad_f = torch.empty_like(features) if need else None
-            grad_w = torch.zeros_like(weight, dtype=exact) if need else None
-            total = torch.zeros((), dtype=exact, device=features.device)
-            chunk = max(1, LOSS_CHUNK_ELEMENTS // weight.size(0))
-            for start in range(0, features.size(0), chunk):
-                rows, y = features[start:start + chunk], safe[start:start + chunk, None]
-                logits = torch.mm(rows, w.t()).to(exact)
-                lse = logits.logsumexp(-1, keepdim=True)
-                total += ((lse - logits.gather(1, y)).squeeze(1) * valid[start:start + chunk]).sum()
-                if need:
-                    grad = logits.sub_(lse).exp_().scatter_add_(1, y, torch.full_like(y, -1, dtype=logits.dtype))
-                    grad = grad.mul_(scale[start:start + chunk, None]).to(features.dtype)
-                    torch.mm(grad, w, out=grad_f[start:start + chunk])
-                    grad_w += torch.mm(grad.t(), rows).to(exact)
-        if need:
-            ctx.save_for_backward(grad_f, grad_w.to(weight.dtype))
-        return total / n
+        loss, grad_f, grad_w = _linear_cross_entropy(features, weight, labels, grads=True)
+        ctx.save_for_backward(grad_f, grad_w)
+        return loss
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
@@ -301,8 +306,11 @@ def activation_penalty(raw: torch.Tensor, dropped: torch.Tensor, attention_mask:
 def _next_token_loss(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Position t predicts token t+1 through the output layer `weight`: the labels shift left
     (the last position predicts nothing), so no slice of the features is copied."""
-    shifted = nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-    return _LinearCrossEntropy.apply(features.reshape(-1, features.size(-1)), weight, shifted.reshape(-1))
+    shifted = nn.functional.pad(labels[:, 1:], (0, 1), value=-100).reshape(-1)
+    flat = features.reshape(-1, features.size(-1))
+    if torch.is_grad_enabled() and (flat.requires_grad or weight.requires_grad):
+        return _LinearCrossEntropy.apply(flat, weight, shifted)
+    return _linear_cross_entropy(flat, weight, shifted, grads=False)[0]  # evaluation: the loss alone
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
