@@ -300,7 +300,7 @@ class Job(NamedTuple):
     @property
     def priority(self) -> int:
         """Snakemake's order among ready jobs: a `scratch` control's fine-tuning first. A model from
-        random weights trains longest (the real-cpu run: CoNLL's control 36.8 job-minutes against
+        random weights trains longest (the real-cpu run at 6e0b2ff: CoNLL's control 36.8 job-minutes against
         the pretrained arm's 24.7), and left for later it ran alone at the end while a core idled."""
         return int(self.stage == "finetune" and self.run.method == "scratch")
 
