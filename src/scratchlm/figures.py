@@ -111,6 +111,24 @@ def data_efficiency(rows: list[tuple[str, str, str, float, float, float]], metri
     return _save(fig, path)
 
 
+def score_by_budget(rows: list[tuple[str, str, float, float, float]], metric_names: dict, path: Path) -> Path:
+    """The bake-off's figure: validation metric against pretraining minutes, one panel per task,
+    one line per architecture with its spread over seeds; 0 minutes is the same model from random
+    weights (the scratch control). rows: (task, model, minutes, mean, std)."""
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = _grid(len(tasks), width=5.0)
+    for ax, task in zip(axes, tasks):
+        for model in dict.fromkeys(r[1] for r in rows if r[0] == task):
+            points = sorted(r[2:] for r in rows if r[:2] == (task, model))
+            ax.errorbar([m for m, *_ in points], [100 * v for _, v, _ in points], yerr=[100 * s for *_, s in points],
+                        marker="o", capsize=3, label=model)
+        ax.set_title(task)
+        ax.set_xlabel("pretraining minutes (the same cores for each model)")
+        ax.set_ylabel(f"validation {metric_names[task]} (%)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def label_counts(rows: list[tuple[str, str, int, float, float]], path: Path) -> Path:
     """Main test metric against labelled examples per class, one panel per task/model, one line
     per method with its spread over seeds; the zero-shot prompt a flat dashed line.

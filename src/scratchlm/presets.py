@@ -101,10 +101,11 @@ def run(args) -> None:
     apply(args.name, args.params, keep_data=args.keep_data)
 
 
-def apply(name: str, params_file: str = "params.yaml", keep_data: bool = False) -> None:
+def apply(name: str, params_file: str = "params.yaml", keep_data: bool = False, file: Path | None = None) -> None:
     """Merge preset `name` into `params_file`. `keep_data`: keep the params' own datasets and tasks
-    and shrink the data instead (see `keep_data_overlay`)."""
-    preset = presets_dir() / f"{name}.yaml"
+    and shrink the data instead (see `keep_data_overlay`). `file`: the overlay's own path, for one
+    that lives elsewhere than the presets (an experiment's, layered over a preset)."""
+    preset = file or presets_dir() / f"{name}.yaml"
     if not preset.exists():
         raise ScratchError(f"preset {name!r} not found in {presets_dir()} (available: {', '.join(available())})")
     overlay = read_yaml(preset) or {}
