@@ -123,7 +123,7 @@ def score_by_budget(rows: list[tuple[str, str, float, float, float]], metric_nam
             ax.errorbar([m for m, *_ in points], [100 * v for _, v, _ in points], yerr=[100 * s for *_, s in points],
                         marker="o", capsize=3, label=model)
         ax.set_title(task)
-        ax.set_xlabel("pretraining minutes (the same cores for each model)")
+        ax.set_xlabel("pretraining minutes (wall, as the run took them)")
         ax.set_ylabel(f"validation {metric_names[task]} (%)")
         ax.legend(fontsize=8)
     return _save(fig, path)
