@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 
 from scratchlm import figures, presets
+from scratchlm.errors import ScratchError
 from scratchlm.params import load
 
 LEVEL = 0.95
@@ -45,7 +46,7 @@ def seed_scores(plots: Path, metric: str) -> dict[int, float]:
     return found
 
 
-def test_scores(details: Path, metric: str) -> dict[int, float]:
+def scores_on_test(details: Path, metric: str) -> dict[int, float]:
     """Each seed's score on the test split (the evaluate stage's details file)."""
     if not details.exists():
         return {}
@@ -71,7 +72,7 @@ def arm(repo: Path, task: str, model: str, run: str, metric: str) -> dict | None
         return None
     summary = json.loads((folder / "metrics.json").read_text())
     val = seed_scores(folder / "plots", metric)
-    test = test_scores(repo / "results/details" / task / model / f"{run}.json", metric)
+    test = scores_on_test(repo / "results/details" / task / model / f"{run}.json", metric)
     return {"lr": summary["lr"], "steps": summary["steps"], "selected_epoch": summary["selected_epoch"],
             "improving_seeds": summary["improving_seeds"], "val_seeds": val, "test_seeds": test,
             **describe(list(val.values()), "val"), **describe(list(test.values()), "test")}
@@ -100,9 +101,14 @@ def difference(a: list[float], b: list[float]) -> dict:
 
 def collect(repo: Path, task: str) -> dict:
     params = load(repo / "params.yaml")
+    if task not in params["tasks"]:
+        raise ScratchError(f"task {task!r} is not in {repo / 'params.yaml'} (its tasks: {', '.join(params['tasks'])})")
     metric, seed = params["tasks"][task]["metric"], params["pretrain"]["seeds"][0]
     models = {}
     for model in params["pretrain"]["models"]:
+        if not (repo / "results/pretrain" / model / f"seed{seed}" / "metrics.json").exists():
+            raise ScratchError(f"{repo} has no pretraining results for {model} (seed {seed}): run "
+                               "`snakemake --cores all` there first")
         arms = {run: found for run in ("full", "scratch") if (found := arm(repo, task, model, run, metric))}
         models[model] = {"pretraining": pretraining(repo, model, seed), **arms}
     ranked = [m for m in models if "full" in models[m] and len(models[m]["full"]["val_seeds"]) > 1]
@@ -153,7 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         return apply()
     if not args.task:
         parser.error("--task is needed to read a run (or --apply to set one up)")
-    found = collect(args.repo, args.task)
+    try:
+        found = collect(args.repo, args.task)
+    except ScratchError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.task}.json").write_text(json.dumps(found, indent=1) + "\n")
     figures.score_by_budget(rows(found), {args.task: found["metric"]}, args.out / f"{args.task}.png")

@@ -84,3 +84,20 @@ def test_main_writes_the_json_and_the_figure(run_dir, capsys):
     assert (run_dir / "out/sst2.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| lstm | 10.0 | 5.00M |" in printed and "lstm - bert: +14.00 points" in printed
+
+
+def test_an_unfinished_run_or_an_unknown_task_is_one_clear_line(run_dir):
+    from scratchlm.errors import ScratchError
+
+    with pytest.raises(ScratchError, match="task 'imdb' is not in .*its tasks: sst2"):
+        bakeoff.collect(run_dir, "imdb")
+    (run_dir / "results/pretrain/bert/seed42/metrics.json").unlink()
+    with pytest.raises(ScratchError, match="no pretraining results for bert .*snakemake --cores all") as e:
+        bakeoff.collect(run_dir, "sst2")
+    assert "\n" not in str(e.value)
+
+
+def test_main_says_it_in_one_line_and_exits_2(run_dir, capsys):
+    with pytest.raises(SystemExit) as e:
+        bakeoff.main(["--repo", str(run_dir), "--task", "imdb"])
+    assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
