@@ -23,6 +23,7 @@ from pathlib import Path
 
 from scratchlm import figures, presets
 from scratchlm.errors import ScratchError
+from scratchlm.metrics import mean_std
 from scratchlm.params import load
 
 LEVEL = 0.95
@@ -81,8 +82,8 @@ def arm(repo: Path, task: str, model: str, run: str, metric: str) -> dict | None
 def describe(values: list[float], prefix: str) -> dict:
     if not values:
         return {}
-    return {f"{prefix}_mean": round(statistics.mean(values), 4),
-            f"{prefix}_std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+    mean, std = mean_std(values)
+    return {f"{prefix}_mean": round(mean, 4), f"{prefix}_std": round(std, 4)}
 
 
 def difference(a: list[float], b: list[float]) -> dict:

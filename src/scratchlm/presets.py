@@ -106,6 +106,8 @@ def apply(name: str, params_file: str = "params.yaml", keep_data: bool = False, 
     and shrink the data instead (see `keep_data_overlay`). `file`: the overlay's own path, for one
     that lives elsewhere than the presets (an experiment's, layered over a preset)."""
     preset = file or presets_dir() / f"{name}.yaml"
+    if file is not None and not file.exists():
+        raise ScratchError(f"overlay {name!r}: {file} not found")
     if not preset.exists():
         raise ScratchError(f"preset {name!r} not found in {presets_dir()} (available: {', '.join(available())})")
     overlay = read_yaml(preset) or {}

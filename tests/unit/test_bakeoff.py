@@ -101,3 +101,11 @@ def test_main_says_it_in_one_line_and_exits_2(run_dir, capsys):
     with pytest.raises(SystemExit) as e:
         bakeoff.main(["--repo", str(run_dir), "--task", "imdb"])
     assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_missing_overlay_file_is_named(tmp_path):
+    from scratchlm import presets
+    from scratchlm.errors import ScratchError
+
+    with pytest.raises(ScratchError, match="overlay 'bake-off': .*absent.yaml not found"):
+        presets.apply("bake-off", str(tmp_path / "params.yaml"), file=tmp_path / "absent.yaml")
