@@ -5,7 +5,8 @@ hardware's matmul peak, as PaLM and nanoGPT count it.
 
 - Recurrent LM (per direction of an ELMo-style bidirectional model): per layer a GRU does 3
   gate blocks and an LSTM 4, each 2*(E*H + H*H); then the projection to the embedding width and
-  the tied softmax over the vocabulary.
+  the tied softmax over the vocabulary, or, sampled, over the classes it draws (and each
+  position's own).
 - BERT, masked LM with the sparse head (models/bert.py): per layer the Q, K, V and output
   projections (8*H^2), the attention scores and their weighted sum (4*S*H for a sequence of S),
   the feed-forward block (4*H*I); the head's transform and decoder (2*H^2 + 2*H*V) run on the
@@ -17,8 +18,9 @@ from __future__ import annotations
 GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 
 
-def recurrent(config) -> float:
-    e, h, v = config.embedding_size, config.hidden_size, config.vocab_size
+def recurrent(config, classes: float | None = None) -> float:
+    """`classes`: the output classes a sampled softmax scores per position (default: all)."""
+    e, h, v = config.embedding_size, config.hidden_size, classes or config.vocab_size
     body = 0.0
     for layer in range(config.num_layers):
         width_in = e if layer == 0 else h
@@ -35,8 +37,9 @@ def bert(config, sequence: int, masked_share: float) -> float:
     return 3 * (config.num_hidden_layers * layer + head)
 
 
-def per_token(config, sequence: int, masked_share: float = 0.15) -> float:
-    """The training-step FLOPs per token of one of our language models' configs."""
+def per_token(config, sequence: int, masked_share: float = 0.15, classes: float | None = None) -> float:
+    """The training-step FLOPs per token of one of our language models' configs (`classes`: a
+    recurrent LM's sampled softmax's classes per position)."""
     if config.model_type == "bert":
         return bert(config, sequence, masked_share)
-    return recurrent(config)
+    return recurrent(config, classes)

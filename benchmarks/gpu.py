@@ -80,11 +80,14 @@ def _model(spec: dict, vocab: int):
 
 
 def _inputs(config, batch: int, block: int, device: str, masked_share: float) -> dict:
-    """A batch of random token ids; for a masked LM, labels at a random share of the positions."""
+    """A batch of random token ids, drawn as text's are, by Zipf's law (the rank-r id with
+    weight 1/r: what a sampled softmax draws its classes from); for a masked LM, labels at a
+    random share of the positions."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, config.vocab_size, (batch, block), generator=generator)
+    zipf = 1 / torch.arange(1, config.vocab_size - 4, dtype=torch.float64)
+    ids = 5 + torch.multinomial(zipf, batch * block, replacement=True, generator=generator).view(batch, block)
     if config.model_type != "bert":
         return {"input_ids": ids.to(device), "labels": ids.to(device)}
     masked = torch.rand(batch, block, generator=generator) < masked_share
@@ -125,8 +128,8 @@ def _peak_memory_mb(device: str) -> float | None:
 def _without(choice: str, model, device: str):
     """The same step without one of the choices: the autocast (fp32 instead: the caller picks the
     precision), cuDNN's recurrent kernels (PyTorch's own), the attention kernel training picks for
-    the device (the other one: eager on a GPU, SDPA on the CPU), or dropout (a recipe's choice,
-    not an efficiency one: measured for what it costs)."""
+    the device (the other one: eager on a GPU, SDPA on the CPU), the sampled softmax (the full
+    one), or dropout (a recipe's choice, not an efficiency one: measured for what it costs)."""
     import torch
 
     if choice == "cudnn":
@@ -135,7 +138,19 @@ def _without(choice: str, model, device: str):
         return _attention(model, ATTENTION[choice])
     if choice == "dropout":
         return _no_dropout(model)
+    if choice == "sampled_softmax":
+        return _full_softmax(model)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _full_softmax(model):
+    drawn = model.config.sampled_softmax
+    model.config.sampled_softmax = 0
+    try:
+        yield
+    finally:
+        model.config.sampled_softmax = drawn
 
 
 ATTENTION = {"sdpa": "eager", "eager": "sdpa"}  # a kernel and the one a step without it uses
@@ -180,6 +195,8 @@ def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) ->
         choices.append(model.config._attn_implementation)
     elif device == "cuda":
         choices.append("cudnn")
+    if getattr(model.config, "sampled_softmax", 0):
+        choices.append("sampled_softmax")
     if _dropout(model):
         choices.append("dropout")
     tokens, found = inputs["input_ids"].numel(), {}
@@ -188,6 +205,18 @@ def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) ->
             seconds = seconds_per_step(model, inputs, device, "fp32" if choice == precision else precision, sizes)
         found[f"without_{choice}"] = round(tokens / seconds)
     return found
+
+
+def sampled_classes(config, labels) -> float | None:
+    """The classes a sampled softmax scores per position on these labels: the expected number of
+    distinct classes among its draws (models/recurrent.py's `draw_chances`, summed), plus the
+    position's own; None for a full softmax."""
+    from scratchlm.models.recurrent import draw_chances
+
+    k = getattr(config, "sampled_softmax", 0)
+    if not k:
+        return None
+    return float(draw_chances(labels[labels != -100].flatten().cpu(), config.vocab_size, k).sum()) + 1
 
 
 def one_model(name: str, params: dict, device: str, precision: str, peak: float, sizes: Sizes) -> dict:
@@ -205,7 +234,7 @@ def one_model(name: str, params: dict, device: str, precision: str, peak: float,
     inputs = _inputs(model.config, batch, block, device, share)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    per_token = flops.per_token(model.config, block, share)
+    per_token = flops.per_token(model.config, block, share, sampled_classes(model.config, inputs["labels"]))
     rate = batch * block / seconds_per_step(model, inputs, device, precision, sizes)
     found = {"batch": batch, "block": block, "parameters": sum(p.numel() for p in model.parameters()),
              "flops_per_token": per_token, "tokens_per_second": round(rate),

@@ -98,6 +98,24 @@ def test_flop_counts_match_a_count_by_hand():
     layer = 8 * 64 * 64 + 4 * 128 * 64 + 4 * 64 * 256  # QKV + output, scores + weighted sum, feed-forward
     head = 0.15 * (2 * 64 * 64 + 2 * 64 * 1000)  # on the masked positions only
     assert flops.per_token(bert, 128, 0.15) == pytest.approx(3 * (2 * layer + head))
+    # sampled softmax over 30 classes a position: the softmax's 100 rows become 30
+    assert flops.per_token(gru, 64, classes=30) == 3 * (3 * 2 * (128 + 256) + 2 * 16 * 8 + 2 * 8 * 30)
+
+
+def test_sampled_classes_count_the_expected_distinct_draws_and_the_target():
+    """Labels with shares 1/2, 1/4, 1/4 in a vocabulary of 10, 3 draws (2 from the labels, 1
+    uniform): each class is in with chance 1 - (1 - share)^2 * 0.9, plus the position's own;
+    a full softmax has none to count."""
+    import torch
+
+    from benchmarks import gpu
+    from scratchlm.models import RecurrentConfig
+
+    labels = torch.tensor([[7, 7, 8, 9, -100]])
+    sampled = RecurrentConfig(vocab_size=10, sampled_softmax=3)
+    expected = 7 * (1 - 0.9) + (1 - 0.25 * 0.9) + 2 * (1 - 0.75 ** 2 * 0.9) + 1
+    assert gpu.sampled_classes(sampled, labels) == pytest.approx(expected)
+    assert gpu.sampled_classes(RecurrentConfig(vocab_size=10), labels) is None
 
 
 def test_the_step_ablations_restore_what_they_change():
@@ -115,3 +133,11 @@ def test_the_step_ablations_restore_what_they_change():
     with gpu._without("eager", model, "cpu"):
         assert model.bert.config._attn_implementation == "sdpa"
     assert gpu._dropout(model) and model.bert.config._attn_implementation == "eager"
+    lm = pretraining_model({"arch": "recurrent", "cell": "lstm", "embedding_size": 8, "hidden_size": 8,
+                            "num_layers": 1, "dropout": 0.1, "tie_embeddings": True, "bidirectional": True,
+                            "embedding_dropout": 0.0, "weight_drop": 0.0, "variational": False,
+                            "activation_reg": 0.0, "temporal_activation_reg": 0.0, "sampled_softmax": 16},
+                           gpu._Vocabulary(40))
+    with gpu._without("sampled_softmax", lm, "cpu"):
+        assert lm.config.sampled_softmax == 0
+    assert lm.config.sampled_softmax == 16

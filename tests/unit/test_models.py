@@ -278,6 +278,82 @@ def test_lm_loss_without_grad_mode_computes_no_gradients(monkeypatch):
     assert asked == [False, True] and torch.equal(evaluated, trained.detach())
 
 
+def _reference_sampled_loss(features, weight, labels, k, seed):
+    """Sampled softmax row by row in float64: the draws replayed from the same seed (half from
+    the targets, half uniform), each class's logit less the log of its chance to be drawn, a
+    row's own target never among its negatives."""
+    import math
+
+    shifted = [torch.nn.functional.pad(y[:, 1:], (0, 1), value=-100).reshape(-1) for y in labels]
+    rows = torch.cat([f.reshape(-1, f.size(-1)) for f in features]).double()
+    targets = torch.cat(shifted)
+    rows, targets = rows[targets != -100], targets[targets != -100]
+    n, vocabulary = len(targets), weight.size(0)
+    torch.manual_seed(seed)
+    drawn = set(targets[torch.randint(n, (k - k // 2,))].tolist()) | set(torch.randint(vocabulary, (k // 2,)).tolist())
+
+    def logit(row, c):
+        share = (targets == c).sum().item() / n
+        chance = 1 - (1 - share) ** (k - k // 2) * (1 - 1 / vocabulary) ** (k // 2)
+        return row @ weight[c].double() - math.log(chance)
+
+    total = 0.0
+    for row, y in zip(rows, targets.tolist()):
+        scores = torch.stack([logit(row, y)] + [logit(row, c) for c in sorted(drawn) if c != y])
+        total += (scores.logsumexp(0) - scores[0]).item()
+    return total / n
+
+
+def test_sampled_softmax_loss_matches_a_row_by_row_reference():
+    """Both directions' positions in one loss, ignored labels left out, accidental hits removed."""
+    from scratchlm.models.recurrent import _sampled_next_token_loss
+
+    torch.manual_seed(0)
+    features = [torch.randn(3, 7, 5, dtype=torch.float64) for _ in range(2)]
+    weight = torch.randn(40, 5, dtype=torch.float64)
+    labels = [torch.randint(0, 40, (3, 7)) for _ in range(2)]
+    labels[1][1, 3:] = -100
+    torch.manual_seed(7)
+    ours = _sampled_next_token_loss(features, weight, labels, num_sampled=9)
+    reference = _reference_sampled_loss(features, weight, labels, 9, seed=7)
+    assert ours.item() == pytest.approx(reference, rel=1e-6)  # the loss computes in fp32
+
+
+def test_sampled_softmax_drawing_every_class_is_the_full_softmax():
+    """With draws enough to include every class (each chance 1), the estimate is the exact
+    softmax, value and gradients (the fused full-softmax loss is the reference)."""
+    from scratchlm.models.recurrent import _next_token_loss, _sampled_next_token_loss
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 6, 4, requires_grad=True)
+    weight = torch.randn(30, 4, requires_grad=True)
+    labels = torch.randint(0, 30, (2, 6))
+    labels[1, 4:] = -100
+    ours = _sampled_next_token_loss([features], weight, [labels], num_sampled=100_000)
+    grads = torch.autograd.grad(ours, (features, weight))
+    exact = _next_token_loss(features, weight, labels)
+    for a, b in zip(grads, torch.autograd.grad(exact, (features, weight))):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert ours.item() == pytest.approx(exact.item(), rel=1e-5)
+
+
+def test_lm_trains_on_the_sampled_loss_and_evaluates_on_the_exact_one():
+    base = dict(vocab_size=40, cell="lstm", embedding_size=8, hidden_size=8, dropout=0.0, bidirectional=True)
+    torch.manual_seed(0)
+    exact = RecurrentForCausalLM(RecurrentConfig(**base))
+    sampled = RecurrentForCausalLM(RecurrentConfig(**base, sampled_softmax=6))
+    sampled.load_state_dict(exact.state_dict())
+    ids = torch.randint(1, 40, (3, 9))
+    assert torch.equal(sampled.eval()(ids, labels=ids).loss, exact.eval()(ids, labels=ids).loss)
+    torch.manual_seed(3)
+    trained = sampled.train()(ids, labels=ids).loss
+    torch.manual_seed(3)  # the draws come from torch's generator: seeded runs repeat
+    assert torch.equal(trained, sampled(ids, labels=ids).loss)
+    assert torch.isfinite(trained) and trained != exact.train()(ids, labels=ids).loss
+    trained.backward()  # the sampled loss trains the recurrent weights too
+    assert sampled.model.rnn.weight_hh_l0.grad.abs().sum() > 0
+
+
 def test_lm_skips_its_logits_only_when_training_with_labels():
     from scratchlm.models import RecurrentConfig, RecurrentForCausalLM
 

@@ -45,7 +45,8 @@ def build_config(spec: dict, tokenizer):
                            bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id,
                            embedding_dropout=spec["embedding_dropout"], weight_drop=spec["weight_drop"],
                            variational=spec["variational"], activation_reg=spec["activation_reg"],
-                           temporal_activation_reg=spec["temporal_activation_reg"])
+                           temporal_activation_reg=spec["temporal_activation_reg"],
+                           sampled_softmax=spec["sampled_softmax"])
 
 
 def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):

@@ -14,6 +14,8 @@ classification sees both sides of a word.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
@@ -38,7 +40,8 @@ class RecurrentConfig(PretrainedConfig):
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
                  pad_token_id: int = 0, initializer_range: float = 0.02, embedding_dropout: float = 0.0,
                  weight_drop: float = 0.0, variational: bool = False, activation_reg: float = 0.0,
-                 temporal_activation_reg: float = 0.0, reader_hidden: int = 0, **kwargs):
+                 temporal_activation_reg: float = 0.0, reader_hidden: int = 0, sampled_softmax: int = 0,
+                 **kwargs):
         for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
             setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
@@ -60,6 +63,7 @@ class RecurrentConfig(PretrainedConfig):
         self.activation_reg = activation_reg  # AWD-LSTM's AR and TAR: LM training losses only
         self.temporal_activation_reg = temporal_activation_reg
         self.reader_hidden = reader_hidden  # sequence classification's task reader (0: none)
+        self.sampled_softmax = sampled_softmax  # LM training loss over this many drawn classes (0: all)
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     @property
@@ -194,9 +198,10 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 labels: torch.Tensor | None = None, skip_logits: bool | None = None, **kwargs) -> CausalLMOutput:
         """Logits are the forward LM's (what `generate()` samples from); with a backward LM the
         loss is the mean of both directions' next-token losses. In training, AR and TAR add
-        their penalties to it (the loss reported while training includes them). The loss never
-        needs the logits (`_next_token_loss`); training with labels skips them unless asked
-        (`skip_logits`, the name transformers gives this)."""
+        their penalties to it (the loss reported while training includes them), and with
+        `sampled_softmax` the loss is the sampled estimate (`_sampled_next_token_loss`; evaluation
+        keeps the exact one). The loss never needs the logits (`_next_token_loss`); training with
+        labels skips them unless asked (`skip_logits`, the name transformers gives this)."""
         raw = self.model.states(input_ids, attention_mask)[1]
         hidden = self.model._drop(raw)
         features = self.proj(hidden[..., :self.config.hidden_size])
@@ -205,11 +210,15 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         logits = None if skip_logits else self.lm_head(features)
         loss = None
         if labels is not None:
-            loss = _next_token_loss(features, self.lm_head.weight, labels)
+            directions = [(features, labels)]
             if self.config.bidirectional:
                 backward = self.proj(reverse_padded(hidden[..., self.config.hidden_size:], attention_mask))
-                loss = (loss + _next_token_loss(backward, self.lm_head.weight,
-                                                reverse_padded(labels, attention_mask))) / 2
+                directions.append((backward, reverse_padded(labels, attention_mask)))
+            if self.training and self.config.sampled_softmax:
+                loss = _sampled_next_token_loss([f for f, _ in directions], self.lm_head.weight,
+                                                [y for _, y in directions], self.config.sampled_softmax)
+            else:  # each direction's mean loss, averaged
+                loss = sum(_next_token_loss(f, self.lm_head.weight, y) for f, y in directions) / len(directions)
             if self.training:
                 loss = loss + activation_penalty(raw, hidden, attention_mask, self.config.activation_reg,
                                                  self.config.temporal_activation_reg)
@@ -311,6 +320,42 @@ def _next_token_loss(features: torch.Tensor, weight: torch.Tensor, labels: torch
     if torch.is_grad_enabled() and (flat.requires_grad or weight.requires_grad):
         return _LinearCrossEntropy.apply(flat, weight, shifted)
     return _linear_cross_entropy(flat, weight, shifted, grads=False)[0]  # evaluation: the loss alone
+
+
+def draw_chances(targets: torch.Tensor, vocabulary: int, num_sampled: int) -> torch.Tensor:
+    """Each class's chance to be among a sampled softmax's draws from these targets (below):
+    1 - (1 - its share of the targets)^(draws from them) * (1 - 1/V)^(uniform draws)."""
+    share = torch.bincount(targets, minlength=vocabulary).double() / targets.numel()
+    never = (num_sampled - num_sampled // 2) * torch.log1p(-share) + num_sampled // 2 * math.log1p(-1 / vocabulary)
+    return -torch.expm1(never)
+
+
+def _sampled_next_token_loss(features: list[torch.Tensor], weight: torch.Tensor, labels: list[torch.Tensor],
+                             num_sampled: int) -> torch.Tensor:
+    """Sampled softmax (Jean et al. 2015), the next-token loss of every direction at once: each
+    position's logit for its own next token against those of one set of classes shared by the
+    batch, drawn `num_sampled` times, half from the batch's own next tokens (the corpus' unigram
+    distribution: the classes that matter most) and half uniformly from the vocabulary (so every
+    row of the output layer is pushed down now and then); a class drawn twice counts once. Each
+    logit is less the log of its class's chance to be among the draws, and a drawn class that is
+    a position's own target is left out of that position's row. Only the drawn classes' rows of
+    the output layer are multiplied; evaluation scores the full softmax (`_next_token_loss`)."""
+    shifted = [nn.functional.pad(y[:, 1:], (0, 1), value=-100).reshape(-1) for y in labels]
+    flat = torch.cat([f.reshape(-1, f.size(-1)) for f in features])
+    targets = torch.cat(shifted)
+    valid = targets != -100
+    flat, targets = flat[valid], targets[valid]
+    n, vocabulary = targets.numel(), weight.size(0)
+    if n == 0:
+        return flat.sum() * 0.0
+    from_batch, uniform = num_sampled - num_sampled // 2, num_sampled // 2
+    log_chance = draw_chances(targets, vocabulary, num_sampled).log().float()
+    drawn = torch.cat([targets[torch.randint(n, (from_batch,), device=targets.device)],
+                       torch.randint(vocabulary, (uniform,), device=targets.device)]).unique()
+    true = (flat.float() * weight[targets].float()).sum(-1) - log_chance[targets]
+    sampled = (flat @ weight[drawn].to(flat.dtype).t()).float() - log_chance[drawn]
+    sampled = sampled.masked_fill(drawn == targets[:, None], float("-inf"))
+    return (torch.logaddexp(true, sampled.logsumexp(-1)) - true).mean()
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str,
