@@ -14,7 +14,7 @@ Then each language model as the pipeline builds and trains it (benchmarks/gpu.py
 CPU): the demo's GRU, the real-cpu preset's LSTM and a Transformer sized for a CPU hour (BERT
 below), in the precision training picks here, against the matmul peak in that precision
 (`pretrain_mfu_peak_<model>`), each beside the same step without each of its choices (fp32, the
-other attention kernel, no dropout); and the Transformer's tokens/s over the LSTM's
+other attention kernel, no dropout, the full softmax for a sampled one); and the Transformer's tokens/s over the LSTM's
 (`pretrain_tokens_per_hour_ratio`: the same cores, so the same ratio per CPU-hour).
 """
 

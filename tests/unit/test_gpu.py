@@ -118,6 +118,22 @@ def test_sampled_classes_count_the_expected_distinct_draws_and_the_target():
     assert gpu.sampled_classes(RecurrentConfig(vocab_size=10), labels) is None
 
 
+def test_the_bench_times_a_sampled_softmax_lm_beside_its_full_softmax():
+    """A recurrent LM with `sampled_softmax`: its FLOPs count the classes it scores, and the step
+    is also timed without it (the full softmax), at toy sizes."""
+    from benchmarks import gpu
+
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["tokenizer"]["vocab_size"], raw["pack"]["block_size"] = 300, 16
+    raw["pretrain"]["models"]["lm"] = {"arch": "recurrent", "cell": "lstm", "embedding_size": 8, "hidden_size": 8,
+                                       "bidirectional": True, "sampled_softmax": 16, "training": {"batch_size": 2}}
+    p = params.validate(raw)
+    found = gpu.one_model("lm", p, "cpu", "fp32", 1e12, gpu.CPU)
+    assert set(found["tokens_per_second_without"]) == {"without_sampled_softmax", "without_dropout"}
+    full = gpu.flops.recurrent(gpu._model(p["pretrain"]["models"]["lm"], 300).config)
+    assert 0 < found["flops_per_token"] < full
+
+
 def test_the_step_ablations_restore_what_they_change():
     """The benchmark's steps without dropout or with the other attention kernel leave the model
     as it was (the next measurement sees the pipeline's model)."""
