@@ -15,6 +15,7 @@ figure, evaluations and checkpoints included, is the pipeline's tokens/s beside 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import NamedTuple
 
@@ -145,12 +146,12 @@ def _without(choice: str, model, device: str):
 
 @contextlib.contextmanager
 def _full_softmax(model):
-    drawn = model.config.sampled_softmax
-    model.config.sampled_softmax = 0
+    drawn = model.sampled_softmax
+    model.sampled_softmax = 0
     try:
         yield
     finally:
-        model.config.sampled_softmax = drawn
+        model.sampled_softmax = drawn
 
 
 ATTENTION = {"sdpa": "eager", "eager": "sdpa"}  # a kernel and the one a step without it uses
@@ -195,7 +196,7 @@ def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) ->
         choices.append(model.config._attn_implementation)
     elif device == "cuda":
         choices.append("cudnn")
-    if getattr(model.config, "sampled_softmax", 0):
+    if getattr(model, "sampled_softmax", 0):
         choices.append("sampled_softmax")
     if _dropout(model):
         choices.append("dropout")
@@ -207,16 +208,17 @@ def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) ->
     return found
 
 
-def sampled_classes(config, labels) -> float | None:
-    """The classes a sampled softmax scores per position on these labels: the expected number of
-    distinct classes among its draws (models/recurrent.py's `draw_chances`, summed), plus the
-    position's own; None for a full softmax."""
+def sampled_classes(k: int, vocabulary: int, labels) -> float | None:
+    """The classes a sampled softmax of `k` draws multiplies per position on these labels: the
+    expected number of distinct classes among its draws (models/recurrent.py's `draw_chances`,
+    summed), padded as the loss pads them to a multiple of 64, plus the position's own; None for
+    a full softmax (k = 0)."""
     from scratchlm.models.recurrent import draw_chances
 
-    k = getattr(config, "sampled_softmax", 0)
     if not k:
         return None
-    return float(draw_chances(labels[labels != -100].flatten().cpu(), config.vocab_size, k).sum()) + 1
+    distinct = float(draw_chances(labels[labels != -100].flatten().cpu(), vocabulary, k).sum())
+    return math.ceil(distinct / 64) * 64 + 1
 
 
 def one_model(name: str, params: dict, device: str, precision: str, peak: float, sizes: Sizes) -> dict:
@@ -234,7 +236,8 @@ def one_model(name: str, params: dict, device: str, precision: str, peak: float,
     inputs = _inputs(model.config, batch, block, device, share)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    per_token = flops.per_token(model.config, block, share, sampled_classes(model.config, inputs["labels"]))
+    drawn = sampled_classes(getattr(model, "sampled_softmax", 0), model.config.vocab_size, inputs["labels"])
+    per_token = flops.per_token(model.config, block, share, drawn)
     rate = batch * block / seconds_per_step(model, inputs, device, precision, sizes)
     found = {"batch": batch, "block": block, "parameters": sum(p.numel() for p in model.parameters()),
              "flops_per_token": per_token, "tokens_per_second": round(rate),

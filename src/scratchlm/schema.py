@@ -185,6 +185,8 @@ def _expected(error: jsonschema.ValidationError) -> str:
     if kind == "uniqueItems":
         repeated = next(x for i, x in enumerate(value) if x in value[:i])
         return f"{_show(repeated)} is listed twice; keep one"
+    if kind == "not":  # a value the schema excludes by name: its description says what is allowed
+        return f"not allowed ({schema.get('description', SCHEMA_HELP)})"
     return error.message
 
 

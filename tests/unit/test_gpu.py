@@ -102,20 +102,20 @@ def test_flop_counts_match_a_count_by_hand():
     assert flops.per_token(gru, 64, classes=30) == 3 * (3 * 2 * (128 + 256) + 2 * 16 * 8 + 2 * 8 * 30)
 
 
-def test_sampled_classes_count_the_expected_distinct_draws_and_the_target():
+def test_sampled_classes_count_the_expected_distinct_draws_padded_and_the_target():
     """Labels with shares 1/2, 1/4, 1/4 in a vocabulary of 10, 3 draws (2 from the labels, 1
-    uniform): each class is in with chance 1 - (1 - share)^2 * 0.9, plus the position's own;
-    a full softmax has none to count."""
+    uniform): each class is in with chance 1 - (1 - share)^2 * 0.9; the loss pads them to 64
+    columns, and scores the position's own; a full softmax has none to count."""
     import torch
 
     from benchmarks import gpu
-    from scratchlm.models import RecurrentConfig
+    from scratchlm.models.recurrent import draw_chances
 
     labels = torch.tensor([[7, 7, 8, 9, -100]])
-    sampled = RecurrentConfig(vocab_size=10, sampled_softmax=3)
-    expected = 7 * (1 - 0.9) + (1 - 0.25 * 0.9) + 2 * (1 - 0.75 ** 2 * 0.9) + 1
-    assert gpu.sampled_classes(sampled, labels) == pytest.approx(expected)
-    assert gpu.sampled_classes(RecurrentConfig(vocab_size=10), labels) is None
+    expected = 7 * (1 - 0.9) + (1 - 0.25 * 0.9) + 2 * (1 - 0.75 ** 2 * 0.9)
+    assert float(draw_chances(labels[labels != -100], 10, 3).sum()) == pytest.approx(expected)
+    assert gpu.sampled_classes(3, 10, labels) == 64 + 1
+    assert gpu.sampled_classes(0, 10, labels) is None
 
 
 def test_the_bench_times_a_sampled_softmax_lm_beside_its_full_softmax():
@@ -130,7 +130,9 @@ def test_the_bench_times_a_sampled_softmax_lm_beside_its_full_softmax():
     p = params.validate(raw)
     found = gpu.one_model("lm", p, "cpu", "fp32", 1e12, gpu.CPU)
     assert set(found["tokens_per_second_without"]) == {"without_sampled_softmax", "without_dropout"}
-    full = gpu.flops.recurrent(gpu._model(p["pretrain"]["models"]["lm"], 300).config)
+    model = gpu._model(p["pretrain"]["models"]["lm"], 300)
+    assert model.sampled_softmax == 16
+    full = gpu.flops.recurrent(model.config)
     assert 0 < found["flops_per_token"] < full
 
 
@@ -155,5 +157,5 @@ def test_the_step_ablations_restore_what_they_change():
                             "activation_reg": 0.0, "temporal_activation_reg": 0.0, "sampled_softmax": 16},
                            gpu._Vocabulary(40))
     with gpu._without("sampled_softmax", lm, "cpu"):
-        assert lm.config.sampled_softmax == 0
-    assert lm.config.sampled_softmax == 16
+        assert lm.sampled_softmax == 0
+    assert lm.sampled_softmax == 16

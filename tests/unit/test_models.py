@@ -337,21 +337,43 @@ def test_sampled_softmax_drawing_every_class_is_the_full_softmax():
     assert ours.item() == pytest.approx(exact.item(), rel=1e-5)
 
 
-def test_lm_trains_on_the_sampled_loss_and_evaluates_on_the_exact_one():
+def test_draw_chances_match_the_drawing_it_describes():
+    """Each class's chance to be among the draws (half from the targets, half uniform), against
+    how often 4,000 simulated drawings, made as the loss makes them, hold it."""
+    from scratchlm.models.recurrent import draw_chances
+
+    torch.manual_seed(0)
+    targets = torch.tensor([0] * 12 + [1] * 6 + [2] * 2)  # shares 0.6, 0.3, 0.1; classes 3-7 never targets
+    k, vocabulary, trials = 4, 8, 4000
+    held = torch.zeros(vocabulary)
+    for _ in range(trials):
+        drawn = torch.cat([targets[torch.randint(len(targets), (k - k // 2,))], torch.randint(vocabulary, (k // 2,))])
+        held[drawn.unique()] += 1
+    assert torch.allclose(held / trials, draw_chances(targets, vocabulary, k).float(), atol=0.03)
+
+
+def test_lm_trains_on_the_sampled_loss_and_evaluates_on_the_exact_one(tmp_path):
+    """The sampled softmax is the pretraining stage's choice: training uses it, evaluation does
+    not, and the saved model (config.json too) knows nothing of it."""
     base = dict(vocab_size=40, cell="lstm", embedding_size=8, hidden_size=8, dropout=0.0, bidirectional=True)
     torch.manual_seed(0)
     exact = RecurrentForCausalLM(RecurrentConfig(**base))
-    sampled = RecurrentForCausalLM(RecurrentConfig(**base, sampled_softmax=6))
+    sampled = RecurrentForCausalLM(RecurrentConfig(**base))
     sampled.load_state_dict(exact.state_dict())
+    sampled.sampled_softmax = 6
     ids = torch.randint(1, 40, (3, 9))
     assert torch.equal(sampled.eval()(ids, labels=ids).loss, exact.eval()(ids, labels=ids).loss)
     torch.manual_seed(3)
     trained = sampled.train()(ids, labels=ids).loss
     torch.manual_seed(3)  # the draws come from torch's generator: seeded runs repeat
     assert torch.equal(trained, sampled(ids, labels=ids).loss)
-    assert torch.isfinite(trained) and trained != exact.train()(ids, labels=ids).loss
+    full = exact.train()(ids, labels=ids).loss
+    assert torch.isfinite(trained) and abs(trained.item() - full.item()) > 1e-3
     trained.backward()  # the sampled loss trains the recurrent weights too
     assert sampled.model.rnn.weight_hh_l0.grad.abs().sum() > 0
+    sampled.save_pretrained(tmp_path)
+    assert "sampled_softmax" not in (tmp_path / "config.json").read_text()
+    assert RecurrentForCausalLM.from_pretrained(tmp_path).sampled_softmax == 0
 
 
 def test_lm_skips_its_logits_only_when_training_with_labels():

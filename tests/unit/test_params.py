@@ -75,6 +75,8 @@ def error_for(p: dict) -> str:
      ["tasks.ner.head.reader_hidden", "sequence-classification", "tagger_hidden"]),
     (lambda p: p["tasks"]["sentiment"].__setitem__("head", {"crf": True}),
      ["tasks.sentiment.head.crf", "token-classification", "remove tasks.sentiment.head"]),
+    (lambda p: p["pretrain"]["models"]["gru"].__setitem__("sampled_softmax", 1),
+     ["pretrain.models.gru.sampled_softmax = 1: not allowed", "0 (the full softmax), or at least 2"]),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_what_is_allowed(params_copy, mutate, expected):
     mutate(params_copy)

@@ -45,8 +45,7 @@ def build_config(spec: dict, tokenizer):
                            bidirectional=spec["bidirectional"], pad_token_id=tokenizer.pad_token_id,
                            embedding_dropout=spec["embedding_dropout"], weight_drop=spec["weight_drop"],
                            variational=spec["variational"], activation_reg=spec["activation_reg"],
-                           temporal_activation_reg=spec["temporal_activation_reg"],
-                           sampled_softmax=spec["sampled_softmax"])
+                           temporal_activation_reg=spec["temporal_activation_reg"])
 
 
 def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
@@ -61,7 +60,9 @@ def pretraining_model(spec: dict, tokenizer, key: str = "pretrain.models"):
     config = build_config(spec, tokenizer)
     if spec["arch"] == "bert":
         return with_dropout(BertForSparseMaskedLM(config), spec["pretraining_dropout"])
-    return RecurrentForCausalLM(config)
+    model = RecurrentForCausalLM(config)
+    model.sampled_softmax = spec["sampled_softmax"]  # pretraining's alone: not saved with the model
+    return model
 
 
 def with_dropout(model, rate: float | None):

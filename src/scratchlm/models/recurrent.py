@@ -40,8 +40,7 @@ class RecurrentConfig(PretrainedConfig):
                  bidirectional: bool = False, pooling: str = "last", tie_word_embeddings: bool = True,
                  pad_token_id: int = 0, initializer_range: float = 0.02, embedding_dropout: float = 0.0,
                  weight_drop: float = 0.0, variational: bool = False, activation_reg: float = 0.0,
-                 temporal_activation_reg: float = 0.0, reader_hidden: int = 0, sampled_softmax: int = 0,
-                 **kwargs):
+                 temporal_activation_reg: float = 0.0, reader_hidden: int = 0, **kwargs):
         for key, value in TAGGING_DEFAULTS.items():  # the token-classification head's options
             setattr(self, key, kwargs.pop(key, value))
         if cell not in CELLS:
@@ -63,7 +62,6 @@ class RecurrentConfig(PretrainedConfig):
         self.activation_reg = activation_reg  # AWD-LSTM's AR and TAR: LM training losses only
         self.temporal_activation_reg = temporal_activation_reg
         self.reader_hidden = reader_hidden  # sequence classification's task reader (0: none)
-        self.sampled_softmax = sampled_softmax  # LM training loss over this many drawn classes (0: all)
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     @property
@@ -186,6 +184,10 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         self.proj = (nn.Linear(config.hidden_size, config.embedding_size)
                      if config.hidden_size != config.embedding_size else nn.Identity())
         self.lm_head = nn.Linear(config.embedding_size, config.vocab_size, bias=False)
+        # draws of a sampled softmax in training (0: the full softmax): a choice of the pretraining
+        # stage (models.pretraining_model), not of the model, so it is not saved with it and
+        # adaptation, fine-tuning and evaluation score the full softmax
+        self.sampled_softmax = 0
         self.post_init()
 
     def get_output_embeddings(self):
@@ -214,9 +216,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             if self.config.bidirectional:
                 backward = self.proj(reverse_padded(hidden[..., self.config.hidden_size:], attention_mask))
                 directions.append((backward, reverse_padded(labels, attention_mask)))
-            if self.training and self.config.sampled_softmax:
+            if self.training and self.sampled_softmax:
                 loss = _sampled_next_token_loss([f for f, _ in directions], self.lm_head.weight,
-                                                [y for _, y in directions], self.config.sampled_softmax)
+                                                [y for _, y in directions], self.sampled_softmax)
             else:  # each direction's mean loss, averaged
                 loss = sum(_next_token_loss(f, self.lm_head.weight, y) for f, y in directions) / len(directions)
             if self.training:
