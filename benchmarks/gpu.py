@@ -82,8 +82,9 @@ def _model(spec: dict, vocab: int):
 
 def _inputs(config, batch: int, block: int, device: str, masked_share: float) -> dict:
     """A batch of random token ids, drawn as text's are, by Zipf's law (the rank-r id with
-    weight 1/r: what a sampled softmax draws its classes from); for a masked LM, labels at a
-    random share of the positions."""
+    weight 1/r: what a sampled softmax draws its classes from; uniform ids before 6b66238, so
+    bench records across it differ in that too); for a masked LM, labels at a random share of
+    the positions."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
