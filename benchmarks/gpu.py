@@ -212,14 +212,14 @@ def ablations(model, inputs: dict, device: str, precision: str, sizes: Sizes) ->
 def sampled_classes(k: int, vocabulary: int, labels) -> float | None:
     """The classes a sampled softmax of `k` draws multiplies per position on these labels: the
     expected number of distinct classes among its draws (models/recurrent.py's `draw_chances`,
-    summed), padded as the loss pads them to a multiple of 64, plus the position's own; None for
+    summed), padded as the loss pads them (`DRAWN_COLUMNS`), plus the position's own; None for
     a full softmax (k = 0)."""
-    from scratchlm.models.recurrent import draw_chances
+    from scratchlm.models.recurrent import DRAWN_COLUMNS, draw_chances
 
     if not k:
         return None
     distinct = float(draw_chances(labels[labels != -100].flatten().cpu(), vocabulary, k).sum())
-    return math.ceil(distinct / 64) * 64 + 1
+    return math.ceil(distinct / DRAWN_COLUMNS) * DRAWN_COLUMNS + 1
 
 
 def one_model(name: str, params: dict, device: str, precision: str, peak: float, sizes: Sizes) -> dict:
