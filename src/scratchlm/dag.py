@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import console, methods, paths, schema
-from .training_config import model_layers
+from .training_config import model_layers, training_config
 
 PACKAGE = Path(__file__).resolve().parent
 SRC = PACKAGE.parent
@@ -297,12 +297,21 @@ class Job(NamedTuple):
     def run(self) -> Run:
         return Run.parse(self.wildcards["task"], self.wildcards["model"], self.wildcards["run"])
 
-    @property
-    def priority(self) -> int:
-        """Snakemake's order among ready jobs: a `scratch` control's fine-tuning first. A model from
-        random weights trains longest (the real-cpu run at 6e0b2ff: CoNLL's control 36.8 job-minutes against
-        the pretrained arm's 24.7), and left for later it ran alone at the end while a core idled."""
-        return int(self.stage == "finetune" and self.run.method == "scratch")
+    def priority(self, params: dict) -> int:
+        """Snakemake's order among ready jobs: the longest first (list scheduling's rule), so that no
+        long run is left to run alone at the end while a core idles (the real-cpu run at 2a6e0c1 started
+        CoNLL's `full` run after SST-2's, and it ran its last 15 minutes alone). How long a run takes is
+        not known before its data is read: its epoch cap stands for it (each task's is sized to where its
+        runs converge; a share of the labels divides it), a `scratch` control before the pretrained run
+        of the same cap (from random weights it trains longest), and an adaptation counts as the `full`
+        run that waits for it."""
+        if self.stage == "adapt":
+            return Job("finetune", {**self.wildcards, "run": "full"}).priority(params)
+        if self.stage != "finetune":
+            return 0
+        run = self.run
+        cfg = training_config(params, RUN_KINDS[run.kind].training, run.model, run.task, None, run.method)
+        return round(2 * cfg.epochs / run.fraction) + (run.method == "scratch")
 
     @property
     def dvc_stage(self) -> str:

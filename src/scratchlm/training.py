@@ -25,7 +25,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from . import console, paths
 from .atomic import atomic_path
-from .devices import pick_device, pick_precision
+from .devices import keep_freed_memory, pick_device, pick_precision
 from .errors import ScratchError
 from .models.bert import use_training_attention
 from .training_config import TrainingConfig
@@ -43,6 +43,8 @@ class Context:
 def start(params: dict, seed: int | None = None) -> Context:
     """Pick the device and precision, and seed every generator (the model's initialisation follows)."""
     device = pick_device(params["device"])
+    if device == "cpu":
+        keep_freed_memory()
     ctx = Context(device, pick_precision(params["precision"], device), params["seed"] if seed is None else seed,
                   params["processes"])
     set_seed(ctx.seed)

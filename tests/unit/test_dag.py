@@ -2,6 +2,7 @@
 package's import graph (which stays visible: package imports at module top)."""
 
 import ast
+import copy
 import re
 from types import SimpleNamespace
 
@@ -73,11 +74,17 @@ def test_jobs_and_their_names(default_params):
     assert not [i for i in report_inputs if i.startswith(("models/", "data/"))]
 
 
-def test_the_scratch_controls_fine_tuning_is_scheduled_first(default_params):
-    finetune = {j.name: j.priority for j in dag.jobs(default_params) if j.stage == "finetune"}
-    assert finetune["ner/gru/scratch"] == finetune["ner/gru/scratch-0.1"] == 1
-    assert finetune["ner/gru/full"] == finetune["sentiment/gru/prompt"] == 0
-    assert dag.Job("evaluate", {"task": "ner", "model": "gru", "run": "scratch"}).priority == 0
+def test_the_longest_runs_are_scheduled_first(default_params):
+    """By epoch cap: a share of the labels multiplies it, a scratch control goes before its pretrained
+    run, an adaptation goes with the `full` run it feeds; other stages wait their turn."""
+    p = copy.deepcopy(default_params)
+    p["tasks"]["ner"]["training"] = {"epochs": 12}
+    p["tasks"]["sentiment"]["training"] = {"epochs": 5}
+    order = {f"{j.stage} {j.name}": j.priority(p) for j in dag.jobs(p)}
+    assert order["finetune ner/gru/scratch"] == 25 and order["finetune ner/gru/full"] == 24
+    assert order["adapt ner/gru/seed42"] == 24 and order["adapt sentiment/gru/seed42"] == 10
+    assert order["finetune sentiment/gru/scratch"] == 11 and order["finetune ner/gru/scratch-0.1"] == 241
+    assert order["evaluate ner/gru/scratch"] == order["pretrain gru/seed42"] == 0
 
 
 def test_a_task_training_knob_reruns_its_fine_tuning_not_its_encoding(default_params):

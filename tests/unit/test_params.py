@@ -206,6 +206,20 @@ def test_precision_follows_the_hardware_unless_set(monkeypatch, requested, devic
     assert pick_precision(requested, device) == expected
 
 
+def test_a_training_stage_on_the_cpu_keeps_freed_memory_for_its_next_step(monkeypatch, default_params):
+    """training.start sets glibc's allocator (where the C library is glibc: every option accepted)."""
+    import platform
+
+    from scratchlm import devices, training
+
+    if platform.libc_ver()[0] == "glibc":
+        assert devices.keep_freed_memory()
+    calls = []
+    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append(1) or True)
+    training.start({**default_params, "device": "cpu"})
+    assert calls == [1]
+
+
 def test_fp16_on_cpu_fails_in_one_line_naming_the_fix():
     from scratchlm.devices import pick_precision
 

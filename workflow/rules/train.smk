@@ -22,6 +22,7 @@ rule adapt:
     log: dag.log_template("adapt")
     message: message("adapt")
     threads: threads("adapt")
+    priority: lambda wildcards: job("adapt", wildcards).priority(P)
     resources: gpu=gpu("adapt")
     shell: dag.snakemake_command("adapt")
 
@@ -44,7 +45,7 @@ rule finetune:
     log: dag.log_template("finetune")
     message: message("finetune")
     threads: threads("finetune")
-    priority: lambda wildcards: job("finetune", wildcards).priority
+    priority: lambda wildcards: job("finetune", wildcards).priority(P)
     resources: gpu=gpu("finetune")
     shell: dag.snakemake_command("finetune")
 
