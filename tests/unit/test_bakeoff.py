@@ -60,6 +60,9 @@ def test_apply_layers_the_overlay_over_the_real_cpu_preset(run_dir):
     models = params["pretrain"]["models"]
     assert set(models) == {"gru", "lstm", "bert"} and "conll2003" not in params["tasks"]
     assert models["lstm"]["cell"] == "lstm" and models["lstm"]["training"]["max_steps"] > 0  # the preset's, capped
+    # as measured: the full softmax, the 22,000 reviews the preset had then
+    assert models["lstm"]["sampled_softmax"] == 0
+    assert params["data"]["datasets"]["text"]["parts"]["imdb"]["sample"] == {"train": 22000}
     assert params["finetune"]["methods"] == ["full"] and set(params["finetune"]["overrides"]) == set(models)
     assert "full" not in params["tasks"]["sst2"]["method_overrides"]  # each model's rate is its own
 
