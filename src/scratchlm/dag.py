@@ -303,10 +303,13 @@ class Job(NamedTuple):
         CoNLL's `full` run after SST-2's, and it ran its last 15 minutes alone). How long a run takes is
         not known before its data is read: its epoch cap stands for it (each task's is sized to where its
         runs converge; a share of the labels divides it), a `scratch` control before the pretrained run
-        of the same cap (from random weights it trains longest), and an adaptation counts as the `full`
-        run that waits for it."""
+        of the same cap (from random weights it trains longest), and an adaptation counts as the longest
+        run that waits for it (a control too: it reads the LM's config there)."""
         if self.stage == "adapt":
-            return Job("finetune", {**self.wildcards, "run": "full"}).priority(params)
+            waiting = [r for r in runs(params) if (r.task, r.model) == (self.wildcards["task"], self.wildcards["model"])
+                       and RUN_KINDS[r.kind].start == paths.ADAPTED]
+            return max((Job("finetune", {"task": r.task, "model": r.model, "run": r.name}).priority(params)
+                        for r in waiting), default=0)
         if self.stage != "finetune":
             return 0
         run = self.run

@@ -53,8 +53,8 @@ def keep_freed_memory() -> bool:
     maps blocks above a threshold afresh and gives the top of the heap back to the system once
     free, so each step faults the same pages in again: the real-cpu LSTM's pretraining (sampled
     softmax) spent 14-21% of its CPU time in the kernel, 34k-54k page faults a step. With blocks of
-    up to 32 MiB from the heap and 1 GiB of free heap kept: 1%, and 13-37% more tokens a second,
-    peak memory within 5% (docs/performance.md). False where the C library is not glibc."""
+    up to 32 MiB from the heap and 1 GiB of free heap kept: 1%, and the whole stage 16% faster, its
+    peak memory 16% higher (docs/performance.md). False where the C library is not glibc."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

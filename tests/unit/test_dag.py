@@ -76,13 +76,13 @@ def test_jobs_and_their_names(default_params):
 
 def test_the_longest_runs_are_scheduled_first(default_params):
     """By epoch cap: a share of the labels multiplies it, a scratch control goes before its pretrained
-    run, an adaptation goes with the `full` run it feeds; other stages wait their turn."""
+    run, an adaptation goes with the longest run that waits for it; other stages wait their turn."""
     p = copy.deepcopy(default_params)
     p["tasks"]["ner"]["training"] = {"epochs": 12}
     p["tasks"]["sentiment"]["training"] = {"epochs": 5}
     order = {f"{j.stage} {j.name}": j.priority(p) for j in dag.jobs(p)}
     assert order["finetune ner/gru/scratch"] == 25 and order["finetune ner/gru/full"] == 24
-    assert order["adapt ner/gru/seed42"] == 24 and order["adapt sentiment/gru/seed42"] == 10
+    assert order["adapt ner/gru/seed42"] == 241 and order["adapt sentiment/gru/seed42"] == 11
     assert order["finetune sentiment/gru/scratch"] == 11 and order["finetune ner/gru/scratch-0.1"] == 241
     assert order["evaluate ner/gru/scratch"] == order["pretrain gru/seed42"] == 0
 

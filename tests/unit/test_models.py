@@ -337,6 +337,27 @@ def test_sampled_softmax_drawing_every_class_is_the_full_softmax():
     assert ours.item() == pytest.approx(exact.item(), rel=1e-5)
 
 
+def test_sampled_softmax_gradients_reproduce_to_the_byte_on_two_threads():
+    """The output layer's gradient sums the rows of repeated classes in a fixed order (indexing
+    with weight[...] did not, on 2 threads: each pass a different last bit)."""
+    from scratchlm.models.recurrent import _sampled_next_token_loss
+
+    torch.manual_seed(0)
+    features = [torch.randn(16, 128, 64) for _ in range(2)]
+    weight, labels = torch.randn(2000, 64), [torch.randint(0, 2000, (16, 128)) for _ in range(2)]
+    threads, grads = torch.get_num_threads(), []
+    torch.set_num_threads(2)
+    try:
+        for _ in range(3):
+            torch.manual_seed(5)
+            w = weight.clone().requires_grad_()
+            _sampled_next_token_loss(features, w, labels, num_sampled=512).backward()
+            grads.append(w.grad)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
 def test_draw_chances_match_the_drawing_it_describes():
     """Each class's chance to be among the draws (half from the targets, half uniform), against
     how often 4,000 simulated drawings, made as the loss makes them, hold it."""

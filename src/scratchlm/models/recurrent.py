@@ -361,8 +361,10 @@ def _sampled_next_token_loss(features: list[torch.Tensor], weight: torch.Tensor,
     drawn = torch.cat([targets[torch.randint(n, (from_batch,), device=targets.device)],
                        torch.randint(vocabulary, (uniform,), device=targets.device)]).unique()
     index = torch.cat([drawn, drawn.new_zeros(-len(drawn) % DRAWN_COLUMNS)])  # padding: left out below
-    true = (flat.float() * weight[targets].float()).sum(-1) - log_chance[targets]
-    sampled = (flat @ weight[index].to(flat.dtype).t()).float() - log_chance[index]
+    # index_select, not weight[...]: the latter's backward adds repeated rows in an order that
+    # varies with the threads (a pretraining run no longer reproduced to the byte)
+    true = (flat.float() * weight.index_select(0, targets).float()).sum(-1) - log_chance[targets]
+    sampled = (flat @ weight.index_select(0, index).to(flat.dtype).t()).float() - log_chance[index]
     left_out = index == targets[:, None]
     left_out[:, len(drawn):] = True
     return (torch.logaddexp(true, sampled.masked_fill(left_out, float("-inf")).logsumexp(-1)) - true).mean()
