@@ -299,8 +299,8 @@ class Job(NamedTuple):
 
     def priority(self, params: dict) -> int:
         """Snakemake's order among ready jobs: the longest first (list scheduling's rule), so that no
-        long run is left to run alone at the end while a core idles (the real-cpu run at 2a6e0c1 started
-        CoNLL's `full` run after SST-2's, and it ran its last 15 minutes alone). How long a run takes is
+        long run is left to run alone at the end while a core idles (the real-cpu run at f27a782 started
+        CoNLL's `full` run after SST-2's, and it ran its last 11 minutes alone). How long a run takes is
         not known before its data is read: its epoch cap stands for it (each task's is sized to where its
         runs converge; a share of the labels divides it), a `scratch` control before the pretrained run
         of the same cap (from random weights it trains longest), and an adaptation counts as the longest
