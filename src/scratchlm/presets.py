@@ -38,10 +38,11 @@ def available() -> list[str]:
 def merge(target, overlay) -> None:
     """Deep-merge `overlay` into `target` in place: mappings merge, everything else replaces, and
     null removes a named entry that is a mapping (a dataset, task or model), so a preset can swap
-    the demo's datasets for others; null over a plain value sets it to null."""
+    the demo's datasets for others, and one already absent stays so (a preset applied twice); null
+    over a plain value sets it to null."""
     for key, value in overlay.items():
-        if value is None and isinstance(target.get(key), dict):
-            del target[key]
+        if value is None and (isinstance(target.get(key), dict) or key not in target):
+            target.pop(key, None)
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             merge(target[key], value)
             if not target[key]:

@@ -110,6 +110,13 @@ def test_the_presets_are_found():
     assert {"tiny", "real-cpu", "paper"} <= set(PRESETS)
 
 
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_preset_applied_twice_changes_nothing_the_second_time(layouts, name, tmp_path, monkeypatch):
+    once = apply_in(tmp_path, monkeypatch, layouts["committed"], name)  # its nulls removed what they name
+    presets.apply(name, "params.yaml")  # and find nothing to remove the second time
+    assert typed(read_yaml(tmp_path / "params.yaml")) == typed(read_yaml_text(once))
+
+
 @pytest.mark.parametrize("layout", ["committed", "dvc-rewritten", "commented", "commented-dvc-rewritten",
                                     "safe-dump", "tiny-then-dvc-rewritten"])
 @pytest.mark.parametrize("name", PRESETS)
