@@ -5,12 +5,17 @@ protocol, each at the rate its validation chose; compared on validation, where t
 
 Reads a finished run of that preset and writes <out>/<task>.json (each model's pretraining
 minutes, tokens and perplexity; each arm's rate and per-seed validation and test scores; the
-differences between models with 95% intervals) and <out>/<task>.png (validation score against
-pretraining minutes, the scratch control at 0):
+differences between models with 95% intervals), <out>/<task>.png (validation score against
+pretraining minutes, the scratch control at 0) and <out>/bakeoff.png (that figure for every task
+<out> holds a JSON file of):
 
-    python -m benchmarks.bakeoff --apply     # the real-cpu preset, then benchmarks/bakeoff.yaml
+    python -m benchmarks.bakeoff --apply --task sst2   # the real-cpu preset, bakeoff.yaml, bakeoff.sst2.yaml
     snakemake --cores all
     python -m benchmarks.bakeoff --repo . --task sst2 --out docs/bakeoff
+
+One task a run, each over the committed params.yaml (`git checkout params.yaml` between them: the
+LMs are the same, so the second run only adapts and fine-tunes): the models' fine-tuning rates
+(finetune.overrides) are chosen per task.
 """
 
 from __future__ import annotations
@@ -28,12 +33,21 @@ from scratchlm.params import load
 
 LEVEL = 0.95
 OVERLAY = Path(__file__).with_name("bakeoff.yaml")
+TASKS = ("sst2", "conll2003")  # each has its overlay, bakeoff.<task>.yaml
 
 
-def apply(params_file: str = "params.yaml") -> None:
-    """The bake-off's params: the real-cpu preset, then this experiment's overlay over it."""
+def task_overlay(task: str) -> Path:
+    return OVERLAY.with_name(f"bakeoff.{task}.yaml")
+
+
+def apply(task: str, params_file: str = "params.yaml") -> None:
+    """The bake-off's params for one task: the real-cpu preset, this experiment's overlay, then
+    the task's (the other task off, each model's rate on this one)."""
+    if task not in TASKS:
+        raise ScratchError(f"the bake-off has no task {task!r} (its tasks: {', '.join(TASKS)})")
     presets.apply("real-cpu", params_file)
     presets.apply("bake-off", params_file, file=OVERLAY)
+    presets.apply(f"bake-off {task}", params_file, file=task_overlay(task))
 
 
 def seed_scores(plots: Path, metric: str) -> dict[int, float]:
@@ -148,25 +162,33 @@ def _cell(found: dict, split: str) -> str:
             f"({len(found[f'{split}_seeds'])} seeds)")
 
 
+def combined_figure(out: Path) -> Path:
+    """One figure, a panel per task whose results `out` holds (<task>.json)."""
+    found = [json.loads((out / f"{task}.json").read_text()) for task in TASKS if (out / f"{task}.json").exists()]
+    return figures.score_by_budget([r for f in found for r in rows(f)], {f["task"]: f["metric"] for f in found},
+                                   out / "bakeoff.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bakeoff", description=__doc__.splitlines()[0])
-    parser.add_argument("--apply", action="store_true", help="merge the real-cpu preset and then "
-                        "benchmarks/bakeoff.yaml into ./params.yaml, and stop")
+    parser.add_argument("--apply", action="store_true", help="merge the real-cpu preset, then "
+                        "benchmarks/bakeoff.yaml and the task's bakeoff.<task>.yaml into ./params.yaml, and stop")
     parser.add_argument("--repo", type=Path, default=Path("."), help="a finished run of the bake-off")
-    parser.add_argument("--task", help="a task of its params (sst2, conll2003)")
+    parser.add_argument("--task", help=f"the task to set up or read ({', '.join(TASKS)})")
     parser.add_argument("--out", type=Path, default=Path("docs/bakeoff"))
     args = parser.parse_args(argv)
-    if args.apply:
-        return apply()
     if not args.task:
-        parser.error("--task is needed to read a run (or --apply to set one up)")
+        parser.error("--task is needed, to set a run up (--apply) or to read one")
     try:
+        if args.apply:
+            return apply(args.task)
         found = collect(args.repo, args.task)
     except ScratchError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.task}.json").write_text(json.dumps(found, indent=1) + "\n")
     figures.score_by_budget(rows(found), {args.task: found["metric"]}, args.out / f"{args.task}.png")
+    combined_figure(args.out)
     print(table(found))
     for pair, d in found["validation_differences"].items():
         print(f"{pair}: {100 * d['difference']:+.2f} points (95% CI {100 * d['low']:+.2f} to {100 * d['high']:+.2f})")

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import bakeoff
 from conftest import ROOT
+from scratchlm.errors import ScratchError
 from scratchlm.params import load
 
 MINUTES = {"gru": 9.5, "lstm": 10.0, "bert": 10.5}
@@ -38,7 +39,7 @@ def run_dir(tmp_path, monkeypatch):
     (tmp_path / "workflow").mkdir()
     (tmp_path / "workflow/presets").symlink_to(ROOT / "workflow/presets")
     _write(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text(encoding="utf-8"))
-    bakeoff.apply("params.yaml")
+    bakeoff.apply("sst2", "params.yaml")
     for model, minutes in MINUTES.items():
         _write(tmp_path / f"results/pretrain/{model}/seed42/metrics.json",
                {"objective": "masked" if model == "bert" else "causal", "tokens": 5_000_000, "steps": 1000,
@@ -67,6 +68,21 @@ def test_apply_layers_the_overlay_over_the_real_cpu_preset(run_dir):
     assert "full" not in params["tasks"]["sst2"]["method_overrides"]  # each model's rate is its own
 
 
+def test_each_task_has_its_own_half_with_its_own_rates(run_dir):
+    halves = {}
+    for task in bakeoff.TASKS:
+        _write(run_dir / "params.yaml", (ROOT / "params.yaml").read_text(encoding="utf-8"))
+        bakeoff.apply(task, "params.yaml")
+        params = load(run_dir / "params.yaml")
+        assert list(params["tasks"]) == [task] and "full" not in params["tasks"][task]["method_overrides"]
+        assert set(params["finetune"]["overrides"]) == set(params["pretrain"]["models"])
+        halves[task] = params
+    assert halves["conll2003"]["tasks"]["conll2003"]["training"]["epochs"] == 12  # the preset's protocol
+    assert halves["sst2"]["pretrain"] == halves["conll2003"]["pretrain"]  # the same LMs for both
+    with pytest.raises(ScratchError, match="no task 'imdb' .*sst2, conll2003"):
+        bakeoff.apply("imdb", "params.yaml")
+
+
 def test_collect_reads_each_seeds_selected_score_and_ranks_on_validation(run_dir):
     found = bakeoff.collect(run_dir, "sst2")
     lstm = found["models"]["lstm"]
@@ -89,9 +105,21 @@ def test_main_writes_the_json_and_the_figure(run_dir, capsys):
     assert "| lstm | 10.0 | 5.00M |" in printed and "lstm - bert: +14.00 points" in printed
 
 
-def test_an_unfinished_run_or_an_unknown_task_is_one_clear_line(run_dir):
-    from scratchlm.errors import ScratchError
+def test_the_combined_figure_has_a_panel_per_task_read(run_dir, monkeypatch):
+    out = run_dir / "out"
+    drawn = []
+    monkeypatch.setattr(bakeoff.figures, "score_by_budget", lambda rows, names, path: drawn.append((rows, names)))
+    bakeoff.main(["--repo", str(run_dir), "--task", "sst2", "--out", str(out)])
+    assert drawn[-1][1] == {"sst2": "accuracy"}  # one task read so far: one panel
+    other = json.loads((out / "sst2.json").read_text()) | {"task": "conll2003", "metric": "entity_f1"}
+    (out / "conll2003.json").write_text(json.dumps(other))
+    bakeoff.combined_figure(out)
+    rows, names = drawn[-1]
+    assert names == {"sst2": "accuracy", "conll2003": "entity_f1"}
+    assert {r[0] for r in rows} == {"sst2", "conll2003"} and len(rows) == 2 * len(MINUTES)
 
+
+def test_an_unfinished_run_or_an_unknown_task_is_one_clear_line(run_dir):
     with pytest.raises(ScratchError, match="task 'imdb' is not in .*its tasks: sst2"):
         bakeoff.collect(run_dir, "imdb")
     (run_dir / "results/pretrain/bert/seed42/metrics.json").unlink()
@@ -104,11 +132,13 @@ def test_main_says_it_in_one_line_and_exits_2(run_dir, capsys):
     with pytest.raises(SystemExit) as e:
         bakeoff.main(["--repo", str(run_dir), "--task", "imdb"])
     assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit) as e:
+        bakeoff.main(["--apply", "--task", "imdb"])
+    assert e.value.code == 2 and "no task 'imdb'" in capsys.readouterr().err
 
 
 def test_a_missing_overlay_file_is_named(tmp_path):
     from scratchlm import presets
-    from scratchlm.errors import ScratchError
 
     with pytest.raises(ScratchError, match="overlay 'bake-off': .*absent.yaml not found"):
         presets.apply("bake-off", str(tmp_path / "params.yaml"), file=tmp_path / "absent.yaml")
