@@ -35,16 +35,26 @@ def available() -> list[str]:
     return sorted(p.stem for p in presets_dir().glob("*.yaml"))
 
 
-def merge(target, overlay) -> None:
+# The mappings whose entries are named (a null there removes an entry, and finds an absent one
+# already removed); elsewhere a null is a value (`splits: {validation: null}`: carve one).
+NAMED_ENTRIES = {("data", "datasets"), ("data", "datasets", "*", "parts"), ("tasks",), ("pretrain", "models")}
+
+
+def _holds_named_entries(path: tuple) -> bool:
+    return any(len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path)) for p in NAMED_ENTRIES)
+
+
+def merge(target, overlay, path: tuple = ()) -> None:
     """Deep-merge `overlay` into `target` in place: mappings merge, everything else replaces, and
     null removes a named entry that is a mapping (a dataset, task or model), so a preset can swap
-    the demo's datasets for others, and one already absent stays so (a preset applied twice); null
-    over a plain value sets it to null."""
+    the demo's datasets for others; a named entry already absent stays so (a preset applied
+    twice). Null over any other key sets it to null."""
     for key, value in overlay.items():
-        if value is None and (isinstance(target.get(key), dict) or key not in target):
+        if value is None and (isinstance(target.get(key), dict) or
+                              (key not in target and _holds_named_entries(path))):
             target.pop(key, None)
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
+            merge(target[key], value, (*path, key))
             if not target[key]:
                 _set(target, key, _empty_like(target[key]))
         else:

@@ -117,6 +117,16 @@ def test_a_preset_applied_twice_changes_nothing_the_second_time(layouts, name, t
     assert typed(read_yaml(tmp_path / "params.yaml")) == typed(read_yaml_text(once))
 
 
+def test_a_null_removes_named_entries_and_is_a_value_elsewhere():
+    params = {"tasks": {"ner": {"dataset": "ner"}}, "pretrain": {"models": {}},
+              "data": {"datasets": {"imdb": {"splits": {"train": "train"}}}}}
+    presets.merge(params, {"tasks": {"ner": None, "sst2": None}, "pretrain": {"models": {"gru": None}},
+                           "data": {"datasets": {"imdb": {"splits": {"validation": None}}}}})
+    assert params["tasks"] == {}  # removed, and the absent one stays absent
+    assert params["pretrain"] == {"models": {}}
+    assert params["data"]["datasets"]["imdb"]["splits"] == {"train": "train", "validation": None}  # carve one
+
+
 @pytest.mark.parametrize("layout", ["committed", "dvc-rewritten", "commented", "commented-dvc-rewritten",
                                     "safe-dump", "tiny-then-dvc-rewritten"])
 @pytest.mark.parametrize("name", PRESETS)
